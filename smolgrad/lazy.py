@@ -1,0 +1,196 @@
+"""The lazy graph (DESIGN.md layer 3).
+
+A LazyBuffer is a node: a primitive op over source nodes. Nothing runs until
+`realize` is called on some nodes; then the scheduler turns the unrealized part of the
+graph that those nodes need into a kernel list and the device's backend runs it.
+
+There are two kinds of node:
+- base nodes (every op but VIEW): their value is a contiguous buffer of `shape`;
+- view nodes (op VIEW): srcs=(base,), arg=View, a zero-copy window on the base.
+Views always point straight at a base node, so views of views are composed here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import dtypes
+from .dtypes import DType
+from .ops import BINARY, COMPARE, ELEMENTWISE, REDUCE, TERNARY, UNARY, Op
+from .view import View
+
+MAX_ELEMENTS = 2**31 - 1  # WGSL indexes with 32-bit integers
+
+
+class LazyBuffer:
+    __slots__ = ("shape", "dtype", "device", "op", "srcs", "arg", "realized", "__weakref__")
+
+    def __init__(self, shape, dtype: DType, device: str, op: Op, srcs=(), arg=None, realized=None):
+        self.shape: tuple[int, ...] = tuple(shape)
+        self.dtype = dtype
+        self.device = device
+        self.op = op
+        self.srcs: tuple[LazyBuffer, ...] = tuple(srcs)
+        self.arg = arg
+        self.realized = realized  # the backend's buffer once computed
+        n = math.prod(self.shape)
+        if n > MAX_ELEMENTS:
+            raise ValueError(
+                f"tensor of shape {self.shape} has {n} elements; smolgrad supports at most 2^31-1 "
+                "elements per tensor (WGSL indices are 32-bit). Split the tensor into chunks."
+            )
+
+    def __repr__(self) -> str:
+        state = "realized" if self.realized is not None else "lazy"
+        return f"<LazyBuffer {self.op.name} {self.shape} {self.dtype.name} {self.device} {state}>"
+
+    # ----- structure -----
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def base(self) -> LazyBuffer:
+        return self.srcs[0] if self.op is Op.VIEW else self
+
+    @property
+    def view(self) -> View:
+        return self.arg if self.op is Op.VIEW else View.contiguous(self.shape)
+
+    def is_realized(self) -> bool:
+        return self.base.realized is not None
+
+    # ----- sources -----
+    @staticmethod
+    def load(array: np.ndarray, dtype: DType, device: str) -> LazyBuffer:
+        from .device import get_backend
+
+        array = np.ascontiguousarray(array, dtype=dtype.np)
+        buf = get_backend(device).upload(array.reshape(-1), dtype)
+        return LazyBuffer(array.shape, dtype, device, Op.LOAD, realized=buf)
+
+    @staticmethod
+    def const(value, shape, dtype: DType, device: str) -> LazyBuffer:
+        value = dtype.np.type(value).item()
+        scalar = LazyBuffer((), dtype, device, Op.CONST, arg=value)
+        return scalar.reshape((1,) * len(shape)).expand(tuple(shape)) if shape else scalar
+
+    def const_like(self, value) -> LazyBuffer:
+        return LazyBuffer.const(value, self.shape, self.dtype, self.device)
+
+    # ----- elementwise -----
+    def e(self, op: Op, *others: LazyBuffer, arg=None) -> LazyBuffer:
+        """Elementwise op over self and `others`, which must match in shape and device."""
+        srcs = (self, *others)
+        assert op in ELEMENTWISE, op
+        for s in srcs[1:]:
+            if s.shape != self.shape or s.device != self.device:
+                raise RuntimeError(f"internal: elementwise {op.name} on {[x.shape for x in srcs]}")
+        if op in UNARY:
+            assert len(srcs) == 1
+            out_dtype = arg if op is Op.CAST else self.dtype
+        elif op in BINARY:
+            assert len(srcs) == 2 and srcs[0].dtype == srcs[1].dtype, (op, srcs)
+            out_dtype = dtypes.bool_ if op in COMPARE else self.dtype
+        else:
+            assert op in TERNARY and srcs[0].dtype == dtypes.bool_ and srcs[1].dtype == srcs[2].dtype
+            out_dtype = srcs[1].dtype
+        return LazyBuffer(self.shape, out_dtype, self.device, op, srcs, arg)
+
+    def cast(self, dtype: DType) -> LazyBuffer:
+        return self if dtype == self.dtype else self.e(Op.CAST, arg=dtype)
+
+    def contiguous(self) -> LazyBuffer:
+        """A base node with this value: self when it already is one, else a copy."""
+        if self.op is not Op.VIEW:
+            return self
+        return self.e(Op.COPY)
+
+    # ----- reductions -----
+    def r(self, op: Op, axes: tuple[int, ...]) -> LazyBuffer:
+        assert op in REDUCE
+        axes = tuple(sorted(set(axes)))
+        if not axes:
+            return self
+        shape = tuple(1 if i in axes else n for i, n in enumerate(self.shape))
+        return LazyBuffer(shape, self.dtype, self.device, op, (self,), axes)
+
+    # ----- other compute -----
+    def matmul(self, other: LazyBuffer) -> LazyBuffer:
+        assert self.shape[:-2] == other.shape[:-2] and self.shape[-1] == other.shape[-2], (self.shape, other.shape)
+        shape = (*self.shape[:-1], other.shape[-1])
+        return LazyBuffer(shape, self.dtype, self.device, Op.MATMUL, (self, other))
+
+    def gather(self, index: LazyBuffer, dim: int) -> LazyBuffer:
+        return LazyBuffer(index.shape, self.dtype, self.device, Op.GATHER, (self, index), dim)
+
+    def scatter_add(self, index: LazyBuffer, dim: int, shape: tuple[int, ...]) -> LazyBuffer:
+        """zeros(shape) with self[i] added at index[i] along dim (the backward of gather)."""
+        return LazyBuffer(shape, self.dtype, self.device, Op.SCATTER_ADD, (self, index), dim)
+
+    def pad(self, pads: tuple[tuple[int, int], ...], value=0.0) -> LazyBuffer:
+        shape = tuple(lo + n + hi for n, (lo, hi) in zip(self.shape, pads))
+        return LazyBuffer(shape, self.dtype, self.device, Op.PAD, (self,), (tuple(pads), value))
+
+    # ----- movement (zero-copy views) -----
+    def _view(self, view: View) -> LazyBuffer:
+        if self.op is not Op.VIEW and view == View.contiguous(self.shape):
+            return self
+        return LazyBuffer(view.shape, self.dtype, self.device, Op.VIEW, (self.base,), view)
+
+    def reshape(self, shape: tuple[int, ...]) -> LazyBuffer:
+        if tuple(shape) == self.shape:
+            return self
+        v = self.view.reshape(tuple(shape))
+        if v is None:  # the strides cannot express it: copy first, like torch.reshape
+            return self.contiguous()._view(View.contiguous(tuple(shape)))
+        return self._view(v)
+
+    def permute(self, order: tuple[int, ...]) -> LazyBuffer:
+        return self._view(self.view.permute(tuple(order)))
+
+    def expand(self, shape: tuple[int, ...]) -> LazyBuffer:
+        return self if tuple(shape) == self.shape else self._view(self.view.expand(tuple(shape)))
+
+    def slice(self, bounds: tuple[tuple[int, int, int], ...]) -> LazyBuffer:
+        return self._view(self.view.slice(tuple(bounds)))
+
+    def flip(self, axes: tuple[int, ...]) -> LazyBuffer:
+        return self._view(self.view.flip(tuple(axes)))
+
+    # ----- evaluation -----
+    def realize(self) -> LazyBuffer:
+        realize(self)
+        return self
+
+    def numpy(self) -> np.ndarray:
+        """Compute (if needed) and return the value as a new NumPy array."""
+        from .device import get_backend
+
+        src = self if self.op is not Op.VIEW or self.view.is_contiguous else self.contiguous()
+        base = src.base
+        realize(base)
+        if base.op is Op.CONST and base.realized is None:  # a bare constant nothing computed
+            return np.full(self.shape, base.arg, dtype=self.dtype.np)
+        flat = get_backend(self.device).download(base.realized, self.dtype, src.view.offset, self.numel)
+        return flat.reshape(self.shape)
+
+
+def realize(*lbs: LazyBuffer) -> None:
+    """Compute every given node that is not yet computed, one backend run per device."""
+    from .device import get_backend
+    from .scheduler import schedule
+
+    by_device: dict[str, list[LazyBuffer]] = {}
+    for lb in lbs:
+        base = lb.base
+        if base.realized is None and base.op is not Op.CONST:
+            by_device.setdefault(base.device, []).append(base)
+    for device, bases in by_device.items():
+        kernels = schedule(bases)
+        if kernels:
+            get_backend(device).run(kernels)
+        for k in kernels:  # computed nodes drop their sources so the graph can be freed
+            k.out.srcs = ()

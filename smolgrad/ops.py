@@ -1,0 +1,64 @@
+"""The primitive op set of the lazy graph (DESIGN.md layer 3).
+
+Everything a Tensor can do is composed from these. Backends implement each one.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, auto
+
+
+class Op(Enum):
+    # sources
+    LOAD = auto()  # data uploaded from the host; always realized
+    CONST = auto()  # a scalar (arg=value) of shape (), expanded by a view; inlined into kernels
+    VIEW = auto()  # zero-copy movement: srcs=(base,), arg=View
+    # unary elementwise
+    NEG = auto()
+    EXP = auto()
+    LOG = auto()
+    SQRT = auto()
+    RECIP = auto()
+    SIN = auto()
+    COS = auto()
+    TANH = auto()
+    SIGMOID = auto()
+    ABS = auto()
+    SIGN = auto()
+    CAST = auto()  # arg=target DType
+    COPY = auto()  # identity: materialises a view contiguously
+    # binary elementwise
+    ADD = auto()
+    SUB = auto()
+    MUL = auto()
+    DIV = auto()
+    POW = auto()
+    MAX = auto()
+    MIN = auto()
+    LT = auto()
+    LE = auto()
+    GT = auto()
+    GE = auto()
+    EQ = auto()
+    NE = auto()
+    # ternary elementwise
+    WHERE = auto()  # srcs=(cond: bool, a, b)
+    # reductions over arg=axes (tuple), output keeps reduced dims as size 1
+    SUM = auto()
+    RMAX = auto()
+    RMIN = auto()
+    # others
+    MATMUL = auto()  # srcs=(a: (*B, M, K), b: (*B, K, N)) with equal batch dims
+    GATHER = auto()  # srcs=(src, index), arg=dim; out.shape == index.shape
+    SCATTER_ADD = auto()  # srcs=(src, index), arg=dim; out = zeros(out.shape) then += at index
+    PAD = auto()  # srcs=(x,), arg=(pads: ((lo, hi), ...), value)
+
+
+UNARY = frozenset(
+    {Op.NEG, Op.EXP, Op.LOG, Op.SQRT, Op.RECIP, Op.SIN, Op.COS, Op.TANH, Op.SIGMOID, Op.ABS, Op.SIGN, Op.CAST, Op.COPY}
+)
+COMPARE = frozenset({Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE})
+BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN}) | COMPARE
+TERNARY = frozenset({Op.WHERE})
+ELEMENTWISE = UNARY | BINARY | TERNARY
+REDUCE = frozenset({Op.SUM, Op.RMAX, Op.RMIN})

@@ -1,0 +1,85 @@
+"""Scheduler (DESIGN.md layer 4): graph in, ordered kernel list out.
+
+This version emits one kernel per primitive op. The fusion pass will replace
+`schedule` behind the same interface: it takes the nodes to compute and returns a list
+of Kernels whose order respects their data dependencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .dtypes import DType
+from .lazy import LazyBuffer
+from .ops import Op
+from .view import View
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One input of a kernel: a computed base node read through `view`, or a constant.
+
+    For a constant, `node` is None and `const` holds the Python scalar."""
+
+    node: LazyBuffer | None
+    view: View
+    dtype: DType
+    const: Any = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.node is None
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """Compute `op` over `srcs` into a fresh contiguous buffer for the base node `out`.
+
+    Operand views have the op's input shapes: for elementwise ops that is out.shape;
+    for reductions the input shape (out.shape has the reduced axes as 1); see ops.Op
+    for MATMUL, GATHER, SCATTER_ADD and PAD. CONST as a kernel op fills out with arg."""
+
+    op: Op
+    out: LazyBuffer
+    srcs: tuple[Operand, ...]
+    arg: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.op.name.lower()
+
+
+def operand(lb: LazyBuffer) -> Operand:
+    base = lb.base
+    if base.op is Op.CONST and base.realized is None:
+        return Operand(None, lb.view, lb.dtype, base.arg)
+    return Operand(base, lb.view, lb.dtype)
+
+
+def schedule(outputs: list[LazyBuffer]) -> list[Kernel]:
+    """Kernels that compute `outputs` (base nodes) from what is already computed,
+    in dependency order. Iterative post-order DFS, so deep graphs are fine."""
+    order: list[LazyBuffer] = []
+    visited: set[int] = set()
+    stack: list[tuple[LazyBuffer, bool]] = [(b, False) for b in reversed(outputs)]
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            order.append(node)
+            continue
+        if id(node) in visited or node.realized is not None:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for src in reversed(node.srcs):
+            base = src.base
+            if base.realized is None and base.op is not Op.CONST and id(base) not in visited:
+                stack.append((base, False))
+    kernels = []
+    for node in order:
+        if node.op is Op.CONST:
+            kernels.append(Kernel(Op.CONST, node, (), node.arg))
+        else:
+            kernels.append(Kernel(node.op, node, tuple(operand(s) for s in node.srcs), node.arg))
+    return kernels

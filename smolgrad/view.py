@@ -1,0 +1,106 @@
+"""Strided views: how a kernel reads a contiguous buffer as a tensor of some shape.
+
+A View is (shape, strides, offset) in elements. Strides may be 0 (broadcast) or
+negative (flip). Every movement op is a function View -> View, so movement ops never
+copy; only a reshape that no strides can express needs a copy (see `View.reshape`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= n
+    return tuple(reversed(strides))
+
+
+@dataclass(frozen=True)
+class View:
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    offset: int = 0
+
+    @staticmethod
+    def contiguous(shape: tuple[int, ...], offset: int = 0) -> View:
+        return View(tuple(shape), contiguous_strides(tuple(shape)), offset)
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def is_contiguous(self) -> bool:
+        """True when the view reads numel consecutive elements starting at offset."""
+        expected = 1
+        for n, s in zip(reversed(self.shape), reversed(self.strides)):
+            if n != 1 and s != expected:
+                return False
+            expected *= n
+        return True
+
+    def permute(self, order: tuple[int, ...]) -> View:
+        return View(tuple(self.shape[i] for i in order), tuple(self.strides[i] for i in order), self.offset)
+
+    def expand(self, shape: tuple[int, ...]) -> View:
+        """Broadcast size-1 dims to `shape` (same rank) with stride 0."""
+        strides = tuple(0 if old != new else s for old, new, s in zip(self.shape, shape, self.strides))
+        return View(tuple(shape), strides, self.offset)
+
+    def slice(self, bounds: tuple[tuple[int, int, int], ...]) -> View:
+        """Per dim (start, stop, step) with 0 <= start <= stop <= size and step > 0."""
+        shape, strides, offset = [], [], self.offset
+        for (start, stop, step), s in zip(bounds, self.strides):
+            shape.append(max(0, -(-(stop - start) // step)))
+            strides.append(s * step)
+            offset += start * s
+        return View(tuple(shape), tuple(strides), offset)
+
+    def flip(self, axes: tuple[int, ...]) -> View:
+        strides, offset = list(self.strides), self.offset
+        for a in axes:
+            if self.shape[a] > 0:
+                offset += (self.shape[a] - 1) * strides[a]
+            strides[a] = -strides[a]
+        return View(self.shape, tuple(strides), offset)
+
+    def reshape(self, shape: tuple[int, ...]) -> View | None:
+        """The same elements seen with a new shape, or None when that needs a copy.
+
+        Follows PyTorch's rule for `view`: dims can be split or merged only where the
+        old strides are compatible with a contiguous layout of that chunk."""
+        shape = tuple(shape)
+        if self.is_contiguous:
+            return View.contiguous(shape, self.offset)
+        if self.numel == 0:
+            return View.contiguous(shape, self.offset)
+        old_shape = [n for n in self.shape]
+        old_strides = [s for s in self.strides]
+        new_strides = [0] * len(shape)
+        view_d = len(shape) - 1
+        chunk_base_stride = old_strides[-1]
+        tensor_numel = 1
+        view_numel = 1
+        for tensor_d in range(len(old_shape) - 1, -1, -1):
+            tensor_numel *= old_shape[tensor_d]
+            chunk_ends = tensor_d == 0 or (
+                old_shape[tensor_d - 1] != 1 and old_strides[tensor_d - 1] != tensor_numel * chunk_base_stride
+            )
+            if chunk_ends:
+                while view_d >= 0 and (view_numel < tensor_numel or shape[view_d] == 1):
+                    new_strides[view_d] = view_numel * chunk_base_stride
+                    view_numel *= shape[view_d]
+                    view_d -= 1
+                if view_numel != tensor_numel:
+                    return None
+                if tensor_d > 0:
+                    chunk_base_stride = old_strides[tensor_d - 1]
+                    tensor_numel = 1
+                    view_numel = 1
+        if view_d != -1:
+            return None
+        return View(shape, tuple(new_strides), self.offset)
