@@ -67,8 +67,8 @@ class LazyBuffer:
     def load(array: np.ndarray, dtype: DType, device: str) -> LazyBuffer:
         from .device import get_backend
 
-        array = np.ascontiguousarray(array, dtype=dtype.np)
-        buf = get_backend(device).upload(array.reshape(-1), dtype)
+        array = np.asarray(array)  # (np.ascontiguousarray would turn 0-d into 1-d)
+        buf = get_backend(device).upload(array.astype(dtype.np, copy=False).reshape(-1), dtype)
         return LazyBuffer(array.shape, dtype, device, Op.LOAD, realized=buf)
 
     @staticmethod

@@ -1,0 +1,74 @@
+"""smolgrad: a small deep-learning library whose tensors live in WebGPU buffers,
+with a NumPy fallback device and PyTorch's names and semantics."""
+
+from __future__ import annotations
+
+from . import autograd
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .creation import (
+    cat,
+    empty,
+    empty_like,
+    eye,
+    full,
+    full_like,
+    generator,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    stack,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .device import default_device, devices, set_default_device
+from .dtypes import DType, bool_, float32, float64, int32, int64
+from .tensor import Tensor, arange, broadcast_shapes, where
+
+bool = bool_  # noqa: A001  (torch.bool)
+float = float32  # noqa: A001  (torch.float)
+double = float64
+long = int64
+int = int32  # noqa: A001  (torch.int)
+
+__version__ = "0.1.0"
+
+
+def realize(*tensors: Tensor) -> None:
+    """Compute the given tensors now (in one backend run per device)."""
+    from .lazy import realize as _realize
+
+    _realize(*[t.lazydata for t in tensors])
+
+
+def synchronize(device: str | None = None) -> None:
+    """Wait until the device has finished all submitted work."""
+    from .device import canonical, get_backend
+
+    get_backend(canonical(device)).synchronize()
+
+
+def _unary(name):
+    def fn(x: Tensor, *args, **kwargs) -> Tensor:
+        return getattr(x, name)(*args, **kwargs)
+
+    fn.__name__ = name
+    fn.__doc__ = f"Functional form of Tensor.{name}."
+    return fn
+
+
+for _name in (
+    "exp log sqrt rsqrt reciprocal sin cos tanh sigmoid relu abs sign neg square clamp clip "
+    "sum mean max min amax amin var std logsumexp argmax argmin softmax log_softmax "
+    "matmul reshape permute transpose unsqueeze squeeze flatten flip gather chunk split narrow "
+    "maximum minimum add sub mul div pow dot t"
+).split():
+    globals()[_name] = _unary(_name)
+del _name
+
+from . import nn  # noqa: E402  (nn imports Tensor from here)

@@ -1,0 +1,505 @@
+"""WGSL generation for the WebGPU backend.
+
+Everything here is pure text: a kernel's ops, shapes, strides, offsets and constants
+are baked into the source, and the backend caches one pipeline per distinct source.
+
+The generator is split into small reusable pieces so that a fusion pass can splice
+fused expressions into the same templates:
+- `literal`        a Python scalar as a WGSL literal (inf/nan included);
+- `coords_lines`   decompose a linear index into named per-dim coordinates;
+- `view_index`     the element index of a strided view at given coordinates;
+- `load_expr`      one operand (buffer through a view, or a constant) as an expression;
+- `op_expr`        one op applied to argument expressions (table-driven);
+- `render`         fill a `shaders/*.wgsl` template's `{{placeholders}}`.
+Then one `*_source` function per kernel kind assembles a complete shader.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from ..dtypes import DType
+from ..ops import BINARY, COMPARE, Op
+from ..shaders import load_shader
+from ..view import View
+
+WORKGROUP = 256  # threads per workgroup of the 1-D kernels (must match the templates)
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
+# --------------------------------------------------------------------------- basics
+def wgsl_type(dtype: DType) -> str:
+    """The WGSL storage type of a dtype, or a clear error for float64."""
+    if dtype.wgsl is None:
+        raise TypeError(
+            f"{dtype.name} is only supported on the numpy device; WebGPU has no 64-bit floats. "
+            "Use float32 on webgpu, or move the tensor to device='numpy'."
+        )
+    return dtype.wgsl
+
+
+def literal(value: Any, wgsl: str) -> str:
+    """`value` as a WGSL literal of type `wgsl` ('f32', 'i32' or 'u32')."""
+    if wgsl == "f32":
+        v = float(value)
+        if math.isnan(v):
+            return "bitcast<f32>(0x7fc00000u)"
+        if math.isinf(v) or abs(v) > 3.4028234663852886e38:
+            return "bitcast<f32>(0x7f800000u)" if v > 0 else "bitcast<f32>(0xff800000u)"
+        v32 = struct.unpack("<f", struct.pack("<f", v))[0]  # the f32 value, repr round-trips
+        if v32 != 0.0 and abs(v32) < 1.1754943508222875e-38:  # subnormal: keep the exact bits
+            return f"bitcast<f32>({struct.unpack('<I', struct.pack('<f', v32))[0]}u)"
+        return f"{v32!r}f"
+    if wgsl == "i32":
+        v = int(value)
+        if not INT_MIN <= v <= INT_MAX:
+            raise OverflowError(f"constant {v} does not fit in 32 bits (webgpu stores int64 as int32)")
+        return "(-2147483647i - 1i)" if v == INT_MIN else f"{v}i"
+    if wgsl == "u32":
+        return "1u" if value else "0u"
+    raise ValueError(f"unknown WGSL type {wgsl!r}")
+
+
+def render(template: str, **values: Any) -> str:
+    """Replace every `{{name}}` in a template; a missing value is an error."""
+
+    def sub(m: re.Match) -> str:
+        key = m.group(1)
+        if key not in values:
+            raise KeyError(f"shader template needs a value for {{{{{key}}}}}")
+        return str(values[key])
+
+    return re.sub(r"\{\{(\w+)\}\}", sub, template)
+
+
+def indent(lines: list[str], depth: int = 1) -> str:
+    pad = "    " * depth
+    return "\n".join(pad + line for line in lines)
+
+
+# --------------------------------------------------------------------------- operands
+@dataclass(frozen=True)
+class Input:
+    """One kernel operand as the generator sees it: a binding name (None for a
+    constant), the view it is read through, its dtype and its constant value."""
+
+    binding: str | None
+    view: View
+    dtype: DType
+    const: Any = None
+
+
+def coords_lines(shape: tuple[int, ...], linear: str = "gid", prefix: str = "c") -> list[str]:
+    """WGSL lines `let c0 = ...;` decomposing the i32 `linear` into coordinates of
+    `shape` (row-major). Size-1 dims get no line: their coordinate is 0."""
+    lines, stride = [], 1
+    for d in range(len(shape) - 1, -1, -1):
+        n = shape[d]
+        if n != 1:
+            expr = f"{linear} / {stride}i" if stride != 1 else linear
+            if d != 0:
+                expr = f"({expr}) % {n}i" if stride != 1 else f"{expr} % {n}i"
+            lines.append(f"let {prefix}{d} = {expr};")
+        stride *= n
+    return list(reversed(lines))
+
+
+def view_index(view: View, coords: list[str | None]) -> str:
+    """The i32 element index of `view` at per-dim coordinate expressions
+    (`None` where the coordinate is known to be 0)."""
+    terms = [str(view.offset)] if view.offset else []
+    for c, n, s in zip(coords, view.shape, view.strides):
+        if c is None or n == 1 or s == 0:
+            continue
+        terms.append(c if s == 1 else f"{c} * {s}i")
+    return " + ".join(terms) if terms else "0"
+
+
+def dim_coords(shape: tuple[int, ...], prefix: str = "c") -> list[str | None]:
+    """The coordinate names `coords_lines` defines for `shape`."""
+    return [f"{prefix}{d}" if n != 1 else None for d, n in enumerate(shape)]
+
+
+def load_expr(x: Input, coords: list[str | None], linear: str = "gid") -> str:
+    """The value of operand `x` at the current element. A contiguous view of the
+    output's shape is read at `linear` directly; others through their strides."""
+    if x.binding is None:
+        return literal(x.const, wgsl_type(x.dtype))
+    if x.view.is_contiguous:
+        return f"{x.binding}[{x.view.offset}i + {linear}]" if x.view.offset else f"{x.binding}[{linear}]"
+    return f"{x.binding}[{view_index(x.view, coords)}]"
+
+
+def needs_coords(inputs: list[Input]) -> bool:
+    return any(x.binding is not None and not x.view.is_contiguous for x in inputs)
+
+
+# --------------------------------------------------------------------------- op table
+INF = "bitcast<f32>(0x7f800000u)"
+NAN = "bitcast<f32>(0x7fc00000u)"
+
+# Helper functions, included in a shader only when an expression calls them.
+HELPERS = {
+    "sg_log": f"""fn sg_log(x: f32) -> f32 {{
+    // log(0) = -inf and log(<0) = nan, like numpy, whatever the driver does
+    if (x == 0.0) {{ return -{INF}; }}
+    if (x < 0.0) {{ return {NAN}; }}
+    return log(x);
+}}""",
+    "sg_sqrt": f"""fn sg_sqrt(x: f32) -> f32 {{
+    if (x < 0.0) {{ return {NAN}; }}
+    return sqrt(x);
+}}""",
+    "sg_div": f"""fn sg_div(a: f32, b: f32) -> f32 {{
+    // x/0 = +-inf and 0/0 = nan, like numpy, even on drivers with fast division
+    if (b == 0.0) {{
+        if (a == 0.0 || a != a) {{ return {NAN}; }}
+        return select(-{INF}, {INF}, (a > 0.0) == (bitcast<u32>(b) == 0u));
+    }}
+    return a / b;
+}}""",
+    "sg_tanh": """fn sg_tanh(x: f32) -> f32 {
+    // tanh(+-15) is +-1 in f32; clamping avoids exp overflow (nan) in some drivers
+    return tanh(clamp(x, -15.0, 15.0));
+}""",
+    "sg_sigmoid": """fn sg_sigmoid(x: f32) -> f32 {
+    // exp of a non-positive number never overflows
+    let e = exp(-abs(x));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}""",
+    "sg_sign": """fn sg_sign(x: f32) -> f32 {
+    return select(sign(x), x, x != x);  // sign(nan) = nan
+}""",
+    "sg_max": """fn sg_max(a: f32, b: f32) -> f32 {
+    return select(max(a, b), a + b, a != a || b != b);  // nan propagates, like numpy
+}""",
+    "sg_min": """fn sg_min(a: f32, b: f32) -> f32 {
+    return select(min(a, b), a + b, a != a || b != b);  // nan propagates, like numpy
+}""",
+    "sg_pow": f"""fn sg_pow(a: f32, b: f32) -> f32 {{
+    // numpy semantics: x**0 = 1, 0**-y = inf, (-x)**n = +-x**n for integer n, else nan
+    if (b == 0.0) {{ return 1.0; }}
+    if (a == 1.0) {{ return 1.0; }}
+    if (a == 0.0) {{ return select(0.0, {INF}, b < 0.0); }}
+    let m = exp2(b * log2(abs(a)));
+    if (a > 0.0 || a != a) {{ return select(m, a, a != a); }}
+    if (floor(b) != b) {{ return {NAN}; }}
+    let odd = abs(b) < 16777216.0 && (b - 2.0 * floor(b * 0.5)) == 1.0;
+    return select(m, -m, odd);
+}}""",
+    "sg_pow_i32": """fn sg_pow_i32(a: i32, b: i32) -> i32 {
+    // integer power by squaring (wraps on overflow like numpy); negative b gives 0
+    if (b < 0i) {
+        if (a == 1i) { return 1i; }
+        if (a == -1i) { return select(-1i, 1i, (b & 1i) == 0i); }
+        return 0i;
+    }
+    var result = 1i;
+    var base = a;
+    var e = b;
+    loop {
+        if (e == 0i) { break; }
+        if ((e & 1i) == 1i) { result = result * base; }
+        base = base * base;
+        e = e >> 1u;
+    }
+    return result;
+}""",
+    "sg_div_i32": """fn sg_div_i32(a: i32, b: i32) -> i32 {
+    // truncating division; x/0 is undefined in numpy (inf cast to int): give 0
+    if (b == 0i) { return 0i; }
+    return a / b;
+}""",
+}
+
+# op -> {wgsl type or "*": template}; {0}, {1}, {2} are the argument expressions.
+EXPRESSIONS: dict[Op, dict[str, str]] = {
+    Op.NEG: {"*": "(-{0})", "u32": "{0}"},
+    Op.EXP: {"f32": "exp({0})"},
+    Op.LOG: {"f32": "sg_log({0})"},
+    Op.SQRT: {"f32": "sg_sqrt({0})"},
+    Op.RECIP: {"f32": "sg_div(1.0, {0})"},
+    Op.SIN: {"f32": "sin({0})"},
+    Op.COS: {"f32": "cos({0})"},
+    Op.TANH: {"f32": "sg_tanh({0})"},
+    Op.SIGMOID: {"f32": "sg_sigmoid({0})"},
+    Op.ABS: {"*": "abs({0})", "u32": "{0}"},
+    Op.SIGN: {"f32": "sg_sign({0})", "i32": "sign({0})", "u32": "{0}"},
+    Op.COPY: {"*": "{0}"},
+    Op.ADD: {"*": "({0} + {1})", "u32": "({0} | {1})"},
+    Op.SUB: {"*": "({0} - {1})", "u32": "({0} ^ {1})"},
+    Op.MUL: {"*": "({0} * {1})", "u32": "({0} & {1})"},
+    Op.DIV: {"f32": "sg_div({0}, {1})", "i32": "sg_div_i32({0}, {1})"},
+    Op.POW: {"f32": "sg_pow({0}, {1})", "i32": "sg_pow_i32({0}, {1})"},
+    Op.MAX: {"f32": "sg_max({0}, {1})", "*": "max({0}, {1})"},
+    Op.MIN: {"f32": "sg_min({0}, {1})", "*": "min({0}, {1})"},
+    Op.LT: {"*": "select(0u, 1u, {0} < {1})"},
+    Op.LE: {"*": "select(0u, 1u, {0} <= {1})"},
+    Op.GT: {"*": "select(0u, 1u, {0} > {1})"},
+    Op.GE: {"*": "select(0u, 1u, {0} >= {1})"},
+    Op.EQ: {"*": "select(0u, 1u, {0} == {1})"},
+    Op.NE: {"*": "select(0u, 1u, {0} != {1})"},
+    Op.WHERE: {"*": "select({2}, {1}, {0} != 0u)"},
+}
+
+
+def cast_expr(x: str, src: str, dst: str) -> str:
+    """Convert a value between WGSL storage types with numpy's casting rules."""
+    if src == dst:
+        return x
+    if dst == "u32":  # to bool: nonzero (nan included) is true
+        zero = "0.0" if src == "f32" else "0i"
+        return f"select(0u, 1u, {x} != {zero})"
+    return f"{dst}({x})"  # f32 -> i32 truncates toward zero; u32 -> f32/i32 gives 0/1
+
+
+def op_expr(op: Op, args: list[str], in_type: str, arg: Any = None) -> str:
+    """The WGSL expression of elementwise `op` over argument expressions of type
+    `in_type` (for WHERE: the type of the two values)."""
+    if op is Op.CAST:
+        return cast_expr(args[0], in_type, wgsl_type(arg))
+    table = EXPRESSIONS.get(op)
+    if table is None:
+        raise NotImplementedError(f"webgpu: no elementwise expression for {op.name}")
+    template = table.get(in_type, table.get("*"))
+    if template is None:
+        kind = {"f32": "float32", "i32": "integer", "u32": "bool"}[in_type]
+        raise TypeError(f"webgpu: {op.name} is not defined for {kind} tensors; cast to float first")
+    return template.format(*args)
+
+
+def helpers_for(code: str) -> str:
+    """The helper functions that `code` calls."""
+    return "\n\n".join(src for name, src in HELPERS.items() if re.search(rf"\b{name}\(", code))
+
+
+def bindings_code(out_type: str, inputs: list[tuple[str, str]], out_atomic: bool = False) -> str:
+    """Storage buffer declarations: binding 0 is `out`, then the (deduplicated)
+    read-only inputs in order."""
+    out_elem = f"atomic<{out_type}>" if out_atomic else out_type
+    lines = [f"@group(0) @binding(0) var<storage, read_write> out: array<{out_elem}>;"]
+    for i, (name, t) in enumerate(inputs, start=1):
+        lines.append(f"@group(0) @binding({i}) var<storage, read> {name}: array<{t}>;")
+    return "\n".join(lines)
+
+
+def groups_for(threads: int) -> int:
+    return max(1, -(-threads // WORKGROUP))
+
+
+# --------------------------------------------------------------------------- kernels
+def elementwise_source(
+    op: Op, out_shape: tuple[int, ...], out_dtype: DType, inputs: list[Input], bindings: list[tuple[str, str]], arg=None
+) -> str:
+    """One thread per output element: load each operand, apply `op`, store."""
+    numel = math.prod(out_shape)
+    coords = dim_coords(out_shape)
+    body = coords_lines(out_shape) if needs_coords(inputs) else []
+    names = []
+    for i, x in enumerate(inputs):
+        body.append(f"let x{i} = {load_expr(x, coords)};")
+        names.append(f"x{i}")
+    if op is Op.CONST:
+        result = literal(arg, wgsl_type(out_dtype))
+    else:
+        value_type = wgsl_type(inputs[-1].dtype)  # WHERE: the values, not the condition
+        result = op_expr(op, names, value_type, arg)
+    body.append(f"out[gid] = {result};")
+    return one_thread_per_element(op.name, out_shape, out_dtype, numel, body, bindings)
+
+
+def one_thread_per_element(name, out_shape, out_dtype, numel, body, bindings, detail: str = "") -> str:
+    code = indent(body, 1)
+    return render(
+        load_shader("elementwise"),
+        name=name,
+        detail=detail or f"output {tuple(out_shape)} {out_dtype.name}",
+        bindings=bindings_code(wgsl_type(out_dtype), bindings),
+        helpers=helpers_for(code),
+        numel=f"{numel}i",
+        body=code,
+    )
+
+
+REDUCE_COMBINE = {
+    (Op.SUM, "f32"): "{a} + {b}",
+    (Op.SUM, "i32"): "{a} + {b}",
+    (Op.SUM, "u32"): "{a} | {b}",  # bool sum is "any", like numpy's cast back to bool
+    (Op.RMAX, "f32"): "sg_max({a}, {b})",
+    (Op.RMAX, "i32"): "max({a}, {b})",
+    (Op.RMAX, "u32"): "max({a}, {b})",
+    (Op.RMIN, "f32"): "sg_min({a}, {b})",
+    (Op.RMIN, "i32"): "min({a}, {b})",
+    (Op.RMIN, "u32"): "min({a}, {b})",
+}
+REDUCE_IDENTITY = {
+    (Op.SUM, "f32"): 0.0,
+    (Op.SUM, "i32"): 0,
+    (Op.SUM, "u32"): 0,
+    (Op.RMAX, "f32"): -math.inf,
+    (Op.RMAX, "i32"): INT_MIN,
+    (Op.RMAX, "u32"): 0,
+    (Op.RMIN, "f32"): math.inf,
+    (Op.RMIN, "i32"): INT_MAX,
+    (Op.RMIN, "u32"): 1,
+}
+
+
+def offset_fn(name: str, arg: str, shape: tuple[int, ...], strides: tuple[int, ...], offset: int = 0) -> str:
+    """A WGSL function `name(arg) -> i32` mapping a row-major linear index over
+    `shape` to the element offset `offset + sum(coord * stride)`."""
+    lines = coords_lines(shape, arg, "k")
+    expr = view_index(View(shape, strides, offset), dim_coords(shape, "k"))
+    body = indent([*lines, f"return {expr};"], 1)
+    return f"fn {name}({arg}: i32) -> i32 {{\n{body}\n}}"
+
+
+def reduce_source(
+    op: Op, x: Input, axes: tuple[int, ...], out_type: str, chunks: int, one_thread: bool
+) -> tuple[str, int, int]:
+    """Reduce `x` over `axes`. Returns (source, outputs, reduced extent).
+
+    The kept dims form the outputs, the reduced dims the extent R. With `one_thread`
+    each thread loops over R for one output; otherwise each workgroup tree-reduces
+    one of `chunks` slices of R for one output, writing outputs*chunks partials
+    (chunk-minor) that a second pass reduces."""
+    shape, strides = x.view.shape, x.view.strides
+    kept = [d for d in range(len(shape)) if d not in axes]
+    red = [d for d in range(len(shape)) if d in axes]
+    kept_shape = tuple(shape[d] for d in kept)
+    red_shape = tuple(shape[d] for d in red)
+    outputs, extent = math.prod(kept_shape), math.prod(red_shape)
+    t = wgsl_type(x.dtype)
+    combine = REDUCE_COMBINE[(op, t)].format(a="acc", b="value")
+    tree_combine = REDUCE_COMBINE[(op, t)].format(a="partial[lid]", b="partial[lid + step]")
+    functions = "\n\n".join(
+        [
+            offset_fn("output_base", "o", kept_shape, tuple(strides[d] for d in kept), x.view.offset),
+            offset_fn("reduced_offset", "r", red_shape, tuple(strides[d] for d in red)),
+        ]
+    )
+    code = functions + combine
+    template = "reduce_thread" if one_thread else "reduce"
+    src = render(
+        load_shader(template),
+        name=op.name,
+        detail=f"input {shape} over axes {tuple(axes)}: {outputs} outputs x {extent} reduced",
+        bindings=bindings_code(out_type, [(x.binding, t)]),
+        helpers=helpers_for(code),
+        functions=functions,
+        T=t,
+        identity=literal(REDUCE_IDENTITY[(op, t)], t),
+        combine=combine,
+        tree_combine=tree_combine,
+        load=f"{x.binding}[base + reduced_offset(r)]",
+        outputs=f"{outputs}i",
+        extent=f"{extent}i",
+        chunks=f"{chunks}i",
+        chunk_len=f"{-(-extent // chunks)}i",
+    )
+    return src, outputs, extent
+
+
+def matmul_source(a: Input, b: Input, out_shape: tuple[int, ...], out_dtype: DType) -> str:
+    """Batched tiled matmul; each operand read through its own (strided) view."""
+    t = wgsl_type(out_dtype)
+    batch_shape = tuple(out_shape[:-2])
+    m, k = a.view.shape[-2:]
+    n = b.view.shape[-1]
+
+    def operand_fns(x: Input, prefix: str) -> str:
+        nb = len(batch_shape)
+        batch = offset_fn(f"{prefix}_batch", "z", batch_shape, x.view.strides[:nb], x.view.offset)
+        rs, cs = x.view.strides[-2], x.view.strides[-1]
+        return batch + f"\n\nconst {prefix.upper()}_ROW_STRIDE = {rs}i;\nconst {prefix.upper()}_COL_STRIDE = {cs}i;"
+
+    if t == "f32":
+        mul_add = "acc[i] = fma(vec4<f32>(a_val), b_reg, acc[i]);"
+    elif t == "i32":
+        mul_add = "acc[i] = acc[i] + vec4<i32>(a_val) * b_reg;"
+    else:  # bool: or of ands
+        mul_add = "acc[i] = acc[i] | (vec4<u32>(a_val) & b_reg);"
+    return render(
+        load_shader("matmul"),
+        detail=f"{a.view.shape} @ {b.view.shape} -> {tuple(out_shape)} {out_dtype.name}",
+        bindings=bindings_code(t, [(a.binding, t)] + ([(b.binding, t)] if b.binding != a.binding else [])),
+        a_fns=operand_fns(a, "a"),
+        b_fns=operand_fns(b, "b"),
+        a=a.binding,
+        b=b.binding,
+        T=t,
+        zero=literal(0, t),
+        M=f"{m}i",
+        N=f"{n}i",
+        K=f"{k}i",
+        mul_add=mul_add,
+    )
+
+
+def gather_source(src: Input, index: Input, dim: int, out_dtype: DType, bindings) -> str:
+    """out[c] = src[c with c[dim] = index[c]], index clamped into range."""
+    shape = index.view.shape
+    coords = dim_coords(shape)
+    size = src.view.shape[dim]
+    body = coords_lines(shape)
+    body.append(f"let i = clamp({load_expr(index, coords)}, 0i, {max(size - 1, 0)}i);  // never read out of bounds")
+    src_coords = list(coords)
+    src_coords[dim] = "i"
+    src_view = View(src.view.shape, src.view.strides, src.view.offset)
+    body.append(f"out[gid] = {src.binding}[{view_index(src_view, src_coords)}];")
+    numel = math.prod(shape)
+    detail = f"src {src.view.shape} index {shape} along dim {dim}"
+    return one_thread_per_element("GATHER", shape, out_dtype, numel, body, bindings, detail)
+
+
+def pad_source(x: Input, pads, value, out_shape, out_dtype: DType, bindings) -> str:
+    """out[c] = x[c - lo] inside the source region, else `value`."""
+    coords = dim_coords(out_shape)
+    body = coords_lines(out_shape)
+    checks, src_coords = [], []
+    for d, ((lo, _hi), n) in enumerate(zip(pads, x.view.shape)):
+        c = coords[d] or "0i"
+        name = f"s{d}"
+        body.append(f"let {name} = {c} - {lo}i;" if lo else f"let {name} = {c};")
+        checks.append(f"{name} >= 0i && {name} < {n}i")
+        src_coords.append(name)
+    t = wgsl_type(out_dtype)
+    inside = " && ".join(checks) if checks else "true"
+    body.append(f"var value = {literal(value, t)};")
+    body.append(f"if ({inside}) {{")
+    body.append(f"    value = {x.binding}[{view_index(x.view, src_coords)}];")
+    body.append("}")
+    body.append("out[gid] = value;")
+    detail = f"{x.view.shape} padded by {tuple(pads)} with {value!r}"
+    return one_thread_per_element("PAD", out_shape, out_dtype, math.prod(out_shape), body, bindings, detail)
+
+
+def scatter_add_source(src: Input, index: Input, dim: int, out_shape, out_dtype: DType, bindings) -> str:
+    """For each element c of index: out[c with c[dim] = index[c]] += src[c], atomically."""
+    shape = index.view.shape
+    coords = dim_coords(shape)
+    t = wgsl_type(out_dtype)
+    body = coords_lines(shape)
+    body.append(f"let i = clamp({load_expr(index, coords)}, 0i, {max(out_shape[dim] - 1, 0)}i);  // never write out of bounds")
+    body.append(f"let value = {src.binding}[{view_index(src.view, coords)}];")
+    out_coords = list(coords)
+    out_coords[dim] = "i"
+    body.append(f"let target = {view_index(View.contiguous(tuple(out_shape)), out_coords)};")
+    if t == "f32":
+        body.append("atomic_add_f32(target, value);")
+    elif t == "i32":
+        body.append("atomicAdd(&out[target], value);")
+    else:
+        body.append("atomicOr(&out[target], value);")
+    atomic_type = "u32" if t == "f32" else t
+    return render(
+        load_shader("scatter_add"),
+        detail=f"src {src.view.shape} index {shape} along dim {dim} into {tuple(out_shape)} {out_dtype.name}",
+        bindings=bindings_code(atomic_type, bindings, out_atomic=True),
+        numel=f"{math.prod(shape)}i",
+        body=indent(body, 1),
+    )

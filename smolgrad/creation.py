@@ -1,0 +1,169 @@
+"""Tensor creation and joining functions (torch.zeros, torch.randn, torch.cat, ...)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from . import dtypes
+from .device import canonical
+from .lazy import LazyBuffer
+from .tensor import Tensor, _norm_dim, shape_arg
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator behind rand, randn, randint and dropout-style sampling."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def generator() -> np.random.Generator:
+    """The NumPy generator smolgrad draws random values from (seeded by manual_seed)."""
+    return _rng
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of `data` (nested lists, scalars, NumPy arrays)."""
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A tensor of `size` filled with `fill_value` (stored as one value, broadcast)."""
+    shape = shape_arg((size,) if isinstance(size, int) else tuple(size))
+    if dtype is None:
+        dtype = dtypes.promote_scalar(dtypes.bool_, fill_value) if not isinstance(fill_value, bool) else dtypes.bool_
+    dtype = dtypes.to_dtype(dtype)
+    device = canonical(device)
+    if dtype == dtypes.float64 and device == "webgpu":
+        raise TypeError("float64 is only supported on the numpy device; use dtype=smolgrad.float32 on webgpu")
+    out = Tensor._from_lazy(LazyBuffer.const(fill_value, shape, dtype, device))
+    return out.requires_grad_() if requires_grad else out
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return full(shape_arg(size), 0.0, dtype or dtypes.default_float, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return full(shape_arg(size), 1.0, dtype or dtypes.default_float, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Like zeros (smolgrad never hands out uninitialised memory)."""
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _like(t: Tensor, dtype, device):
+    return dtype or t.dtype, device or t.device
+
+
+def zeros_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dtype, device = _like(t, dtype, device)
+    return zeros(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dtype, device = _like(t, dtype, device)
+    return ones(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full_like(t: Tensor, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dtype, device = _like(t, dtype, device)
+    return full(t.shape, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def empty_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return zeros_like(t, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _random(values: np.ndarray, dtype, device, requires_grad: bool) -> Tensor:
+    dtype = dtypes.to_dtype(dtype or dtypes.default_float)
+    return Tensor(values.astype(dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples from [0, 1)."""
+    return _random(_rng.random(shape_arg(size)), dtype, device, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples."""
+    return _random(_rng.standard_normal(shape_arg(size)), dtype, device, requires_grad)
+
+
+def randint(low, high=None, size=None, dtype=None, device=None) -> Tensor:
+    """Integers uniform in [low, high), like torch.randint(low, high, size)."""
+    if size is None:
+        if high is None or not isinstance(high, (tuple, list)):
+            raise TypeError("randint() missing the size argument, e.g. randint(0, 10, (3,))")
+        low, high, size = 0, low, high
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
+    dtype = dtypes.to_dtype(dtype or dtypes.int64)
+    values = _rng.integers(low, high, size=shape_arg((size,) if isinstance(size, int) else tuple(size)))
+    return Tensor(values.astype(dtype.np), dtype=dtype, device=device)
+
+
+def rand_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dtype, device = _like(t, dtype, device)
+    return rand(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def randn_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    dtype, device = _like(t, dtype, device)
+    return randn(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """The identity matrix of n rows and m (default n) columns."""
+    dtype = dtypes.to_dtype(dtype or dtypes.default_float)
+    return Tensor(np.eye(n, m, dtype=dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join tensors along an existing dim; all other dims must match."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("cat(): expected a non-empty list of Tensors")
+    ref = tensors[0]
+    dim = _norm_dim(dim, ref.ndim, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim != ref.ndim or any(a != b for d, (a, b) in enumerate(zip(t.shape, ref.shape)) if d != dim):
+            raise RuntimeError(
+                f"cat(): Sizes of tensors must match except in dimension {dim}. Expected shape like "
+                f"{ref.shape} but got {t.shape} for tensor number {i} in the list."
+            )
+        if t.device != ref.device:
+            raise RuntimeError(f"cat(): all tensors must be on one device; tensor {i} is on {t.device}, tensor 0 on {ref.device}")
+    dt = ref.dtype
+    for t in tensors[1:]:
+        dt = dtypes.promote(dt, t.dtype)
+    total = sum(t.shape[dim] for t in tensors)
+    out, start = None, 0
+    for t in tensors:
+        n = t.shape[dim]
+        pads = [(0, 0)] * ref.ndim
+        pads[dim] = (start, total - start - n)
+        piece = t.type(dt).pad(pads)
+        out = piece if out is None else out + piece
+        start += n
+    return out
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty list of tensors")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got {tensors[0].shape} at entry 0 and {t.shape} at entry {i}"
+            )
+    dim = _norm_dim(dim, tensors[0].ndim + 1, "stack")
+    return cat([t.unsqueeze(dim) for t in tensors], dim)

@@ -1,0 +1,371 @@
+"""Differentiable ops: each forward in primitive LazyBuffer ops, its backward beside it.
+
+Shapes, dtypes and devices are checked and broadcast by Tensor before these run.
+"""
+
+from __future__ import annotations
+
+from .autograd import Function
+from .dtypes import DType
+from .lazy import LazyBuffer
+from .ops import Op
+
+# ----- unary -----
+
+
+class Neg(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        return x.e(Op.NEG)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.e(Op.NEG)
+
+
+class Exp(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.out = x.e(Op.EXP)
+        return self.out
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.e(Op.MUL, self.out)
+
+
+class Log(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.x = x
+        return x.e(Op.LOG)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.e(Op.DIV, self.x)
+
+
+class Sqrt(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.out = x.e(Op.SQRT)
+        return self.out
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.e(Op.DIV, self.out.e(Op.MUL, self.out.const_like(2.0)))
+
+
+class Reciprocal(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.out = x.e(Op.RECIP)
+        return self.out
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.e(Op.MUL, self.out.e(Op.MUL, self.out)).e(Op.NEG)
+
+
+class Sin(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.x = x
+        return x.e(Op.SIN)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.e(Op.MUL, self.x.e(Op.COS))
+
+
+class Cos(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.x = x
+        return x.e(Op.COS)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.e(Op.MUL, self.x.e(Op.SIN)).e(Op.NEG)
+
+
+class Tanh(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.out = x.e(Op.TANH)
+        return self.out
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        one = self.out.const_like(1.0)
+        return g.e(Op.MUL, one.e(Op.SUB, self.out.e(Op.MUL, self.out)))
+
+
+class Sigmoid(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.out = x.e(Op.SIGMOID)
+        return self.out
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        one = self.out.const_like(1.0)
+        return g.e(Op.MUL, self.out.e(Op.MUL, one.e(Op.SUB, self.out)))
+
+
+class Relu(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.mask = x.e(Op.GT, x.const_like(0)).cast(x.dtype)
+        return x.e(Op.MAX, x.const_like(0))
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.e(Op.MUL, self.mask)
+
+
+class Abs(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.x = x
+        return x.e(Op.ABS)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.e(Op.MUL, self.x.e(Op.SIGN))
+
+
+class Sign(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        return x.e(Op.SIGN)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.const_like(0)
+
+
+class Cast(Function):
+    def forward(self, x: LazyBuffer, dtype: DType) -> LazyBuffer:
+        self.in_dtype = x.dtype
+        return x.cast(dtype)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.cast(self.in_dtype)
+
+
+class Contiguous(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        return x.contiguous()
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g
+
+
+# ----- binary -----
+
+
+class Add(Function):
+    def forward(self, x: LazyBuffer, y: LazyBuffer) -> LazyBuffer:
+        return x.e(Op.ADD, y)
+
+    def backward(self, g: LazyBuffer):
+        return g, g
+
+
+class Sub(Function):
+    def forward(self, x: LazyBuffer, y: LazyBuffer) -> LazyBuffer:
+        return x.e(Op.SUB, y)
+
+    def backward(self, g: LazyBuffer):
+        return g, (g.e(Op.NEG) if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    def forward(self, x: LazyBuffer, y: LazyBuffer) -> LazyBuffer:
+        self.x, self.y = x, y
+        return x.e(Op.MUL, y)
+
+    def backward(self, g: LazyBuffer):
+        gx = g.e(Op.MUL, self.y) if self.needs_input_grad[0] else None
+        gy = g.e(Op.MUL, self.x) if self.needs_input_grad[1] else None
+        return gx, gy
+
+
+class Div(Function):
+    def forward(self, x: LazyBuffer, y: LazyBuffer) -> LazyBuffer:
+        self.x, self.y = x, y
+        return x.e(Op.DIV, y)
+
+    def backward(self, g: LazyBuffer):
+        gx = g.e(Op.DIV, self.y) if self.needs_input_grad[0] else None
+        gy = None
+        if self.needs_input_grad[1]:  # d(x/y)/dy = -x / y^2
+            gy = g.e(Op.MUL, self.x).e(Op.DIV, self.y.e(Op.MUL, self.y)).e(Op.NEG)
+        return gx, gy
+
+
+class Pow(Function):
+    def forward(self, x: LazyBuffer, y: LazyBuffer) -> LazyBuffer:
+        self.x, self.y = x, y
+        self.out = x.e(Op.POW, y)
+        return self.out
+
+    def backward(self, g: LazyBuffer):
+        x, y = self.x, self.y
+        gx = gy = None
+        if self.needs_input_grad[0]:  # y * x^(y-1), written so that x=0, y=1 gives 1 like torch
+            gx = g.e(Op.MUL, y.e(Op.MUL, x.e(Op.POW, y.e(Op.SUB, y.const_like(1.0)))))
+        if self.needs_input_grad[1]:  # x^y * log(x), taken as 0 where x == 0 like torch
+            log_x = x.e(Op.LOG)
+            safe = x.e(Op.EQ, x.const_like(0.0)).e(Op.WHERE, x.const_like(0.0), self.out.e(Op.MUL, log_x))
+            gy = g.e(Op.MUL, safe)
+        return gx, gy
+
+
+class Maximum(Function):
+    """Elementwise max; on ties the gradient is split evenly, as in PyTorch."""
+
+    op = Op.MAX
+    win = Op.GT
+
+    def forward(self, x: LazyBuffer, y: LazyBuffer) -> LazyBuffer:
+        self.x, self.y = x, y
+        return x.e(self.op, y)
+
+    def backward(self, g: LazyBuffer):
+        x, y = self.x, self.y
+        half = x.const_like(0.5)
+        tie = x.e(Op.EQ, y).cast(x.dtype).e(Op.MUL, half)
+        x_share = x.e(self.win, y).cast(x.dtype).e(Op.ADD, tie)
+        y_share = y.e(self.win, x).cast(x.dtype).e(Op.ADD, tie)
+        return g.e(Op.MUL, x_share), g.e(Op.MUL, y_share)
+
+
+class Minimum(Maximum):
+    op = Op.MIN
+    win = Op.LT
+
+
+class Where(Function):
+    def forward(self, cond: LazyBuffer, x: LazyBuffer, y: LazyBuffer) -> LazyBuffer:
+        self.cond = cond
+        return cond.e(Op.WHERE, x, y)
+
+    def backward(self, g: LazyBuffer):
+        zero = g.const_like(0)
+        gx = self.cond.e(Op.WHERE, g, zero) if self.needs_input_grad[1] else None
+        gy = self.cond.e(Op.WHERE, zero, g) if self.needs_input_grad[2] else None
+        return None, gx, gy
+
+
+# ----- reductions -----
+
+
+class Sum(Function):
+    def forward(self, x: LazyBuffer, axes: tuple[int, ...]) -> LazyBuffer:
+        self.in_shape = x.shape
+        return x.r(Op.SUM, axes)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.expand(self.in_shape)
+
+
+class Max(Function):
+    """amax/amin over axes; the gradient is split evenly among tied maxima."""
+
+    def forward(self, x: LazyBuffer, axes: tuple[int, ...], op: Op = Op.RMAX) -> LazyBuffer:
+        self.x, self.axes = x, axes
+        self.out = x.r(op, axes)
+        return self.out
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        mask = self.x.e(Op.EQ, self.out.expand(self.x.shape)).cast(self.x.dtype)
+        count = mask.r(Op.SUM, self.axes).expand(self.x.shape)
+        return mask.e(Op.DIV, count).e(Op.MUL, g.expand(self.x.shape))
+
+
+# ----- matmul, gather -----
+
+
+def transpose_last(x: LazyBuffer) -> LazyBuffer:
+    order = (*range(len(x.shape) - 2), len(x.shape) - 1, len(x.shape) - 2)
+    return x.permute(order)
+
+
+class Matmul(Function):
+    def forward(self, a: LazyBuffer, b: LazyBuffer) -> LazyBuffer:
+        self.a, self.b = a, b
+        return a.matmul(b)
+
+    def backward(self, g: LazyBuffer):
+        ga = g.matmul(transpose_last(self.b)) if self.needs_input_grad[0] else None
+        gb = transpose_last(self.a).matmul(g) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Gather(Function):
+    def forward(self, x: LazyBuffer, index: LazyBuffer, dim: int) -> LazyBuffer:
+        self.index, self.dim, self.in_shape = index, dim, x.shape
+        return x.gather(index, dim)
+
+    def backward(self, g: LazyBuffer):
+        return g.scatter_add(self.index, self.dim, self.in_shape), None
+
+
+# ----- movement -----
+
+
+class Reshape(Function):
+    def forward(self, x: LazyBuffer, shape: tuple[int, ...]) -> LazyBuffer:
+        self.in_shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.reshape(self.in_shape)
+
+
+class Permute(Function):
+    def forward(self, x: LazyBuffer, order: tuple[int, ...]) -> LazyBuffer:
+        self.order = order
+        return x.permute(order)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        inverse = [0] * len(self.order)
+        for i, o in enumerate(self.order):
+            inverse[o] = i
+        return g.permute(tuple(inverse))
+
+
+class Expand(Function):
+    def forward(self, x: LazyBuffer, shape: tuple[int, ...]) -> LazyBuffer:
+        self.in_shape = x.shape
+        return x.expand(shape)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        axes = tuple(i for i, (a, b) in enumerate(zip(self.in_shape, g.shape)) if a != b)
+        return g.r(Op.SUM, axes)
+
+
+class Flip(Function):
+    def forward(self, x: LazyBuffer, axes: tuple[int, ...]) -> LazyBuffer:
+        self.axes = axes
+        return x.flip(axes)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.flip(self.axes)
+
+
+class Pad(Function):
+    def forward(self, x: LazyBuffer, pads: tuple[tuple[int, int], ...], value=0.0) -> LazyBuffer:
+        self.bounds = tuple((lo, lo + n, 1) for n, (lo, _) in zip(x.shape, pads))
+        return x.pad(pads, value)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return g.slice(self.bounds)
+
+
+class Slice(Function):
+    """x[start:stop:step] per dim (0 <= start <= stop <= size, step > 0)."""
+
+    def forward(self, x: LazyBuffer, bounds: tuple[tuple[int, int, int], ...]) -> LazyBuffer:
+        self.in_shape, self.bounds = x.shape, bounds
+        return x.slice(bounds)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        if 0 in g.shape:
+            return LazyBuffer.const(0, self.in_shape, g.dtype, g.device)
+        # Undo one dim at a time: interleave zeros for the step, then pad back to size.
+        for d, ((start, _, step), n) in enumerate(zip(self.bounds, self.in_shape)):
+            m = g.shape[d]
+            if step > 1:
+                shape = g.shape
+                g = g.reshape((*shape[: d + 1], 1, *shape[d + 1 :]))
+                pads = [(0, 0)] * len(g.shape)
+                pads[d + 1] = (0, step - 1)
+                g = g.pad(tuple(pads)).reshape((*shape[:d], m * step, *shape[d + 1 :]))
+            length = min(g.shape[d], n - start)
+            if length < g.shape[d]:
+                g = g.slice(tuple((0, length if i == d else s, 1) for i, s in enumerate(g.shape)))
+            if start or n - start - length:
+                pads = [(0, 0)] * len(g.shape)
+                pads[d] = (start, n - start - length)
+                g = g.pad(tuple(pads))
+        return g
+

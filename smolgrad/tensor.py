@@ -1,0 +1,913 @@
+"""Tensor: the user's handle on a lazy value, with PyTorch's names and semantics."""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+from typing import Sequence
+
+import numpy as np
+
+from . import dtypes
+from . import function as F
+from .autograd import run_backward
+from .device import canonical
+from .dtypes import DType
+from .lazy import LazyBuffer, realize
+from .ops import Op
+
+MinMax = namedtuple("MinMax", ["values", "indices"])
+
+
+def shape_arg(shape, allow_negative: bool = False) -> tuple[int, ...]:
+    """Accept f(2, 3), f((2, 3)) and f([2, 3])."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    out = tuple(int(s) for s in shape)
+    if not allow_negative and any(s < 0 for s in out):
+        raise ValueError(f"negative dimension in shape {out}")
+    return out
+
+
+def _norm_dim(dim: int, ndim: int, op: str) -> int:
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"{op}: dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return dim % n
+
+
+def _norm_dims(dim, ndim: int, op: str) -> tuple[int, ...]:
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    out = tuple(_norm_dim(d, ndim, op) for d in dims)
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"{op}: dim {dims} appears multiple times in the list of dims")
+    return out
+
+
+def broadcast_shapes(*shapes: tuple[int, ...], op: str = "broadcast") -> tuple[int, ...]:
+    ndim = max(len(s) for s in shapes)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for sizes in zip(*padded):
+        big = max(sizes)
+        if any(s not in (1, big) for s in sizes):
+            raise RuntimeError(
+                f"{op}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast together "
+                f"(sizes {sizes} differ and none of them is 1)"
+            )
+        out.append(0 if 0 in sizes else big)
+    return tuple(out)
+
+
+class Tensor:
+    """An n-dimensional array on a device ('webgpu' or 'numpy'), lazily computed,
+    with reverse-mode automatic differentiation."""
+
+    __slots__ = ("lazydata", "requires_grad", "grad", "_ctx", "__weakref__")
+    __array_priority__ = 1000  # numpy_array + tensor goes to Tensor.__radd__
+
+    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        device = canonical(device)
+        if isinstance(data, Tensor):
+            data = data.detach().numpy()
+        if isinstance(data, LazyBuffer):
+            lb = data
+        else:
+            arr = np.asarray(data)
+            if dtype is not None:
+                dt = dtypes.to_dtype(dtype)
+            elif isinstance(data, np.ndarray) or isinstance(data, np.generic):
+                dt = dtypes.to_dtype(arr.dtype)
+            elif arr.dtype.kind == "f":
+                dt = dtypes.default_float
+            else:
+                dt = dtypes.to_dtype(arr.dtype)
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"can't convert data of NumPy dtype {arr.dtype} to a tensor")
+            lb = LazyBuffer.load(arr, dt, device)
+        self.lazydata: LazyBuffer = lb
+        self.grad: Tensor | None = None
+        self._ctx = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @staticmethod
+    def _from_lazy(lb: LazyBuffer, requires_grad: bool = False) -> Tensor:
+        t = Tensor.__new__(Tensor)
+        t.lazydata, t.grad, t._ctx, t.requires_grad = lb, None, None, requires_grad
+        return t
+
+    # ----- properties -----
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.lazydata.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self.lazydata.dtype
+
+    @property
+    def device(self) -> str:
+        return self.lazydata.device
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        return self._ctx
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self) -> Tensor:
+        return self.transpose(-2, -1)
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[_norm_dim(dim, self.ndim, "size")]
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    # ----- autograd -----
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError(f"only Tensors of floating point dtype can require gradients (got {self.dtype.name})")
+        if not requires_grad and not self.is_leaf:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables; use detach() instead")
+        self.requires_grad = requires_grad
+        return self
+
+    def detach(self) -> Tensor:
+        return Tensor._from_lazy(self.lazydata)
+
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad."""
+        run_backward([self], [gradient], retain_graph)
+
+    def _accumulate_grad(self, g: LazyBuffer) -> None:
+        g = g.cast(self.dtype)
+        self.grad = Tensor._from_lazy(g if self.grad is None else self.grad.lazydata.e(Op.ADD, g))
+
+    # ----- evaluation -----
+    def realize(self) -> Tensor:
+        realize(self.lazydata)
+        return self
+
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self.lazydata.numpy()
+
+    def item(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"a Tensor with {self.numel()} elements cannot be converted to a Python scalar")
+        return self.lazydata.numpy().reshape(()).item()
+
+    def tolist(self):
+        return self.lazydata.numpy().tolist()
+
+    def __bool__(self) -> bool:
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {self.numel()} elements is ambiguous")
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.is_floating_point or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __repr__(self) -> str:
+        arr = self.lazydata.numpy()
+        if self.dtype.is_floating_point:
+            body = np.array2string(
+                arr, separator=", ", prefix="tensor(", precision=4, floatmode="maxprec_equal", suppress_small=False
+            )
+        else:
+            body = np.array2string(arr, separator=", ", prefix="tensor(")
+        extras = []
+        if self.device != "numpy":
+            extras.append(f"device='{self.device}'")
+        if self.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_) or 0 in self.shape:
+            extras.append(f"dtype={self.dtype!r}")
+        if self._ctx is not None:
+            extras.append(f"grad_fn={self._ctx!r}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body, *extras]) + ")"
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __setitem__(self, key, value):
+        raise TypeError(
+            "smolgrad tensors do not support in-place assignment; build a new tensor instead "
+            "(e.g. with smolgrad.where, torch-style masks, or smolgrad.cat)"
+        )
+
+    # ----- device and dtype -----
+    def to(self, *args, **kwargs) -> Tensor:
+        """to(device), to(dtype) or to(device, dtype), like torch.Tensor.to."""
+        device = kwargs.pop("device", None)
+        dtype = kwargs.pop("dtype", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, (DType, type)) or (isinstance(a, str) and a not in ("cpu", "numpy", "webgpu", "gpu", "wgpu")):
+                dtype = a
+            else:
+                device = a
+        out = self
+        if dtype is not None:
+            out = out.type(dtype)
+        if device is not None and canonical(device) != out.device:
+            out = ToDevice.apply(out, device=canonical(device))
+        return out
+
+    def cpu(self) -> Tensor:
+        return self.to("numpy")
+
+    def type(self, dtype) -> Tensor:
+        dtype = dtypes.to_dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        if dtype.is_floating_point and self.dtype.is_floating_point:
+            return F.Cast.apply(self, dtype=dtype)
+        return Tensor._from_lazy(self.lazydata.cast(dtype))
+
+    def float(self) -> Tensor:
+        return self.type(dtypes.float32)
+
+    def double(self) -> Tensor:
+        return self.type(dtypes.float64)
+
+    def int(self) -> Tensor:
+        return self.type(dtypes.int32)
+
+    def long(self) -> Tensor:
+        return self.type(dtypes.int64)
+
+    def bool(self) -> Tensor:
+        return self.type(dtypes.bool_)
+
+    # ----- broadcasting helpers -----
+    def _operands(self, other, op: str, reverse: bool = False, float_result: bool = False):
+        """(a, b) of one dtype and device, broadcast to one shape."""
+        if isinstance(other, Tensor):
+            if other.device != self.device:
+                raise RuntimeError(
+                    f"Expected all tensors to be on the same device, but found at least two devices, "
+                    f"{self.device} and {other.device}! (in {op})"
+                )
+            dt = dtypes.promote(self.dtype, other.dtype)
+        elif isinstance(other, (bool, int, float)) or isinstance(other, np.generic):
+            other = other.item() if isinstance(other, np.generic) else other
+            dt = dtypes.promote_scalar(self.dtype, other)
+        else:
+            other = Tensor(other, device=self.device)
+            return self._operands(other, op, reverse, float_result)
+        if float_result and not dt.is_floating_point:
+            dt = dtypes.default_float
+        a = self.type(dt)
+        if not isinstance(other, Tensor):
+            b = Tensor._from_lazy(LazyBuffer.const(other, a.shape, dt, a.device))
+        else:
+            b = other.type(dt)
+            shape = broadcast_shapes(a.shape, b.shape, op=op)
+            a, b = a._broadcast_to(shape), b._broadcast_to(shape)
+        return (b, a) if reverse else (a, b)
+
+    def _broadcast_to(self, shape: tuple[int, ...]) -> Tensor:
+        if self.shape == shape:
+            return self
+        x = self.reshape((1,) * (len(shape) - self.ndim) + self.shape) if self.ndim < len(shape) else self
+        return F.Expand.apply(x, shape=shape)
+
+    # ----- elementwise: arithmetic -----
+    def add(self, other, alpha=None) -> Tensor:
+        if alpha is not None:
+            other = other * alpha
+        return F.Add.apply(*self._operands(other, "add"))
+
+    def sub(self, other, alpha=None) -> Tensor:
+        if alpha is not None:
+            other = other * alpha
+        return F.Sub.apply(*self._operands(other, "sub"))
+
+    def mul(self, other) -> Tensor:
+        return F.Mul.apply(*self._operands(other, "mul"))
+
+    def div(self, other) -> Tensor:
+        return F.Div.apply(*self._operands(other, "div", float_result=True))
+
+    def pow(self, exponent) -> Tensor:
+        a, b = self._operands(exponent, "pow", float_result=not self.dtype.is_int or isinstance(exponent, float))
+        if a.dtype.is_floating_point:
+            return F.Pow.apply(a, b)
+        return F.Pow.apply(a.float(), b.float()).type(a.dtype)  # integer powers, computed in float
+
+    def neg(self) -> Tensor:
+        return F.Neg.apply(self)
+
+    __add__ = add
+    __sub__ = sub
+    __mul__ = mul
+    __truediv__ = div
+    __pow__ = pow
+    __neg__ = neg
+
+    def __radd__(self, other) -> Tensor:
+        return F.Add.apply(*self._operands(other, "add", reverse=True))
+
+    def __rsub__(self, other) -> Tensor:
+        return F.Sub.apply(*self._operands(other, "sub", reverse=True))
+
+    def __rmul__(self, other) -> Tensor:
+        return F.Mul.apply(*self._operands(other, "mul", reverse=True))
+
+    def __rtruediv__(self, other) -> Tensor:
+        return F.Div.apply(*self._operands(other, "div", reverse=True, float_result=True))
+
+    def __rpow__(self, other) -> Tensor:
+        a, b = self._operands(other, "pow", reverse=True, float_result=True)
+        return F.Pow.apply(a, b)
+
+    def __matmul__(self, other) -> Tensor:
+        return self.matmul(other)
+
+    def __rmatmul__(self, other) -> Tensor:
+        return Tensor(other, device=self.device).matmul(self)
+
+    def maximum(self, other) -> Tensor:
+        return F.Maximum.apply(*self._operands(other, "maximum"))
+
+    def minimum(self, other) -> Tensor:
+        return F.Minimum.apply(*self._operands(other, "minimum"))
+
+    def clamp(self, min=None, max=None) -> Tensor:
+        """Limit values to [min, max]; the gradient flows where min <= x <= max."""
+        if min is None and max is None:
+            raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
+        out = self
+        if min is not None:
+            out = where(out < min, min, out)
+        if max is not None:
+            out = where(out > max, max, out)
+        return out
+
+    clip = clamp
+
+    # ----- elementwise: comparisons (no gradient) -----
+    def _compare(self, other, op: Op, name: str) -> Tensor:
+        a, b = self._operands(other, name)
+        return Tensor._from_lazy(a.lazydata.e(op, b.lazydata))
+
+    def __lt__(self, other) -> Tensor:
+        return self._compare(other, Op.LT, "lt")
+
+    def __le__(self, other) -> Tensor:
+        return self._compare(other, Op.LE, "le")
+
+    def __gt__(self, other) -> Tensor:
+        return self._compare(other, Op.GT, "gt")
+
+    def __ge__(self, other) -> Tensor:
+        return self._compare(other, Op.GE, "ge")
+
+    def __eq__(self, other) -> Tensor:  # type: ignore[override]
+        return self._compare(other, Op.EQ, "eq")
+
+    def __ne__(self, other) -> Tensor:  # type: ignore[override]
+        return self._compare(other, Op.NE, "ne")
+
+    lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
+
+    def logical_not(self) -> Tensor:
+        return self == 0
+
+    def __invert__(self) -> Tensor:
+        if not self.dtype.is_bool:
+            raise TypeError(f"~ is only supported for bool tensors here, got {self.dtype.name}")
+        return self.logical_not()
+
+    def __and__(self, other) -> Tensor:
+        return (self.bool().long() * Tensor._coerce(other, self).bool().long()).bool()
+
+    def __or__(self, other) -> Tensor:
+        return (self.bool().long() + Tensor._coerce(other, self).bool().long()).bool()
+
+    @staticmethod
+    def _coerce(x, like: Tensor) -> Tensor:
+        return x if isinstance(x, Tensor) else Tensor(x, device=like.device)
+
+    # ----- elementwise: unary math -----
+    def _float_unary(self, fn) -> Tensor:
+        x = self if self.dtype.is_floating_point else self.float()
+        return fn.apply(x)
+
+    def exp(self) -> Tensor:
+        return self._float_unary(F.Exp)
+
+    def log(self) -> Tensor:
+        return self._float_unary(F.Log)
+
+    def sqrt(self) -> Tensor:
+        return self._float_unary(F.Sqrt)
+
+    def rsqrt(self) -> Tensor:
+        return self.sqrt().reciprocal()
+
+    def reciprocal(self) -> Tensor:
+        return self._float_unary(F.Reciprocal)
+
+    def sin(self) -> Tensor:
+        return self._float_unary(F.Sin)
+
+    def cos(self) -> Tensor:
+        return self._float_unary(F.Cos)
+
+    def tanh(self) -> Tensor:
+        return self._float_unary(F.Tanh)
+
+    def sigmoid(self) -> Tensor:
+        return self._float_unary(F.Sigmoid)
+
+    def relu(self) -> Tensor:
+        return F.Relu.apply(self)
+
+    def abs(self) -> Tensor:
+        return F.Abs.apply(self)
+
+    def sign(self) -> Tensor:
+        return F.Sign.apply(self)
+
+    def square(self) -> Tensor:
+        return self * self
+
+    def contiguous(self) -> Tensor:
+        return F.Contiguous.apply(self)
+
+    # ----- reductions -----
+    def _reduce_shape(self, out: Tensor, axes: tuple[int, ...], keepdim: bool) -> Tensor:
+        if keepdim:
+            return out
+        return out.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
+
+    def sum(self, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+        x = self.type(dtype) if dtype is not None else self
+        if not x.dtype.is_floating_point and x.dtype != dtypes.int64:
+            x = x.long()  # torch sums bool and int32 into int64
+        axes = _norm_dims(dim, self.ndim, "sum")
+        return x._reduce_shape(F.Sum.apply(x, axes=axes), axes, keepdim)
+
+    def mean(self, dim=None, keepdim: bool = False) -> Tensor:
+        if not self.dtype.is_floating_point:
+            raise RuntimeError(
+                f"mean(): could not infer output dtype. Input dtype must be a floating point dtype, got "
+                f"{self.dtype.name}; call .float() first"
+            )
+        axes = _norm_dims(dim, self.ndim, "mean")
+        n = math.prod(self.shape[a] for a in axes)
+        return self.sum(dim=axes, keepdim=keepdim) / n if n else self.sum(dim=axes, keepdim=keepdim) * math.nan
+
+    def _minmax(self, op: Op, dim, keepdim: bool, name: str) -> Tensor:
+        axes = _norm_dims(dim, self.ndim, name)
+        if any(self.shape[a] == 0 for a in axes):
+            raise RuntimeError(f"{name}(): Expected reduction dim to have a nonzero size, got shape {self.shape}")
+        return self._reduce_shape(F.Max.apply(self, axes=axes, op=op), axes, keepdim)
+
+    def amax(self, dim=None, keepdim: bool = False) -> Tensor:
+        return self._minmax(Op.RMAX, dim, keepdim, "amax")
+
+    def amin(self, dim=None, keepdim: bool = False) -> Tensor:
+        return self._minmax(Op.RMIN, dim, keepdim, "amin")
+
+    def max(self, dim=None, keepdim: bool = False):
+        """max() -> the largest value; max(dim) -> (values, indices); max(tensor) -> maximum."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        if dim is None:
+            return self.amax()
+        return MinMax(self.amax(dim, keepdim), self.argmax(dim, keepdim))
+
+    def min(self, dim=None, keepdim: bool = False):
+        """min() -> the smallest value; min(dim) -> (values, indices); min(tensor) -> minimum."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        if dim is None:
+            return self.amin()
+        return MinMax(self.amin(dim, keepdim), self.argmin(dim, keepdim))
+
+    def _arg_extreme(self, dim, keepdim: bool, largest: bool, name: str) -> Tensor:
+        x = self.detach()
+        if dim is None:
+            x, dim, keepdim_shape = x.reshape(-1), 0, (1,) * self.ndim
+        else:
+            keepdim_shape = None
+            dim = _norm_dim(dim, self.ndim, name)
+        if x.ndim == 0:
+            x, dim = x.reshape(1), 0
+        n = x.shape[dim]
+        if n == 0:
+            raise RuntimeError(f"{name}(): Expected reduction dim {dim} to have a nonzero size, got shape {x.shape}")
+        best = x.amax(dim, keepdim=True) if largest else x.amin(dim, keepdim=True)
+        positions = arange(n, dtype=dtypes.int32, device=self.device)
+        positions = positions.reshape(tuple(n if i == dim else 1 for i in range(x.ndim)))
+        # the first position holding the extreme value, like torch
+        candidates = where(x == best, positions, n)
+        idx = candidates.amin(dim, keepdim=keepdim).long()
+        if keepdim_shape is not None:
+            return idx.reshape(keepdim_shape) if keepdim else idx.reshape(())
+        return idx
+
+    def argmax(self, dim=None, keepdim: bool = False) -> Tensor:
+        return self._arg_extreme(dim, keepdim, True, "argmax")
+
+    def argmin(self, dim=None, keepdim: bool = False) -> Tensor:
+        return self._arg_extreme(dim, keepdim, False, "argmin")
+
+    def var(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased: bool | None = None) -> Tensor:
+        if unbiased is not None:
+            correction = 1 if unbiased else 0
+        axes = _norm_dims(dim, self.ndim, "var")
+        n = math.prod(self.shape[a] for a in axes)
+        centered = self - self.mean(axes, keepdim=True)
+        return (centered * centered).sum(axes, keepdim=keepdim) / max(n - correction, 0)
+
+    def std(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased: bool | None = None) -> Tensor:
+        return self.var(dim, keepdim, correction, unbiased).sqrt()
+
+    def logsumexp(self, dim, keepdim: bool = False) -> Tensor:
+        """log(sum(exp(x))) computed stably by subtracting the maximum."""
+        axes = _norm_dims(dim, self.ndim, "logsumexp")
+        m = self.detach().amax(axes, keepdim=True)
+        m = where(m.abs() == math.inf, 0.0, m)  # all -inf rows stay -inf, not nan
+        out = (self - m).exp().sum(axes, keepdim=True).log() + m
+        return self._reduce_shape(out, axes, keepdim)
+
+    def softmax(self, dim: int) -> Tensor:
+        e = (self - self.detach().amax(dim, keepdim=True)).exp()
+        return e / e.sum(dim, keepdim=True)
+
+    def log_softmax(self, dim: int) -> Tensor:
+        return self - self.logsumexp(dim, keepdim=True)
+
+    # ----- matmul -----
+    def matmul(self, other) -> Tensor:
+        """Matrix product with PyTorch's rules for 1-D, 2-D, batched and broadcast operands."""
+        other = Tensor._coerce(other, self)
+        if other.device != self.device:
+            raise RuntimeError(
+                f"Expected all tensors to be on the same device, but found at least two devices, "
+                f"{self.device} and {other.device}! (in matmul)"
+            )
+        if self.ndim == 0 or other.ndim == 0:
+            raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes {self.shape} and {other.shape}")
+        dt = dtypes.promote(self.dtype, other.dtype)
+        if not dt.is_floating_point:
+            raise TypeError(f"matmul: expected floating point tensors, got {self.dtype.name} and {other.dtype.name}")
+        a, b = self.type(dt), other.type(dt)
+        a2 = a.unsqueeze(0) if a.ndim == 1 else a
+        b2 = b.unsqueeze(-1) if b.ndim == 1 else b
+        if a2.shape[-1] != b2.shape[-2]:
+            raise RuntimeError(
+                f"matmul: shapes {self.shape} and {other.shape} cannot be multiplied "
+                f"({a2.shape[-2]}x{a2.shape[-1]} and {b2.shape[-2]}x{b2.shape[-1]})"
+            )
+        batch = broadcast_shapes(a2.shape[:-2], b2.shape[:-2], op="matmul")
+        a2 = a2._broadcast_to((*batch, *a2.shape[-2:]))
+        b2 = b2._broadcast_to((*batch, *b2.shape[-2:]))
+        out = F.Matmul.apply(a2, b2)
+        if a.ndim == 1:
+            out = out.squeeze(-2)
+        if b.ndim == 1:
+            out = out.squeeze(-1)
+        return out
+
+    def dot(self, other) -> Tensor:
+        if self.ndim != 1 or Tensor._coerce(other, self).ndim != 1:
+            raise RuntimeError("dot: 1D tensors expected")
+        return self.matmul(other)
+
+    # ----- movement -----
+    def reshape(self, *shape) -> Tensor:
+        shape = shape_arg(shape, allow_negative=True)
+        if shape.count(-1) > 1:
+            raise RuntimeError("reshape: only one dimension can be inferred (-1)")
+        known = math.prod(s for s in shape if s != -1)
+        if -1 in shape:
+            if known == 0 or self.numel() % known:
+                raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {self.numel()}")
+            shape = tuple(self.numel() // known if s == -1 else s for s in shape)
+        if math.prod(shape) != self.numel() or any(s < 0 for s in shape):
+            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {self.numel()}")
+        return self if shape == self.shape else F.Reshape.apply(self, shape=shape)
+
+    def view(self, *shape) -> Tensor:
+        """Like reshape, but never copies: raises when the strides cannot express it."""
+        out = self.reshape(*shape)
+        if out is not self and self.lazydata.view.reshape(out.shape) is None:
+            raise RuntimeError(
+                f"view size is not compatible with input tensor's size and stride (shape {self.shape} -> "
+                f"{out.shape}); at least one dimension spans across two contiguous subspaces. Use .reshape(...) instead."
+            )
+        return out
+
+    def permute(self, *dims) -> Tensor:
+        dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        order = tuple(_norm_dim(d, self.ndim, "permute") for d in dims)
+        if sorted(order) != list(range(self.ndim)):
+            raise RuntimeError(f"permute: dims {tuple(dims)} are not a permutation of the {self.ndim} dims of {self.shape}")
+        return self if order == tuple(range(self.ndim)) else F.Permute.apply(self, order=order)
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        order = list(range(self.ndim))
+        d0, d1 = _norm_dim(dim0, self.ndim, "transpose"), _norm_dim(dim1, self.ndim, "transpose")
+        order[d0], order[d1] = order[d1], order[d0]
+        return self.permute(order)
+
+    def t(self) -> Tensor:
+        if self.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+        return self.T
+
+    def expand(self, *shape) -> Tensor:
+        shape = shape_arg(shape, allow_negative=True)
+        if len(shape) < self.ndim:
+            raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be >= the number of dims ({self.ndim})")
+        src = (1,) * (len(shape) - self.ndim) + self.shape
+        target = tuple(s if n == -1 else n for s, n in zip(src, shape))
+        for s, n in zip(src, target):
+            if s != 1 and s != n:
+                raise RuntimeError(f"expand: the expanded size {n} must match the existing size {s} (shape {self.shape} -> {shape})")
+        return self._broadcast_to(target)
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        return self.expand(other.shape)
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        dim = _norm_dim(dim, self.ndim + 1, "unsqueeze")
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim=None) -> Tensor:
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        axes = _norm_dims(dim, self.ndim, "squeeze")
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        if self.ndim == 0:
+            return self.reshape(1)
+        s, e = _norm_dim(start_dim, self.ndim, "flatten"), _norm_dim(end_dim, self.ndim, "flatten")
+        if s > e:
+            raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+        return self.reshape(self.shape[:s] + (math.prod(self.shape[s : e + 1]),) + self.shape[e + 1 :])
+
+    def flip(self, dims) -> Tensor:
+        axes = _norm_dims(dims, self.ndim, "flip")
+        return F.Flip.apply(self, axes=axes) if axes else self
+
+    def _slice(self, bounds) -> Tensor:
+        if all(b == (0, n, 1) for b, n in zip(bounds, self.shape)):
+            return self
+        return F.Slice.apply(self, bounds=tuple(bounds))
+
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
+        dim = _norm_dim(dim, self.ndim, "narrow")
+        if start < 0:
+            start += self.shape[dim]
+        if not (0 <= start and start + length <= self.shape[dim] and length >= 0):
+            raise IndexError(f"narrow: start {start} + length {length} exceeds dimension {dim} of size {self.shape[dim]}")
+        return self._slice([(start, start + length, 1) if i == dim else (0, n, 1) for i, n in enumerate(self.shape)])
+
+    def split(self, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
+        dim = _norm_dim(dim, self.ndim, "split")
+        n = self.shape[dim]
+        if isinstance(split_size_or_sections, int):
+            if split_size_or_sections <= 0:
+                raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
+            sizes = [min(split_size_or_sections, n - s) for s in range(0, n, split_size_or_sections)] or [0]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != n:
+                raise RuntimeError(f"split: sizes {sizes} do not sum to the size {n} of dimension {dim}")
+        out, start = [], 0
+        for s in sizes:
+            out.append(self.narrow(dim, start, s))
+            start += s
+        return tuple(out)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        if chunks <= 0:
+            raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+        n = self.shape[_norm_dim(dim, self.ndim, "chunk")]
+        return self.split(max(1, -(-n // chunks)), dim)
+
+    def pad(self, pads: Sequence[tuple[int, int]], value=0.0) -> Tensor:
+        """Pad every dim by (before, after); negative amounts crop."""
+        crop = [(max(-lo, 0), n - max(-hi, 0), 1) for n, (lo, hi) in zip(self.shape, pads)]
+        if any(start > stop for start, stop, _ in crop):
+            raise RuntimeError(f"pad: cropping {tuple(pads)} removes more than the whole of shape {self.shape}")
+        x = self._slice(crop)
+        grow = tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads)
+        if not any(lo or hi for lo, hi in grow):
+            return x
+        return F.Pad.apply(x, pads=grow, value=value)
+
+    # ----- indexing -----
+    def __getitem__(self, key) -> Tensor:
+        return _getitem(self, key)
+
+    def gather(self, dim: int, index: Tensor) -> Tensor:
+        """out[i][j][k] = self[index[i][j][k]][j][k] (for dim=0), like torch.gather."""
+        dim = _norm_dim(dim, self.ndim, "gather")
+        if not isinstance(index, Tensor) or index.dtype.is_floating_point or index.dtype.is_bool:
+            raise RuntimeError("gather(): Expected dtype int64 or int32 for index")
+        if index.ndim != self.ndim:
+            raise RuntimeError(f"gather(): Index tensor must have the same number of dimensions as input tensor ({index.shape} vs {self.shape})")
+        for d in range(self.ndim):
+            if d != dim and index.shape[d] > self.shape[d]:
+                raise RuntimeError(
+                    f"gather(): Size does not match at dimension {d} expected index {index.shape} to be smaller "
+                    f"than self {self.shape} apart from dimension {dim}"
+                )
+        if index.device != self.device:
+            raise RuntimeError(f"gather(): index is on {index.device} but self is on {self.device}")
+        _check_index_range(index, self.shape[dim], "gather")
+        return F.Gather.apply(self, index.detach(), dim=dim)
+
+
+def _check_index_range(index: Tensor, size: int, op: str) -> None:
+    """Raise IndexError for out-of-range indices whose values are already known.
+
+    Computed, not-yet-realized indices are not forced here (the GPU clamps them
+    instead of reading out of bounds)."""
+    if not index.lazydata.is_realized() or index.numel() == 0:
+        return
+    vals = index.lazydata.numpy()
+    lo, hi = int(vals.min()), int(vals.max())
+    if lo < -size or hi >= size:
+        bad = lo if lo < -size else hi
+        raise IndexError(f"{op}: index {bad} is out of bounds for dimension with size {size}")
+
+
+def _wrap_negative(index: Tensor, size: int) -> Tensor:
+    return where(index < 0, index + size, index)
+
+
+def _getitem(x: Tensor, key) -> Tensor:
+    """Basic indexing (ints, slices, None, Ellipsis) plus one integer-tensor index."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    tensor_keys = [i for i, k in enumerate(key) if isinstance(k, (Tensor, list, np.ndarray))]
+    if len(tensor_keys) > 1:
+        raise IndexError("indexing with more than one integer tensor is not supported; index one dim at a time")
+    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if n_real > x.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {x.ndim} (got {n_real})")
+    ellipses = [i for i, k in enumerate(key) if k is Ellipsis]
+    if len(ellipses) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if ellipses:
+        i = ellipses[0]
+        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1 :]
+    key = key + (slice(None),) * (x.ndim - sum(1 for k in key if k is not None))
+
+    bounds, out_shape, int_dims, tensor_dim, tensor_index = [], [], [], None, None
+    d = 0
+    for k in key:
+        if k is None:
+            out_shape.append(("new",))
+            continue
+        n = x.shape[d]
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            if step <= 0:
+                raise ValueError("step must be greater than zero")
+            stop = max(stop, start)
+            bounds.append((start, stop, step))
+            out_shape.append(("dim", d))
+        elif isinstance(k, (Tensor, list, np.ndarray)):
+            bounds.append((0, n, 1))
+            tensor_dim = d
+            tensor_index = k if isinstance(k, Tensor) else Tensor(np.asarray(k), device=x.device)
+            out_shape.append(("tensor", d))
+        else:
+            try:
+                i = int(k.__index__() if hasattr(k, "__index__") else k)
+            except TypeError:
+                raise IndexError(f"unsupported index {k!r}: use ints, slices, None, ... or an integer tensor") from None
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for dimension {d} with size {n}")
+            i %= n
+            bounds.append((i, i + 1, 1))
+            int_dims.append(d)
+        d += 1
+    out = x._slice(bounds)
+    if tensor_index is not None:
+        out = _index_rows(out, tensor_dim, tensor_index)
+    shape = []
+    for item in out_shape:
+        if item[0] == "new":
+            shape.append(1)
+        elif item[0] == "dim":
+            shape.append(out.shape[item[1]] if tensor_dim is None or item[1] < tensor_dim else out.shape[item[1] + tensor_index.ndim - 1])
+        else:
+            shape.extend(tensor_index.shape)
+    return out.reshape(tuple(shape))
+
+
+def _index_rows(x: Tensor, dim: int, index: Tensor) -> Tensor:
+    """x indexed along `dim` by an integer tensor: shape x[:dim] + index.shape + x[dim+1:]."""
+    if index.dtype.is_floating_point or index.dtype.is_bool:
+        raise IndexError(f"tensors used as indices must be integer tensors, got {index.dtype.name}")
+    if index.device != x.device:
+        raise RuntimeError(f"indexing: index is on {index.device} but the tensor is on {x.device}")
+    n = x.shape[dim]
+    _check_index_range(index, n, "index")
+    flat = _wrap_negative(index.detach().reshape(-1), n)
+    p = flat.shape[0]
+    idx_shape = tuple(p if i == dim else 1 for i in range(x.ndim))
+    target = tuple(p if i == dim else s for i, s in enumerate(x.shape))
+    gathered = F.Gather.apply(x, flat.reshape(idx_shape).expand(target).detach(), dim=dim)
+    return gathered.reshape(x.shape[:dim] + index.shape + x.shape[dim + 1 :])
+
+
+class ToDevice(F.Function):
+    def forward(self, x: LazyBuffer, device: str) -> LazyBuffer:
+        self.src_device = x.device
+        if x.dtype == dtypes.float64 and device == "webgpu":
+            raise TypeError("float64 is only supported on the numpy device; call .float() before .to('webgpu')")
+        return LazyBuffer.load(x.numpy(), x.dtype, device)
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        return LazyBuffer.load(g.numpy(), g.dtype, self.src_device)
+
+
+# ----- free functions that Tensor methods use (the rest are in creation.py) -----
+
+
+def where(condition, input, other) -> Tensor:
+    """Elementwise `input if condition else other`, broadcasting all three."""
+    ref = next((t for t in (condition, input, other) if isinstance(t, Tensor)), None)
+    if ref is None:
+        raise TypeError("where: at least one argument must be a Tensor")
+    cond = Tensor._coerce(condition, ref)
+    if cond.dtype != dtypes.bool_:
+        cond = cond != 0
+    if isinstance(input, Tensor):
+        a, b = input._operands(other, "where")
+    elif isinstance(other, Tensor):
+        a, b = other._operands(input, "where", reverse=True)
+    else:
+        dt = dtypes.promote_scalar(dtypes.promote_scalar(dtypes.bool_, input), other)
+        a = Tensor._from_lazy(LazyBuffer.const(input, (), dt, cond.device))
+        b = Tensor._from_lazy(LazyBuffer.const(other, (), dt, cond.device))
+    if cond.device != a.device:
+        raise RuntimeError(f"where: condition is on {cond.device} but the values are on {a.device}")
+    shape = broadcast_shapes(cond.shape, a.shape, b.shape, op="where")
+    return F.Where.apply(cond._broadcast_to(shape), a._broadcast_to(shape), b._broadcast_to(shape))
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Values from start to end (exclusive) in steps, like torch.arange."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if dtype is None:
+        dtype = dtypes.default_float if any(isinstance(v, float) for v in (start, end, step)) else dtypes.int64
+    dtype = dtypes.to_dtype(dtype)
+    n = max(0, math.ceil((end - start) / step))
+    values = start + np.arange(n, dtype=np.float64) * step
+    return Tensor(values.astype(dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+__all__ = ["Tensor", "where", "arange", "broadcast_shapes", "MinMax"]
