@@ -8,7 +8,11 @@ persistent MAP_READ staging buffer.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+import tempfile
 import weakref
 from collections import OrderedDict
 from typing import Any
@@ -30,7 +34,6 @@ except ImportError as e:  # pragma: no cover - device.py reports this
 MIN_BYTES = 4  # zero-size tensors still get a (tiny) buffer
 MAX_GROUPS_DEFAULT = 65535
 BIND_GROUP_CACHE_SIZE = 2048
-PRIMARY_BACKENDS = ("Vulkan", "Metal", "DX12")
 BACKEND_RANK = {"Vulkan": 0, "Metal": 0, "D3D12": 0, "DX12": 0, "OpenGL": 2, "OpenGLES": 2}
 TYPE_RANK = {"DiscreteGPU": 0, "IntegratedGPU": 1, "VirtualGPU": 2, "CPU": 3, "Unknown": 4}
 
@@ -40,29 +43,44 @@ class ShaderCompileError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- adapters
-_instance_configured = False
+NOISE = ("XDG_RUNTIME_DIR is invalid",)
 
 
-def _configure_instance() -> None:
-    """Restrict the wgpu instance to the primary backends (Vulkan, Metal, DX12) when we
-    are the first to create it: probing OpenGL prints EGL noise (e.g. 'XDG_RUNTIME_DIR
-    is invalid') and it is the slowest path. If that finds no adapter, the instance is
-    recreated with every backend so OpenGL-only machines still work."""
-    global _instance_configured
-    if _instance_configured:
-        return
-    _instance_configured = True
+@contextlib.contextmanager
+def _quiet_driver_stderr():
+    """Drop known harmless driver chatter (Mesa prints 'error: XDG_RUNTIME_DIR is
+    invalid...' when probing window-system support, which compute never uses) from
+    the C-level stderr while adapters are probed; any other output is passed on."""
     try:
-        from wgpu.backends.wgpu_native import _helpers
-        from wgpu.backends.wgpu_native.extras import set_instance_extras
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            kept = [line for line in text.splitlines() if not any(n in line for n in NOISE)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
 
-        if getattr(_helpers, "_the_instance", None) is None:
-            set_instance_extras(backends=["Primary"])
-            if not wgpu.gpu.enumerate_adapters_sync():
-                _helpers._the_instance = None  # no adapter yet, so nothing depends on it
-                set_instance_extras(backends=["All"])
-    except Exception:  # an older/newer wgpu without these internals: use its defaults
-        pass
+
+_adapters_cache: list | None = None
+
+
+def _all_adapters() -> list:
+    """Every adapter wgpu finds, probed once per process."""
+    global _adapters_cache
+    if _adapters_cache is None:
+        with _quiet_driver_stderr():
+            _adapters_cache = list(wgpu.gpu.enumerate_adapters_sync())
+    return _adapters_cache
 
 
 def _adapter_rank(adapter) -> tuple[int, int]:
@@ -72,8 +90,7 @@ def _adapter_rank(adapter) -> tuple[int, int]:
 
 def _choose_adapter():
     """The adapter WebGPUBackend uses: high-performance, primary backends first."""
-    _configure_instance()
-    adapters = wgpu.gpu.enumerate_adapters_sync()
+    adapters = _all_adapters()
     if not adapters:
         return None
     return min(adapters, key=_adapter_rank)
@@ -86,8 +103,7 @@ def _adapter_key(info) -> tuple:
 def enumerate_adapters() -> list[dict]:
     """Every WebGPU adapter: name, backend, type, vendor, description, and `selected`
     for the one WebGPUBackend uses."""
-    _configure_instance()
-    adapters = wgpu.gpu.enumerate_adapters_sync()
+    adapters = _all_adapters()
     chosen = min(adapters, key=_adapter_rank) if adapters else None
     out = []
     for a in adapters:
@@ -196,7 +212,8 @@ class WebGPUBackend(Backend):
         self.adapter_info = dict(adapter.info)
         features = [f for f in ("timestamp-query",) if f in adapter.features]
         # omitting required_limits gives the device the adapter's maximum limits
-        self.device = adapter.request_device_sync(required_features=features)
+        with _quiet_driver_stderr():
+            self.device = adapter.request_device_sync(required_features=features)
         limits = self.device.limits
         self.max_groups = int(limits.get("max-compute-workgroups-per-dimension", MAX_GROUPS_DEFAULT))
         self.max_binding = int(limits.get("max-storage-buffer-binding-size", 128 * 2**20))

@@ -1,0 +1,80 @@
+// smolgrad kernel: MATMUL (tiled)
+// {{detail}}
+// Workgroup (x, y, z) computes the 64x64 output tile at rows 64*y, columns 64*x of
+// batch z; each of its 16x16 threads computes a 4x4 micro-tile. Slices of K are
+// staged through workgroup memory, 16 at a time. Edges are bounds-checked.
+
+{{bindings}}
+
+// Element offset of each operand's batch z (a stride of 0 broadcasts the batch dim).
+{{a_fns}}
+
+{{b_fns}}
+
+const M = {{M}};
+const N = {{N}};
+const K = {{K}};
+const TILE = 64i;
+const TILE_K = 16i;
+
+var<workgroup> a_tile: array<array<{{T}}, 64>, 16>;  // [k][row]
+var<workgroup> b_tile: array<array<{{T}}, 64>, 16>;  // [k][column]
+
+@compute @workgroup_size(16, 16)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) local: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let a_base = a_batch(i32(wid.z));
+    let b_base = b_batch(i32(wid.z));
+    let row0 = i32(wid.y) * TILE;
+    let col0 = i32(wid.x) * TILE;
+    let tx = i32(local.x);
+    let ty = i32(local.y);
+    let t = i32(lid);
+
+    var acc: array<vec4<{{T}}>, 4>;  // acc[i][j]: row 4*ty + i, column 4*tx + j (zero-initialised)
+    for (var k0 = 0i; k0 < K; k0 += TILE_K) {
+        // stage A[row0.., k0..] (64 x 16) and B[k0.., col0..] (16 x 64): 4 elements per thread each
+        for (var s = 0i; s < 4i; s++) {
+            let e = t + s * 256i;
+            let r = e / TILE_K;
+            let ka = e % TILE_K;
+            var va = {{zero}};
+            if (row0 + r < M && k0 + ka < K) {
+                va = {{a}}[a_base + (row0 + r) * A_ROW_STRIDE + (k0 + ka) * A_COL_STRIDE];
+            }
+            a_tile[ka][r] = va;
+
+            let kb = e / TILE;
+            let c = e % TILE;
+            var vb = {{zero}};
+            if (k0 + kb < K && col0 + c < N) {
+                vb = {{b}}[b_base + (k0 + kb) * B_ROW_STRIDE + (col0 + c) * B_COL_STRIDE];
+            }
+            b_tile[kb][c] = vb;
+        }
+        workgroupBarrier();
+
+        for (var kk = 0i; kk < TILE_K; kk++) {
+            let b_reg = vec4<{{T}}>(b_tile[kk][4 * tx], b_tile[kk][4 * tx + 1], b_tile[kk][4 * tx + 2], b_tile[kk][4 * tx + 3]);
+            for (var i = 0i; i < 4i; i++) {
+                let a_val = a_tile[kk][4 * ty + i];
+                {{mul_add}}
+            }
+        }
+        workgroupBarrier();
+    }
+
+    let out_base = i32(wid.z) * M * N;
+    for (var i = 0i; i < 4i; i++) {
+        let row = row0 + 4 * ty + i;
+        for (var j = 0i; j < 4i; j++) {
+            let col = col0 + 4 * tx + j;
+            if (row < M && col < N) {
+                out[out_base + row * N + col] = acc[i][j];
+            }
+        }
+    }
+}
