@@ -6,17 +6,7 @@
 
 {{bindings}}
 
-fn atomic_add_f32(i: i32, value: f32) {
-    var old = atomicLoad(&out[i]);
-    loop {
-        let new_bits = bitcast<u32>(bitcast<f32>(old) + value);
-        let result = atomicCompareExchangeWeak(&out[i], old, new_bits);
-        if (result.exchanged) {
-            break;
-        }
-        old = result.old_value;
-    }
-}
+{{helpers}}
 
 @compute @workgroup_size(256)
 fn main(

@@ -144,6 +144,10 @@ NAN = "bitcast<f32>(0x7fc00000u)"
 
 # Helper functions, included in a shader only when an expression calls them.
 HELPERS = {
+    "sg_isnan": """fn sg_isnan(x: f32) -> bool {
+    // a bit test: drivers may fold x != x to false (fast math)
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}""",
     "sg_log": f"""fn sg_log(x: f32) -> f32 {{
     // log(0) = -inf and log(<0) = nan, like numpy, whatever the driver does
     if (x == 0.0) {{ return -{INF}; }}
@@ -157,7 +161,7 @@ HELPERS = {
     "sg_div": f"""fn sg_div(a: f32, b: f32) -> f32 {{
     // x/0 = +-inf and 0/0 = nan, like numpy, even on drivers with fast division
     if (b == 0.0) {{
-        if (a == 0.0 || a != a) {{ return {NAN}; }}
+        if (a == 0.0 || sg_isnan(a)) {{ return {NAN}; }}
         return select(-{INF}, {INF}, (a > 0.0) == (bitcast<u32>(b) == 0u));
     }}
     return a / b;
@@ -172,13 +176,13 @@ HELPERS = {
     return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
 }""",
     "sg_sign": """fn sg_sign(x: f32) -> f32 {
-    return select(sign(x), x, x != x);  // sign(nan) = nan
+    return select(sign(x), x, sg_isnan(x));  // sign(nan) = nan
 }""",
     "sg_max": """fn sg_max(a: f32, b: f32) -> f32 {
-    return select(max(a, b), a + b, a != a || b != b);  // nan propagates, like numpy
+    return select(max(a, b), a + b, sg_isnan(a) || sg_isnan(b));  // nan propagates, like numpy
 }""",
     "sg_min": """fn sg_min(a: f32, b: f32) -> f32 {
-    return select(min(a, b), a + b, a != a || b != b);  // nan propagates, like numpy
+    return select(min(a, b), a + b, sg_isnan(a) || sg_isnan(b));  // nan propagates, like numpy
 }""",
     "sg_pow": f"""fn sg_pow(a: f32, b: f32) -> f32 {{
     // numpy semantics: x**0 = 1, 0**-y = inf, (-x)**n = +-x**n for integer n, else nan
@@ -186,7 +190,8 @@ HELPERS = {
     if (a == 1.0) {{ return 1.0; }}
     if (a == 0.0) {{ return select(0.0, {INF}, b < 0.0); }}
     let m = exp2(b * log2(abs(a)));
-    if (a > 0.0 || a != a) {{ return select(m, a, a != a); }}
+    if (sg_isnan(a) || sg_isnan(b)) {{ return a + b; }}
+    if (a > 0.0) {{ return m; }}
     if (floor(b) != b) {{ return {NAN}; }}
     let odd = abs(b) < 16777216.0 && (b - 2.0 * floor(b * 0.5)) == 1.0;
     return select(m, -m, odd);
@@ -208,6 +213,18 @@ HELPERS = {
         e = e >> 1u;
     }
     return result;
+}""",
+    "atomic_add_f32": """fn atomic_add_f32(i: i32, value: f32) {
+    // out[i] += value for an atomic<u32> output holding f32 bits: compare-exchange loop
+    var old = atomicLoad(&out[i]);
+    loop {
+        let new_bits = bitcast<u32>(bitcast<f32>(old) + value);
+        let result = atomicCompareExchangeWeak(&out[i], old, new_bits);
+        if (result.exchanged) {
+            break;
+        }
+        old = result.old_value;
+    }
 }""",
     "sg_div_i32": """fn sg_div_i32(a: i32, b: i32) -> i32 {
     // truncating division; x/0 is undefined in numpy (inf cast to int): give 0
@@ -253,6 +270,8 @@ def cast_expr(x: str, src: str, dst: str) -> str:
         return x
     if dst == "u32":  # to bool: nonzero (nan included) is true
         zero = "0.0" if src == "f32" else "0i"
+        if src == "f32":
+            return f"select(0u, 1u, {x} != 0.0 || sg_isnan({x}))"
         return f"select(0u, 1u, {x} != {zero})"
     return f"{dst}({x})"  # f32 -> i32 truncates toward zero; u32 -> f32/i32 gives 0/1
 
@@ -273,8 +292,16 @@ def op_expr(op: Op, args: list[str], in_type: str, arg: Any = None) -> str:
 
 
 def helpers_for(code: str) -> str:
-    """The helper functions that `code` calls."""
-    return "\n\n".join(src for name, src in HELPERS.items() if re.search(rf"\b{name}\(", code))
+    """The helper functions that `code` calls, with the helpers they call in turn."""
+    used: set[str] = set()
+    pending = [code]
+    while pending:
+        text = pending.pop()
+        for name, src in HELPERS.items():
+            if name not in used and re.search(rf"\b{name}\(", text):
+                used.add(name)
+                pending.append(src)
+    return "\n\n".join(src for name, src in HELPERS.items() if name in used)
 
 
 def bindings_code(out_type: str, inputs: list[tuple[str, str]], out_atomic: bool = False) -> str:
@@ -488,18 +515,19 @@ def scatter_add_source(src: Input, index: Input, dim: int, out_shape, out_dtype:
     body.append(f"let value = {src.binding}[{view_index(src.view, coords)}];")
     out_coords = list(coords)
     out_coords[dim] = "i"
-    body.append(f"let target = {view_index(View.contiguous(tuple(out_shape)), out_coords)};")
+    body.append(f"let dest = {view_index(View.contiguous(tuple(out_shape)), out_coords)};")
     if t == "f32":
-        body.append("atomic_add_f32(target, value);")
+        body.append("atomic_add_f32(dest, value);")
     elif t == "i32":
-        body.append("atomicAdd(&out[target], value);")
+        body.append("atomicAdd(&out[dest], value);")
     else:
-        body.append("atomicOr(&out[target], value);")
+        body.append("atomicOr(&out[dest], value);")
     atomic_type = "u32" if t == "f32" else t
     return render(
         load_shader("scatter_add"),
         detail=f"src {src.view.shape} index {shape} along dim {dim} into {tuple(out_shape)} {out_dtype.name}",
         bindings=bindings_code(atomic_type, bindings, out_atomic=True),
+        helpers=helpers_for("\n".join(body)),
         numel=f"{math.prod(shape)}i",
         body=indent(body, 1),
     )
