@@ -12,7 +12,7 @@ from typing import Any
 
 from .dtypes import DType
 from .lazy import LazyBuffer
-from .ops import Op
+from .ops import ELEMENTWISE, Op
 from .view import View
 
 
@@ -50,16 +50,19 @@ class Kernel:
         return self.op.name.lower()
 
 
-def operand(lb: LazyBuffer) -> Operand:
+def operand(lb: LazyBuffer, inline_consts: bool) -> Operand:
     base = lb.base
-    if base.op is Op.CONST and base.realized is None:
+    if inline_consts and base.op is Op.CONST and base.realized is None:
         return Operand(None, lb.view, lb.dtype, base.arg)
     return Operand(base, lb.view, lb.dtype)
 
 
 def schedule(outputs: list[LazyBuffer]) -> list[Kernel]:
     """Kernels that compute `outputs` (base nodes) from what is already computed,
-    in dependency order. Iterative post-order DFS, so deep graphs are fine."""
+    in dependency order. Iterative post-order DFS, so deep graphs are fine.
+
+    Constant operands are inlined into elementwise kernels; for any other kernel
+    they are filled into a (one-element) buffer first."""
     order: list[LazyBuffer] = []
     visited: set[int] = set()
     stack: list[tuple[LazyBuffer, bool]] = [(b, False) for b in reversed(outputs)]
@@ -74,12 +77,15 @@ def schedule(outputs: list[LazyBuffer]) -> list[Kernel]:
         stack.append((node, True))
         for src in reversed(node.srcs):
             base = src.base
-            if base.realized is None and base.op is not Op.CONST and id(base) not in visited:
+            # constants are inlined into elementwise kernels; other kernels read buffers
+            inline = base.op is Op.CONST and node.op in ELEMENTWISE
+            if base.realized is None and not inline and id(base) not in visited:
                 stack.append((base, False))
     kernels = []
     for node in order:
         if node.op is Op.CONST:
             kernels.append(Kernel(Op.CONST, node, (), node.arg))
         else:
-            kernels.append(Kernel(node.op, node, tuple(operand(s) for s in node.srcs), node.arg))
+            inline = node.op in ELEMENTWISE
+            kernels.append(Kernel(node.op, node, tuple(operand(s, inline) for s in node.srcs), node.arg))
     return kernels

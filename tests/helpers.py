@@ -1,0 +1,81 @@
+"""Test helpers: compare against NumPy and check gradients by finite differences."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+import smolgrad as sg
+
+
+def assert_close(t, expected, rtol: float = 1e-5, atol: float = 1e-5) -> None:
+    """Compare a smolgrad tensor (or array) with a NumPy value, shape and dtype kind included."""
+    got = t.detach().numpy() if isinstance(t, sg.Tensor) else np.asarray(t)
+    expected = np.asarray(expected)
+    assert got.shape == expected.shape, f"shape {got.shape} != expected {expected.shape}"
+    if expected.dtype == np.bool_:
+        assert got.dtype == np.bool_, f"dtype {got.dtype}, expected bool"
+        np.testing.assert_array_equal(got, expected)
+    elif expected.dtype.kind in "iu":
+        assert got.dtype.kind in "iu", f"dtype {got.dtype}, expected an integer dtype"
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True)
+
+
+def gradcheck(
+    fn: Callable[..., sg.Tensor],
+    *arrays: np.ndarray,
+    eps: float = 1e-6,
+    rtol: float = 1e-4,
+    atol: float = 1e-6,
+) -> None:
+    """Check fn's gradients against central finite differences, in float64 on numpy.
+
+    The output is reduced with fixed random weights so every output element matters."""
+    inputs = [np.asarray(a, dtype=np.float64) for a in arrays]
+    probe = fn(*[sg.tensor(a, device="numpy") for a in inputs])
+    weights = np.random.default_rng(1).standard_normal(probe.shape)
+
+    def loss(*xs: np.ndarray) -> float:
+        out = fn(*[sg.tensor(x, device="numpy") for x in xs])
+        return float((out.detach().numpy().astype(np.float64) * weights).sum())
+
+    tensors = [sg.tensor(a, device="numpy", requires_grad=True) for a in inputs]
+    out = fn(*tensors)
+    assert out.dtype == sg.float64, f"gradcheck expects a float64 output, got {out.dtype}"
+    (out * sg.tensor(weights, device="numpy")).sum().backward()
+    for i, (t, a) in enumerate(zip(tensors, inputs)):
+        numeric = np.zeros_like(a)
+        flat = a.reshape(-1)
+        for j in range(flat.size):
+            orig = flat[j]
+            flat[j] = orig + eps
+            plus = loss(*inputs)
+            flat[j] = orig - eps
+            minus = loss(*inputs)
+            flat[j] = orig
+            numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
+        analytic = t.grad.numpy() if t.grad is not None else np.zeros_like(a)
+        assert analytic.shape == a.shape, f"input {i}: grad shape {analytic.shape} != {a.shape}"
+        np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol, err_msg=f"gradient of input {i}")
+
+
+def on(device: str, *arrays: np.ndarray, dtype=None) -> list[sg.Tensor]:
+    """The arrays as float32 (or `dtype`) tensors on `device`."""
+    return [sg.tensor(a, dtype=dtype or sg.float32, device=device) for a in arrays]
+
+
+def rand(*shape: int, low: float = -1.0, high: float = 1.0, seed: int | None = None) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(low, high, size=shape).astype(np.float32)
+
+
+def strided_variants(a: np.ndarray) -> Sequence[tuple[str, Callable[[sg.Tensor], sg.Tensor], Callable]]:
+    """Ways to turn a contiguous tensor into a non-contiguous view of the same values."""
+    return [
+        ("transposed", lambda t: t.T, lambda x: x.T),
+        ("flipped", lambda t: t.flip(0), lambda x: x[::-1]),
+        ("strided", lambda t: t[::2], lambda x: x[::2]),
+    ]
