@@ -17,8 +17,8 @@ const K = {{K}};
 const TILE = 64i;
 const TILE_K = 16i;
 
-var<workgroup> a_tile: array<array<{{T}}, 64>, 16>;  // [k][row]
-var<workgroup> b_tile: array<array<{{T}}, 64>, 16>;  // [k][column]
+var<workgroup> a_tile: array<array<vec4<{{T}}>, 16>, 16>;  // [k][row / 4][row % 4]
+var<workgroup> b_tile: array<array<vec4<{{T}}>, 16>, 16>;  // [k][column / 4][column % 4]
 
 @compute @workgroup_size(16, 16)
 fn main(
@@ -45,7 +45,7 @@ fn main(
             if (row0 + r < M && k0 + ka < K) {
                 va = {{a}}[a_base + (row0 + r) * A_ROW_STRIDE + (k0 + ka) * A_COL_STRIDE];
             }
-            a_tile[ka][r] = va;
+            a_tile[ka][r / 4][r % 4] = va;
 
             let kb = e / TILE;
             let c = e % TILE;
@@ -53,14 +53,15 @@ fn main(
             if (k0 + kb < K && col0 + c < N) {
                 vb = {{b}}[b_base + (k0 + kb) * B_ROW_STRIDE + (col0 + c) * B_COL_STRIDE];
             }
-            b_tile[kb][c] = vb;
+            b_tile[kb][c / 4][c % 4] = vb;
         }
         workgroupBarrier();
 
         for (var kk = 0i; kk < TILE_K; kk++) {
-            let b_reg = vec4<{{T}}>(b_tile[kk][4 * tx], b_tile[kk][4 * tx + 1], b_tile[kk][4 * tx + 2], b_tile[kk][4 * tx + 3]);
+            let a_reg = a_tile[kk][ty];
+            let b_reg = b_tile[kk][tx];
             for (var i = 0i; i < 4i; i++) {
-                let a_val = a_tile[kk][4 * ty + i];
+                let a_val = a_reg[i];
                 {{mul_add}}
             }
         }
