@@ -52,10 +52,11 @@ def _adapters() -> list[dict]:
         return [{"error": f"adapter enumeration failed: {e}"}]
 
 
-def _choose_default() -> tuple[str, str]:
+def _choose_default() -> tuple[str, str | None]:
+    """(device, reason to tell the user); no reason when the user chose it."""
     env = os.environ.get("SMOLGRAD_DEVICE")
     if env:
-        return canonical(env), f"SMOLGRAD_DEVICE={env}"
+        return canonical(env), None
     adapters = [a for a in _adapters() if "error" not in a]
     hardware = [a for a in adapters if a["type"] in HARDWARE_TYPES]
     if hardware:
@@ -75,7 +76,7 @@ def default_device() -> str:
     global _default
     if _default is None:
         _default, reason = _choose_default()
-        if "SMOLGRAD_DEVICE" not in reason:
+        if reason:
             print(f"smolgrad: using device '{_default}': {reason}", file=sys.stderr)
     return _default
 
