@@ -156,8 +156,6 @@ class WebGPUBuffer:
 class BufferPool:
     """Reuses GPU storage buffers by size class."""
 
-    USAGE = None  # set in __init__ (wgpu flags)
-
     def __init__(self, device, stats: dict, max_binding: int):
         self.device = device
         self.stats = stats
@@ -397,9 +395,30 @@ class WebGPUBackend(Backend):
             inputs.append(wgsl.Input(names[id(buf)], s.view, s.dtype))
         return inputs, decls, buffers
 
+    def _materialise_consts(self, compute, k: Kernel, keep_alive: list) -> tuple[Operand, ...]:
+        """Constant operands of non-elementwise kernels (e.g. the sum of an expanded
+        constant) become small filled buffers, so those templates only read buffers."""
+        srcs = []
+        for s in k.srcs:
+            if s.is_const:
+                shape = s.view.shape
+                filled = self.pool.allocate(math.prod(shape) * 4, f"constant of shape {shape}")
+                keep_alive.append(filled)
+                if math.prod(shape):
+                    src = wgsl.elementwise_source(Op.CONST, shape, s.dtype, [], [], s.const)
+                    self._dispatch(compute, src, [filled], self._grid(wgsl.groups_for(math.prod(shape))))
+                node = _Realized(filled)
+                keep_alive.append(node)
+                s = Operand(node, View.contiguous(shape), s.dtype)
+            srcs.append(s)
+        return tuple(srcs)
+
     def _encode(self, compute, k: Kernel, out: WebGPUBuffer, keep_alive: list) -> None:
         numel = math.prod(k.out.shape)
-        inputs, decls, buffers = self._inputs(k.srcs)
+        srcs = k.srcs
+        if k.op is not Op.CONST and k.op not in ELEMENTWISE and any(s.is_const for s in srcs):
+            srcs = self._materialise_consts(compute, k, keep_alive)
+        inputs, decls, buffers = self._inputs(srcs)
         if k.op is Op.CONST or k.op in ELEMENTWISE:
             if numel:
                 src = wgsl.elementwise_source(k.op, k.out.shape, k.out.dtype, inputs, decls, k.arg)
@@ -423,8 +442,6 @@ class WebGPUBackend(Backend):
             raise NotImplementedError(f"webgpu: no kernel for {k.op.name}")
 
     def _encode_reduce(self, compute, k, x: wgsl.Input, decls, buffers, out, keep_alive) -> None:
-        if x.binding is None:  # reducing a constant: materialise it first (rare)
-            raise NotImplementedError("webgpu: reduction of an unmaterialised constant")
         axes = tuple(k.arg)
         outputs = math.prod(k.out.shape)
         extent = math.prod(x.view.shape[d] for d in axes)
@@ -452,8 +469,6 @@ class WebGPUBackend(Backend):
 
     def _encode_matmul(self, compute, k, inputs, buffers, out) -> None:
         a, b = inputs
-        if a.binding is None or b.binding is None:
-            raise NotImplementedError("webgpu: matmul of an unmaterialised constant")
         m, n = k.out.shape[-2], k.out.shape[-1]
         batch = math.prod(k.out.shape[:-2])
         if m == 0 or n == 0 or batch == 0:
@@ -474,6 +489,15 @@ class WebGPUBackend(Backend):
         if n_index:
             src = wgsl.scatter_add_source(inputs[0], inputs[1], k.arg, k.out.shape, k.out.dtype, decls)
             self._dispatch(compute, src, [out, *buffers], self._grid(wgsl.groups_for(n_index)))
+
+
+class _Realized:
+    """Stands in for a computed node: what an Operand needs of it is `.realized`."""
+
+    __slots__ = ("realized",)
+
+    def __init__(self, realized: WebGPUBuffer):
+        self.realized = realized
 
 
 # --------------------------------------------------------------------------- dtype conversion

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..dtypes import DType
-from ..ops import BINARY, COMPARE, Op
+from ..ops import Op
 from ..shaders import load_shader
 from ..view import View
 
