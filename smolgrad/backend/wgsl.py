@@ -73,7 +73,8 @@ def render(template: str, **values: Any) -> str:
             raise KeyError(f"shader template needs a value for {{{{{key}}}}}")
         return str(values[key])
 
-    return re.sub(r"\{\{(\w+)\}\}", sub, template)
+    text = re.sub(r"\{\{(\w+)\}\}", sub, template)
+    return re.sub(r"\n{3,}", "\n\n", text)  # empty sections leave no gaps
 
 
 def indent(lines: list[str], depth: int = 1) -> str:
@@ -111,12 +112,16 @@ def coords_lines(shape: tuple[int, ...], linear: str = "gid", prefix: str = "c")
 def view_index(view: View, coords: list[str | None]) -> str:
     """The i32 element index of `view` at per-dim coordinate expressions
     (`None` where the coordinate is known to be 0)."""
-    terms = [str(view.offset)] if view.offset else []
+    expr = f"{view.offset}i" if view.offset else ""
     for c, n, s in zip(coords, view.shape, view.strides):
         if c is None or n == 1 or s == 0:
             continue
-        terms.append(c if s == 1 else f"{c} * {s}i")
-    return " + ".join(terms) if terms else "0"
+        term = c if abs(s) == 1 else f"{c} * {abs(s)}i"
+        if not expr:
+            expr = term if s > 0 else f"-{term}"
+        else:
+            expr += f" + {term}" if s > 0 else f" - {term}"
+    return expr or "0i"
 
 
 def dim_coords(shape: tuple[int, ...], prefix: str = "c") -> list[str | None]:
