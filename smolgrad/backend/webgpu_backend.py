@@ -366,7 +366,7 @@ class WebGPUBackend(Backend):
         keep_alive = []  # temporaries that must live until the submit
         for k in kernels:
             out = self.pool.allocate(math.prod(k.out.shape) * 4, f"{k.name} output of shape {k.out.shape}")
-            wgsl.wgsl_type(k.out.dtype)
+            wgsl.wgsl_type(k.out.dtype)  # raises a clear TypeError for float64
             self._encode(compute, k, out, keep_alive)
             k.out.realized = out
         compute.end()
