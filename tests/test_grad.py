@@ -377,3 +377,48 @@ def test_grad_detach_blocks_gradient():
     x = sg.tensor(np.array([1.0, 2.0]), requires_grad=True)
     (x * x.detach()).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [1.0, 2.0])
+
+
+# ----- backward on webgpu matches backward on numpy -----
+
+
+def _idx_on(values, like):
+    return sg.tensor(np.asarray(values, np.int64), device=like.device)
+
+
+BACKWARD = [
+    ("broadcast_arith", lambda a, b: (a + b) * a / (b * b + 1), [(3, 1, 4), (2, 1)]),
+    ("pow_unary", lambda a: (a.abs() + 0.5) ** 1.5 + a.exp() + a.tanh() + a.sigmoid() + (a + 2).log(), [(3, 5)]),
+    ("max_min_where_clamp", lambda a, b: a.maximum(b) + sg.where(a > 0, a, b) + a.clamp(-0.3, 0.2), [(3, 4), (3, 4)]),
+    (
+        "reductions",
+        lambda a: a.sum((0, 2), keepdim=True) + a.amax(1, keepdim=True) + a.var(0) + a.logsumexp(2, keepdim=True),
+        [(2, 3, 4)],
+    ),
+    ("softmax", lambda a: a.softmax(1) + a.log_softmax(0), [(3, 4)]),
+    ("matmul_broadcast_batched", lambda a, b: a @ b, [(2, 1, 2, 3), (3, 3, 2)]),
+    ("matmul_65x33x17", lambda a, b: a @ b, [(65, 33), (33, 17)]),
+    ("movement", lambda a: a.permute(2, 0, 1).flip(1)[1:, :, ::2].reshape(-1), [(2, 3, 4)]),
+    (
+        "cat_stack_pad",
+        lambda a, b: F.pad(sg.cat([a, b.T, a[:, ::2]], 1), (1, -1)) * 2 + sg.stack([a, a * 3], 2).sum(2)[:, :1],
+        [(2, 3), (1, 2)],
+    ),
+    ("gather", lambda a: a.gather(1, _idx_on([[4, 4, 0], [1, 3, 1]], a)), [(3, 5)]),
+    ("index_rows_repeated", lambda a: a[_idx_on(np.zeros(300, np.int64).tolist() + [1, -1], a)], [(5, 3)]),
+]
+
+
+@pytest.mark.parametrize("name,fn,shapes", BACKWARD, ids=[b[0] for b in BACKWARD])
+def test_backward_on_webgpu_matches_numpy(webgpu, name, fn, shapes):
+    arrays = [r(*s, seed=60 + i).astype(np.float32) for i, s in enumerate(shapes)]
+
+    def grads(device):
+        ts = [sg.tensor(a, device=device, requires_grad=True) for a in arrays]
+        out = fn(*ts)
+        w = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+        (out * sg.tensor(w, device=device)).sum().backward()
+        return [t.grad.numpy() for t in ts]
+
+    for g_np, g_gpu in zip(grads("numpy"), grads(webgpu)):
+        np.testing.assert_allclose(g_gpu, g_np, rtol=1e-4, atol=1e-5)

@@ -261,3 +261,41 @@ def test_bad_dims_raise(device, dim):
     (x,) = on(device, rand(2, 2))
     with pytest.raises((IndexError, RuntimeError)):
         x.sum(dim)
+
+
+# ----- NaN and 0-d inputs (known bugs are xfail) -----
+
+
+def test_amax_amin_propagate_nan(device):
+    a = np.array([[1.0, np.nan, 3.0], [4.0, 1.0, 2.0]], np.float32)
+    (x,) = on(device, a)
+    assert_close(x.amax(1), a.max(1))
+    assert_close(x.amin(1), a.min(1))
+    assert np.isnan(x.amax().item())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tensor.py _arg_extreme: x == best is False for NaN, so argmax/argmin of a row with NaN returns n "
+    "(out of range) instead of the NaN's index like torch",
+)
+@pytest.mark.parametrize("fn", ["argmax", "argmin"])
+def test_argmax_argmin_point_at_nan(device, fn):
+    a = np.array([[1.0, np.nan, 3.0], [4.0, 1.0, 2.0]], np.float32)
+    (x,) = on(device, a)
+    assert_close(getattr(x, fn)(1), np.array([1, 0 if fn == "argmax" else 1], np.int64))
+    assert_close(getattr(x, fn)(), np.int64(1))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tensor.py: reductions accept dim 0/-1 on a 0-d tensor (like torch) but then index shape[0]/reduce "
+    "axis 0 of a 0-d buffer: IndexError/AxisError",
+)
+@pytest.mark.parametrize("fn", ["sum", "mean", "amax", "amin", "logsumexp", "softmax", "max"])
+def test_reduce_0d_over_dim_0(device, fn):
+    (x,) = on(device, np.array(2.5, np.float32))
+    out = getattr(x, fn)(0)
+    out = out.values if fn == "max" else out
+    expected = 1.0 if fn == "softmax" else 2.5
+    assert_close(out, np.float32(expected))
