@@ -190,8 +190,9 @@ class Pow(Function):
     def backward(self, g: LazyBuffer):
         x, y = self.x, self.y
         gx = gy = None
-        if self.needs_input_grad[0]:  # y * x^(y-1), written so that x=0, y=1 gives 1 like torch
-            gx = g.e(Op.MUL, y.e(Op.MUL, x.e(Op.POW, y.e(Op.SUB, y.const_like(1.0)))))
+        if self.needs_input_grad[0]:  # y * x^(y-1), and 0 where y == 0 (not 0 * inf at x=0), like torch
+            dx = y.e(Op.MUL, x.e(Op.POW, y.e(Op.SUB, y.const_like(1.0))))
+            gx = g.e(Op.MUL, y.e(Op.EQ, y.const_like(0.0)).e(Op.WHERE, y.const_like(0.0), dx))
         if self.needs_input_grad[1]:  # x^y * log(x), taken as 0 where x == 0 like torch
             log_x = x.e(Op.LOG)
             safe = x.e(Op.EQ, x.const_like(0.0)).e(Op.WHERE, x.const_like(0.0), self.out.e(Op.MUL, log_x))

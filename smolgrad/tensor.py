@@ -43,7 +43,7 @@ def _norm_dims(dim, ndim: int, op: str) -> tuple[int, ...]:
     out = tuple(_norm_dim(d, ndim, op) for d in dims)
     if len(set(out)) != len(out):
         raise RuntimeError(f"{op}: dim {dims} appears multiple times in the list of dims")
-    return out
+    return out if ndim else ()  # a 0-d tensor accepts dim 0 / -1 and has nothing to reduce
 
 
 def broadcast_shapes(*shapes: tuple[int, ...], op: str = "broadcast") -> tuple[int, ...]:
@@ -328,9 +328,17 @@ class Tensor:
         return F.Div.apply(*self._operands(other, "div", float_result=True))
 
     def pow(self, exponent) -> Tensor:
-        a, b = self._operands(exponent, "pow", float_result=not self.dtype.is_int or isinstance(exponent, float))
+        return self._pow(exponent, reverse=False)
+
+    def __rpow__(self, base) -> Tensor:
+        return self._pow(base, reverse=True)
+
+    def _pow(self, other, reverse: bool) -> Tensor:
+        a, b = self._operands(other, "pow", reverse=reverse)
         if a.dtype.is_floating_point:
             return F.Pow.apply(a, b)
+        if not reverse and isinstance(other, int) and not isinstance(other, bool) and other < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed; use a float base (x.float() ** n)")
         return F.Pow.apply(a.float(), b.float()).type(a.dtype)  # integer powers, computed in float
 
     def neg(self) -> Tensor:
@@ -354,10 +362,6 @@ class Tensor:
 
     def __rtruediv__(self, other) -> Tensor:
         return F.Div.apply(*self._operands(other, "div", reverse=True, float_result=True))
-
-    def __rpow__(self, other) -> Tensor:
-        a, b = self._operands(other, "pow", reverse=True, float_result=True)
-        return F.Pow.apply(a, b)
 
     def __matmul__(self, other) -> Tensor:
         return self.matmul(other)
@@ -515,7 +519,7 @@ class Tensor:
             return self.maximum(dim)
         if dim is None:
             return self.amax()
-        return MinMax(self.amax(dim, keepdim), self.argmax(dim, keepdim))
+        return self._extreme_along(dim, keepdim, largest=True)
 
     def min(self, dim=None, keepdim: bool = False):
         """min() -> the smallest value; min(dim) -> (values, indices); min(tensor) -> minimum."""
@@ -523,29 +527,37 @@ class Tensor:
             return self.minimum(dim)
         if dim is None:
             return self.amin()
-        return MinMax(self.amin(dim, keepdim), self.argmin(dim, keepdim))
+        return self._extreme_along(dim, keepdim, largest=False)
+
+    def _extreme_along(self, dim: int, keepdim: bool, largest: bool) -> MinMax:
+        """(values, indices) of max/min along dim; the gradient goes to the returned index."""
+        name = "max" if largest else "min"
+        indices = self._arg_extreme(dim, True, largest, name)
+        if self.ndim == 0:
+            return MinMax(self, indices)
+        dim = _norm_dim(dim, self.ndim, name)
+        values = self.gather(dim, indices)
+        if not keepdim:
+            values, indices = values.squeeze(dim), indices.squeeze(dim)
+        return MinMax(values, indices)
 
     def _arg_extreme(self, dim, keepdim: bool, largest: bool, name: str) -> Tensor:
-        x = self.detach()
+        """Index of the first largest (smallest) value along dim; NaN counts as extreme, like torch."""
         if dim is None:
-            x, dim, keepdim_shape = x.reshape(-1), 0, (1,) * self.ndim
-        else:
-            keepdim_shape = None
-            dim = _norm_dim(dim, self.ndim, name)
-        if x.ndim == 0:
-            x, dim = x.reshape(1), 0
+            idx = self.detach().reshape(-1)._arg_extreme(0, False, largest, name)
+            return idx.reshape((1,) * self.ndim) if keepdim else idx
+        dim = _norm_dim(dim, self.ndim, name)
+        if self.ndim == 0:
+            return Tensor._from_lazy(LazyBuffer.const(0, (), dtypes.int64, self.device))
+        x = self.detach()
         n = x.shape[dim]
         if n == 0:
             raise RuntimeError(f"{name}(): Expected reduction dim {dim} to have a nonzero size, got shape {x.shape}")
         best = x.amax(dim, keepdim=True) if largest else x.amin(dim, keepdim=True)
         positions = arange(n, dtype=dtypes.int32, device=self.device)
         positions = positions.reshape(tuple(n if i == dim else 1 for i in range(x.ndim)))
-        # the first position holding the extreme value, like torch
-        candidates = where(x == best, positions, n)
-        idx = candidates.amin(dim, keepdim=keepdim).long()
-        if keepdim_shape is not None:
-            return idx.reshape(keepdim_shape) if keepdim else idx.reshape(())
-        return idx
+        hit = where(x != x, True, x == best)
+        return where(hit, positions, n).amin(dim, keepdim=keepdim).long()
 
     def argmax(self, dim=None, keepdim: bool = False) -> Tensor:
         return self._arg_extreme(dim, keepdim, True, "argmax")
@@ -760,11 +772,11 @@ class Tensor:
                 )
         if index.device != self.device:
             raise RuntimeError(f"gather(): index is on {index.device} but self is on {self.device}")
-        _check_index_range(index, self.shape[dim], "gather")
+        _check_index_range(index, self.shape[dim], "gather", allow_negative=False)
         return F.Gather.apply(self, index.detach(), dim=dim)
 
 
-def _check_index_range(index: Tensor, size: int, op: str) -> None:
+def _check_index_range(index: Tensor, size: int, op: str, allow_negative: bool = True) -> None:
     """Raise IndexError for out-of-range indices whose values are already known.
 
     Computed, not-yet-realized indices are not forced here (the GPU clamps them
@@ -773,8 +785,9 @@ def _check_index_range(index: Tensor, size: int, op: str) -> None:
         return
     vals = index.lazydata.numpy()
     lo, hi = int(vals.min()), int(vals.max())
-    if lo < -size or hi >= size:
-        bad = lo if lo < -size else hi
+    lowest = -size if allow_negative else 0
+    if lo < lowest or hi >= size:
+        bad = lo if lo < lowest else hi
         raise IndexError(f"{op}: index {bad} is out of bounds for dimension with size {size}")
 
 

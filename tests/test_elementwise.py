@@ -466,14 +466,10 @@ def test_device_mismatch_raises(webgpu):
         x + y
 
 
-# ----- NaN handling and PyTorch integer-power semantics (known bugs are xfail) -----
+# ----- NaN handling and PyTorch integer-power semantics  -----
 
 
-def test_nan_compares_unequal(device, request):
-    if device == "webgpu":
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="webgpu backend bug: NaN != x (and NaN != NaN) gives False")
-        )
+def test_nan_compares_unequal(device):
     a = np.array([np.nan, 1.0, np.nan], np.float32)
     b = np.array([np.nan, np.nan, 2.0], np.float32)
     x, y = on(device, a, b)
@@ -495,9 +491,7 @@ def test_nan_propagates_through_unary(device, name):
     assert np.isnan(getattr(x, name)().numpy()).all()
 
 
-def test_tanh_of_nan_is_nan(device, request):
-    if device == "webgpu":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="webgpu backend bug: tanh(NaN) gives -1"))
+def test_tanh_of_nan_is_nan(device):
     (x,) = on(device, np.array([np.nan], np.float32))
     assert np.isnan(x.tanh().numpy()).all()
 
@@ -509,10 +503,6 @@ def test_maximum_minimum_propagate_nan(device):
     assert_close(x.minimum(y), np.minimum(a, b))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tensor.py __rpow__ always uses float_result=True: 2 ** int tensor is float32, torch gives int64",
-)
 def test_scalar_to_the_int_tensor_stays_int(device):
     (x,) = on(device, np.array([1, 2, 3], np.int64), dtype=sg.int64)
     out = 2**x
@@ -520,10 +510,6 @@ def test_scalar_to_the_int_tensor_stays_int(device):
     assert_close(out, np.array([2, 4, 8], np.int64))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tensor.py pow: int tensor ** negative int computes in float and truncates (3**-1 -> 0); torch raises",
-)
 def test_int_tensor_to_negative_int_power_raises(device):
     (x,) = on(device, np.array([3, -2], np.int64), dtype=sg.int64)
     with pytest.raises(RuntimeError):

@@ -424,13 +424,9 @@ def test_backward_on_webgpu_matches_numpy(webgpu, name, fn, shapes):
         np.testing.assert_allclose(g_gpu, g_np, rtol=1e-4, atol=1e-5)
 
 
-# ----- PyTorch gradient conventions at special points (known bugs are xfail) -----
+# ----- PyTorch gradient conventions at special points -----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="function.py Pow.backward: y * x**(y-1) is 0 * inf = nan at x=0, y=0; torch gives 0",
-)
 def test_grad_pow_zero_exponent_at_zero_base_is_zero():
     x = sg.tensor(np.array([0.0, 2.0]), requires_grad=True)
     (x**0).sum().backward()
@@ -446,11 +442,6 @@ def test_grad_pow_at_zero_base():
     np.testing.assert_array_equal(y.grad.numpy(), [0.0, 0.0])  # d(0^y)/dy taken as 0, like torch
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tensor.py max(dim)/min(dim) take values from amax/amin, whose backward splits the gradient among ties; "
-    "torch routes it to the element at .indices only",
-)
 @pytest.mark.parametrize("which", ["max", "min"])
 def test_grad_max_min_dim_goes_to_the_returned_index(which):
     x = sg.tensor(np.array([[3.0, 3.0, 1.0], [1.0, 1.0, 3.0]]), requires_grad=True)

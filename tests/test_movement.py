@@ -504,11 +504,6 @@ def test_gather_out_of_range_raises(device, bad):
         x.gather(0, sg.tensor(np.array([[0, bad, 1]], np.int64), device=device))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tensor.py gather: _check_index_range lets negative indices >= -size through (it is shared with row "
-    "indexing, which wraps them) but gather does not wrap: numpy raises only at realize, webgpu silently reads row 0",
-)
 def test_gather_negative_index_raises_when_called(device):
     (x,) = on(device, rand(4, 3))
     with pytest.raises(IndexError):

@@ -263,7 +263,7 @@ def test_bad_dims_raise(device, dim):
         x.sum(dim)
 
 
-# ----- NaN and 0-d inputs (known bugs are xfail) -----
+# ----- NaN and 0-d inputs -----
 
 
 def test_amax_amin_propagate_nan(device):
@@ -274,11 +274,6 @@ def test_amax_amin_propagate_nan(device):
     assert np.isnan(x.amax().item())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tensor.py _arg_extreme: x == best is False for NaN, so argmax/argmin of a row with NaN returns n "
-    "(out of range) instead of the NaN's index like torch",
-)
 @pytest.mark.parametrize("fn", ["argmax", "argmin"])
 def test_argmax_argmin_point_at_nan(device, fn):
     a = np.array([[1.0, np.nan, 3.0], [4.0, 1.0, 2.0]], np.float32)
@@ -287,11 +282,6 @@ def test_argmax_argmin_point_at_nan(device, fn):
     assert_close(getattr(x, fn)(), np.int64(1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tensor.py: reductions accept dim 0/-1 on a 0-d tensor (like torch) but then index shape[0]/reduce "
-    "axis 0 of a 0-d buffer: IndexError/AxisError",
-)
 @pytest.mark.parametrize("fn", ["sum", "mean", "amax", "amin", "logsumexp", "softmax", "max"])
 def test_reduce_0d_over_dim_0(device, fn):
     (x,) = on(device, np.array(2.5, np.float32))

@@ -173,7 +173,8 @@ HELPERS = {
 }}""",
     "sg_tanh": """fn sg_tanh(x: f32) -> f32 {
     // tanh(+-15) is +-1 in f32; clamping avoids exp overflow (nan) in some drivers
-    return tanh(clamp(x, -15.0, 15.0));
+    // (clamp would turn nan into -15, so nan is passed through explicitly)
+    return select(tanh(clamp(x, -15.0, 15.0)), x, sg_isnan(x));
 }""",
     "sg_sigmoid": """fn sg_sigmoid(x: f32) -> f32 {
     // exp of a non-positive number never overflows
@@ -264,7 +265,8 @@ EXPRESSIONS: dict[Op, dict[str, str]] = {
     Op.GT: {"*": "select(0u, 1u, {0} > {1})"},
     Op.GE: {"*": "select(0u, 1u, {0} >= {1})"},
     Op.EQ: {"*": "select(0u, 1u, {0} == {1})"},
-    Op.NE: {"*": "select(0u, 1u, {0} != {1})"},
+    # written as not-equal-to so NaN != x is true: lavapipe folds unordered != to false
+    Op.NE: {"*": "select(1u, 0u, {0} == {1})"},
     Op.WHERE: {"*": "select({2}, {1}, {0} != 0u)"},
 }
 
