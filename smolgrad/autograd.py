@@ -27,30 +27,31 @@ def set_grad_enabled(mode: bool) -> None:
     _state.enabled = bool(mode)
 
 
-class no_grad(contextlib.ContextDecorator):
+class _GradMode(contextlib.ContextDecorator):
+    """Sets grad mode to `enabled` inside a `with` block or a decorated function."""
+
+    enabled: bool
+
+    def __enter__(self):
+        self._prev = is_grad_enabled()
+        set_grad_enabled(self.enabled)
+        return self
+
+    def __exit__(self, *exc):
+        set_grad_enabled(self._prev)
+        return False
+
+
+class no_grad(_GradMode):
     """Context manager and decorator that stops ops from being recorded for backward."""
 
-    def __enter__(self):
-        self._prev = is_grad_enabled()
-        set_grad_enabled(False)
-        return self
-
-    def __exit__(self, *exc):
-        set_grad_enabled(self._prev)
-        return False
+    enabled = False
 
 
-class enable_grad(contextlib.ContextDecorator):
+class enable_grad(_GradMode):
     """Context manager and decorator that turns recording back on inside no_grad."""
 
-    def __enter__(self):
-        self._prev = is_grad_enabled()
-        set_grad_enabled(True)
-        return self
-
-    def __exit__(self, *exc):
-        set_grad_enabled(self._prev)
-        return False
+    enabled = True
 
 
 class Function:
