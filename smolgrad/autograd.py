@@ -10,6 +10,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from .graph import postorder
 from .lazy import LazyBuffer
 from .ops import Op
 
@@ -97,33 +98,21 @@ class Function:
 
 
 def _toposort(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Tensors reachable from `roots` through recorded ops, inputs before outputs.
-    Iterative post-order DFS: deep graphs never hit Python's recursion limit."""
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in reversed(roots)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in visited:
-            continue
-        visited.add(id(t))
-        stack.append((t, True))
+    """Tensors reachable from `roots` through recorded ops, inputs before outputs."""
+
+    def recorded_inputs(t: Tensor) -> list[Tensor]:
         ctx = t._ctx
         if ctx is None:
-            continue
+            return []
         if ctx.released:
             raise RuntimeError(
                 "Trying to backward through the graph a second time (or directly access saved tensors after "
                 "they have already been freed). Specify retain_graph=True if you need to backward through the "
                 "graph a second time."
             )
-        for p in reversed(ctx.parents):
-            if p.requires_grad and id(p) not in visited:
-                stack.append((p, False))
-    return order
+        return [p for p in ctx.parents if p.requires_grad]
+
+    return postorder(roots, recorded_inputs)
 
 
 def _initial_grad(out: Tensor, grad) -> LazyBuffer:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .dtypes import DType
+from .graph import postorder
 from .lazy import LazyBuffer
 from .ops import ELEMENTWISE, Op
 from .view import View
@@ -63,24 +64,18 @@ def schedule(outputs: list[LazyBuffer]) -> list[Kernel]:
 
     Constant operands are inlined into elementwise kernels; for any other kernel
     they are filled into a (one-element) buffer first."""
-    order: list[LazyBuffer] = []
-    visited: set[int] = set()
-    stack: list[tuple[LazyBuffer, bool]] = [(b, False) for b in reversed(outputs)]
-    while stack:
-        node, children_done = stack.pop()
-        if children_done:
-            order.append(node)
-            continue
-        if id(node) in visited or node.realized is not None:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        for src in reversed(node.srcs):
+
+    def inputs_to_compute(node: LazyBuffer) -> list[LazyBuffer]:
+        found = []
+        for src in node.srcs:
             base = src.base
             # constants are inlined into elementwise kernels; other kernels read buffers
             inline = base.op is Op.CONST and node.op in ELEMENTWISE
-            if base.realized is None and not inline and id(base) not in visited:
-                stack.append((base, False))
+            if base.realized is None and not inline:
+                found.append(base)
+        return found
+
+    order = postorder([b for b in outputs if b.realized is None], inputs_to_compute)
     kernels = []
     for node in order:
         if node.op is Op.CONST:
