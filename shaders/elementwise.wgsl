@@ -1,6 +1,6 @@
 // smolgrad kernel: {{name}}
 // {{detail}}
-// One thread per output element; the grid may be folded into 2-D (x * y workgroups).
+// One thread per element (gid); the grid may be folded into 2-D (x * y workgroups).
 
 {{bindings}}
 

@@ -78,7 +78,7 @@ class Tensor:
             arr = np.asarray(data)
             if dtype is not None:
                 dt = dtypes.to_dtype(dtype)
-            elif isinstance(data, np.ndarray) or isinstance(data, np.generic):
+            elif isinstance(data, (np.ndarray, np.generic)):
                 dt = dtypes.to_dtype(arr.dtype)
             elif arr.dtype.kind == "f":
                 dt = dtypes.default_float

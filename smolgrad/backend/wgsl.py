@@ -347,12 +347,16 @@ def elementwise_source(
 
 
 def one_thread_per_element(name, out_shape, out_dtype, numel, body, bindings, detail: str = "") -> str:
+    """Render the elementwise template: `body` runs once per gid < numel. `bindings` is
+    a list of (name, type) inputs, or finished binding code (scatter-add's atomic output)."""
     code = indent(body, 1)
+    if not isinstance(bindings, str):
+        bindings = bindings_code(wgsl_type(out_dtype), bindings)
     return render(
         load_shader("elementwise"),
         name=name,
         detail=detail or f"output {tuple(out_shape)} {out_dtype.name}",
-        bindings=bindings_code(wgsl_type(out_dtype), bindings),
+        bindings=bindings,
         helpers=helpers_for(code),
         numel=f"{numel}i",
         body=code,
@@ -529,12 +533,9 @@ def scatter_add_source(src: Input, index: Input, dim: int, out_shape, out_dtype:
         body.append("atomicAdd(&out[dest], value);")
     else:
         body.append("atomicOr(&out[dest], value);")
+    # `out` is zero-filled earlier in the same pass; float adds use a compare-exchange
+    # loop on the bit pattern because float atomics are not portable
     atomic_type = "u32" if t == "f32" else t
-    return render(
-        load_shader("scatter_add"),
-        detail=f"src {src.view.shape} index {shape} along dim {dim} into {tuple(out_shape)} {out_dtype.name}",
-        bindings=bindings_code(atomic_type, bindings, out_atomic=True),
-        helpers=helpers_for("\n".join(body)),
-        numel=f"{math.prod(shape)}i",
-        body=indent(body, 1),
-    )
+    detail = f"src {src.view.shape} index {shape} along dim {dim} into {tuple(out_shape)} {out_dtype.name}"
+    bindings = bindings_code(atomic_type, bindings, out_atomic=True)
+    return one_thread_per_element("SCATTER_ADD", out_shape, out_dtype, math.prod(shape), body, bindings, detail)
