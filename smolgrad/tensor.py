@@ -162,6 +162,25 @@ class Tensor:
     def detach(self) -> Tensor:
         return Tensor._from_lazy(self.lazydata)
 
+    @property
+    def data(self) -> Tensor:
+        """The value as a new tensor outside autograd (shares the value, like torch)."""
+        return Tensor._from_lazy(self.lazydata)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        """Replace the value, keeping this tensor's identity, grad and requires_grad
+        (how optimizers update parameters). Shape, dtype and device must match."""
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__}")
+        if (value.shape, value.dtype, value.device) != (self.shape, self.dtype, self.device):
+            raise RuntimeError(
+                f"Tensor.data: new value has shape {value.shape}, dtype {value.dtype.name}, device {value.device} "
+                f"but the tensor has shape {self.shape}, dtype {self.dtype.name}, device {self.device}; "
+                "convert it first (reshape, .to(dtype), .to(device))"
+            )
+        self.lazydata = value.lazydata
+
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad."""
         run_backward([self], [gradient], retain_graph)

@@ -170,3 +170,18 @@ def test_deep_chain_backprops_without_recursion_error():
         y = y * 1.00001
     y.backward()
     assert x.grad.item() == pytest.approx(1.00001**50_000, rel=1e-3)
+
+
+def test_data_setter_replaces_value_keeps_identity(device):
+    w = sg.tensor([1.0, 2.0], device=device, requires_grad=True)
+    (w * 3).sum().backward()
+    w.data = sg.tensor([5.0, 6.0], device=device)
+    assert w.requires_grad and w.grad is not None
+    np.testing.assert_allclose(w.detach().numpy(), [5.0, 6.0])
+    assert w.data.requires_grad is False
+
+
+def test_data_setter_rejects_mismatched_shape(device):
+    w = sg.tensor([1.0, 2.0], device=device)
+    with pytest.raises(RuntimeError, match="shape"):
+        w.data = sg.tensor([1.0, 2.0, 3.0], device=device)
