@@ -72,3 +72,4 @@ for _name in (
 del _name
 
 from . import nn  # noqa: E402  (nn imports Tensor from here)
+from . import data  # noqa: E402
