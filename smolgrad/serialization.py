@@ -77,33 +77,33 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     _atomic_write(os.fspath(path), write)
 
 
-def _encode(obj: Any, path: str, tensors: dict[str, Tensor]) -> Any:
-    """`obj` as JSON-able data, with each tensor replaced by a reference to `tensors`
+def _encode(obj: Any, path: str, tensors: dict[str, Tensor], names: dict[int, str] | None = None) -> Any:
+    """`obj` as JSON-able data, with each tensor replaced by a reference into `tensors`
     (named after where it sits; one tensor object found twice is stored once)."""
+    names = {} if names is None else names
     if isinstance(obj, Tensor):
-        for name, t in tensors.items():
-            if t is obj:
-                return {"__tensor__": name}
-        name = path or "tensor"
-        if name.startswith("__") or name in tensors:
-            name = f"{name}#{len(tensors)}"
-        tensors[name] = obj
-        return {"__tensor__": name}
+        if id(obj) not in names:
+            name = path or "tensor"
+            if name.startswith("__") or name in tensors:
+                name = f"{name}#{len(tensors)}"
+            tensors[name] = obj
+            names[id(obj)] = name
+        return {"__tensor__": names[id(obj)]}
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else {"__float__": repr(obj)}
     if isinstance(obj, np.generic) and obj.dtype.kind in "biuf":
-        return _encode(obj.item(), path, tensors)
+        return _encode(obj.item(), path, tensors, names)
     if isinstance(obj, (list, tuple)):
-        items = [_encode(v, _join(path, i), tensors) for i, v in enumerate(obj)]
+        items = [_encode(v, _join(path, i), tensors, names) for i, v in enumerate(obj)]
         return items if isinstance(obj, list) else {"__tuple__": items}
     if isinstance(obj, dict):
         items = []
         for k, v in obj.items():
             if not isinstance(k, (str, int)) or isinstance(k, bool):
                 raise TypeError(f"smolgrad.save: dict keys must be str or int, got {type(k).__name__} key {k!r}")
-            items.append([k, _encode(v, _join(path, k), tensors)])
+            items.append([k, _encode(v, _join(path, k), tensors, names)])
         return {"__dict__": items}
     raise TypeError(
         f"smolgrad.save can't store a {type(obj).__name__}{' at ' + repr(path) if path else ''}: it stores tensors, "
@@ -124,7 +124,7 @@ def _host_arrays(tensors: list[Tensor]) -> list[np.ndarray]:
     out = []
     for t in tensors:
         arr = t.detach().numpy()
-        out.append(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")))
+        out.append(arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=False))  # (keeps 0-d shapes)
     return out
 
 
