@@ -94,6 +94,37 @@ def test_saved_optimizer_resumes_exactly(device, tmp_path):
         np.testing.assert_array_equal(pa.detach().numpy(), pb.detach().numpy())
 
 
+def test_training_checkpoint_with_scheduler_resumes_the_schedule(tmp_path):
+    from smolgrad.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    def make():
+        w = sg.zeros(3, requires_grad=True, device="numpy")
+        opt = Adam([w], lr=0.1)
+        warm = LinearLR(opt, start_factor=0.1, total_iters=2)
+        sched = SequentialLR(opt, [warm, CosineAnnealingLR(opt, T_max=5)], milestones=[2])
+        return w, opt, sched
+
+    w, opt, sched = make()
+    for _ in range(3):
+        w.grad = sg.ones(3, device="numpy")
+        opt.step()
+        sched.step()
+    sg.save({"w": w, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": 3}, tmp_path / "c.safetensors")
+    ckpt = sg.load(tmp_path / "c.safetensors", device="numpy")
+    w2, opt2, sched2 = make()
+    w2.data = ckpt["w"]
+    opt2.load_state_dict(ckpt["optimizer"])
+    sched2.load_state_dict(ckpt["scheduler"])
+    assert ckpt["epoch"] == 3
+    for _ in range(3):
+        for p, o, s in ((w, opt, sched), (w2, opt2, sched2)):
+            p.grad = sg.ones(3, device="numpy")
+            o.step()
+            s.step()
+        assert sched2.get_last_lr() == sched.get_last_lr()
+    np.testing.assert_array_equal(w2.detach().numpy(), w.detach().numpy())
+
+
 def test_load_puts_tensors_on_the_requested_device(webgpu, tmp_path):
     sg.save({"w": sg.tensor([1.0, 2.0], device="numpy")}, tmp_path / "w.safetensors")
     assert sg.load(tmp_path / "w.safetensors", device=webgpu)["w"].device == webgpu

@@ -9,6 +9,7 @@ changes nothing.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -52,7 +53,7 @@ class Optimizer:
 
     def __init__(self, params: Iterable, defaults: dict[str, Any]):
         self.defaults = dict(defaults)
-        self.state: dict[Tensor, dict[str, Any]] = {}
+        self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
         if isinstance(params, Tensor):
             raise TypeError(
@@ -222,15 +223,15 @@ class Optimizer:
             new_group["params"] = group["params"]
             self._check_group(new_group)
             new_groups.append(new_group)
-        new_state = {}
+        new_state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         for key, value in state_dict["state"].items():
-            if int(key) not in by_index:
+            index = int(key) if isinstance(key, int) or (isinstance(key, str) and key.isdigit()) else None
+            if index not in by_index:
                 raise ValueError(
-                    f"the loaded state dict has state for parameter index {key}, but its parameter groups "
+                    f"the loaded state dict has state for parameter index {key!r}, but its parameter groups "
                     f"list only the indices {sorted(by_index)}"
                 )
-            p = by_index[int(key)]
-            new_state[p] = self._load_param_state(p, int(key), value)
+            new_state[by_index[index]] = self._load_param_state(by_index[index], index, value)
         self.param_groups = new_groups
         self.state = new_state
 
