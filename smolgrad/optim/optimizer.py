@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..autograd import enable_grad, no_grad
+from ..creation import zeros
 from ..lazy import realize
 from ..tensor import Tensor
 
@@ -118,7 +119,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad = Tensor(np.zeros(p.grad.shape, dtype=p.grad.dtype.np), device=p.grad.device)
+                    p.grad = zeros(p.grad.shape, dtype=p.grad.dtype, device=p.grad.device)
 
     def step(self, closure: Callable[[], Any] | None = None):
         """Update every parameter that has a grad; return closure()'s loss if given.
