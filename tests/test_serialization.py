@@ -131,6 +131,12 @@ def test_load_puts_tensors_on_the_requested_device(webgpu, tmp_path):
     assert sg.load(tmp_path / "w.safetensors", device="cpu")["w"].device == "numpy"
 
 
+def test_float64_checkpoint_loaded_onto_webgpu_is_a_clear_error(webgpu, tmp_path):
+    sg.save({"x": sg.tensor(np.ones(2), dtype=sg.float64, device="numpy")}, tmp_path / "f64.safetensors")
+    with pytest.raises(TypeError, match="float64"):
+        sg.load(tmp_path / "f64.safetensors", device=webgpu)
+
+
 def test_views_and_empty_tensors_round_trip(tmp_path):
     base = np.arange(12, dtype=np.float32).reshape(3, 4)
     obj = {"transposed": sg.tensor(base, device="numpy").T, "flipped": sg.tensor(base, device="numpy").flip(0), "empty": sg.zeros(0, 3)}
