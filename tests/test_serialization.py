@@ -296,3 +296,14 @@ def test_unsaveable_object_is_a_clear_error_and_writes_nothing(tmp_path):
 def test_save_replaces_an_existing_file(good_file):
     sg.save({"v": sg.tensor([7], device="numpy")}, good_file)
     assert list(sg.load(good_file, device="numpy")) == ["v"]
+
+
+def test_nn_module_state_dict_round_trips(device, tmp_path):
+    from smolgrad import nn
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).to(device)
+    sg.save(model.state_dict(), tmp_path / "m.safetensors")
+    fresh = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).to(device)
+    fresh.load_state_dict(sg.load(tmp_path / "m.safetensors", device=device))
+    x = sg.randn(5, 3, device=device)
+    np.testing.assert_array_equal(fresh(x).detach().numpy(), model(x).detach().numpy())
