@@ -608,7 +608,10 @@ class Tensor:
         return e / e.sum(dim, keepdim=True)
 
     def log_softmax(self, dim: int) -> Tensor:
-        return self - self.logsumexp(dim, keepdim=True)
+        # (x - max) - log(sum(exp(x - max))): subtracting the max first keeps float32's
+        # precision for large logits (x - logsumexp(x) rounds at the scale of x)
+        shifted = self - self.detach().amax(dim, keepdim=True)
+        return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
     # ----- matmul -----
     def matmul(self, other) -> Tensor:
@@ -802,7 +805,7 @@ class Tensor:
             raise RuntimeError(f"masked_fill: expected a bool tensor as mask, got {got}; build one with a comparison (x == 0)")
         if mask.device != self.device:
             raise RuntimeError(f"masked_fill: mask is on {mask.device} but the tensor is on {self.device}")
-        if broadcast_shapes(self.shape, mask.shape, op="masked_fill") != self.shape:
+        if not _broadcasts_to(mask.shape, self.shape):
             raise RuntimeError(f"masked_fill: mask of shape {mask.shape} does not broadcast to the tensor's shape {self.shape}")
         if isinstance(value, Tensor) and value.ndim != 0:
             raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but got one with {value.ndim} dims")
@@ -862,7 +865,7 @@ class Tensor:
         """Set this tensor's value to `src`, broadcast to its shape and converted to its dtype and device."""
         if not isinstance(src, Tensor):
             src = Tensor(src, dtype=self.dtype, device=self.device)
-        if broadcast_shapes(self.shape, src.shape, op="copy_") != self.shape:
+        if not _broadcasts_to(src.shape, self.shape):
             raise RuntimeError(f"copy_: source of shape {src.shape} does not broadcast to the tensor's shape {self.shape}")
         value = src.detach().to(self.device).type(self.dtype)
         return self._assign(value._broadcast_to(self.shape), "copy_")
@@ -910,6 +913,13 @@ def _check_index_range(index: Tensor, size: int, op: str, allow_negative: bool =
     if lo < lowest or hi >= size:
         bad = lo if lo < lowest else hi
         raise IndexError(f"{op}: index {bad} is out of bounds for dimension with size {size}")
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether `shape` broadcasts to exactly `target`."""
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target)))
 
 
 _TRIANGLES: dict = {}
