@@ -1055,6 +1055,26 @@ def where(condition, input, other) -> Tensor:
     return F.Where.apply(cond._broadcast_to(shape), a._broadcast_to(shape), b._broadcast_to(shape))
 
 
+def triu(input: Tensor, diagonal: int = 0) -> Tensor:
+    """The upper triangle of the last two dims; the rest zeroed (torch.triu)."""
+    return input.triu(diagonal)
+
+
+def tril(input: Tensor, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two dims; the rest zeroed (torch.tril)."""
+    return input.tril(diagonal)
+
+
+def erf(input: Tensor) -> Tensor:
+    """The error function, elementwise (torch.erf)."""
+    return input.erf()
+
+
+def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
+    """`input` with `value` where `mask` is True (torch.masked_fill)."""
+    return input.masked_fill(mask, value)
+
+
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Values from start to end (exclusive) in steps, like torch.arange."""
     if end is None:
@@ -1069,4 +1089,4 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
     return Tensor(values.astype(dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-__all__ = ["Tensor", "where", "arange", "broadcast_shapes", "MinMax"]
+__all__ = ["Tensor", "where", "arange", "broadcast_shapes", "MinMax", "triu", "tril", "erf", "masked_fill"]

@@ -354,3 +354,22 @@ def test_container_repr():
     assert repr(nn.Sequential(nn.ReLU(), nn.ModuleList([nn.Tanh()]))) == (
         "Sequential(\n  (0): ReLU()\n  (1): ModuleList(\n    (0): Tanh()\n  )\n)"
     )
+
+
+def test_reassigning_a_parameter_keeps_its_position():
+    lin = nn.Linear(2, 2)
+    lin.weight = nn.Parameter(sg.zeros(2, 2))
+    assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+
+
+def test_register_buffer_over_an_existing_attribute_raises():
+    lin = nn.Linear(2, 2)
+    with pytest.raises(KeyError, match="attribute 'weight' already exists"):
+        lin.register_buffer("weight", sg.zeros(2))
+
+
+def test_sequential_delete_renumbers():
+    a, b, c = nn.ReLU(), nn.Tanh(), nn.Sigmoid()
+    seq = nn.Sequential(a, b, c)
+    del seq[0]
+    assert list(seq._modules) == ["0", "1"] and seq[0] is b

@@ -210,3 +210,12 @@ def test_erf_gradient_is_exact_derivative():
 
 def test_erf_gradient_matches_finite_differences():
     gradcheck(lambda t: t.erf(), rand(3, 4, low=-2, high=2))
+
+
+def test_top_level_functional_forms(device):
+    a = rand(3, 3)
+    (x,) = on(device, a)
+    assert_close(sg.tril(x), np.tril(a))
+    assert_close(sg.triu(x, 1), np.triu(a, 1))
+    assert_close(sg.masked_fill(x, x > 0, 0.0), np.where(a > 0, 0, a).astype(np.float32))
+    assert_close(sg.erf(x), np.vectorize(math.erf)(a).astype(np.float32), atol=3e-7)

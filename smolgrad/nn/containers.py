@@ -54,6 +54,11 @@ class Sequential(Module):
         keys = list(self._modules)
         for key in keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(self), "Sequential")]]:
             del self._modules[key]
+        if all(k.isdigit() for k in keys):  # keep numbering 0..n-1, like torch
+            modules = list(self._modules.values())
+            self._modules.clear()
+            for i, m in enumerate(modules):
+                self._modules[str(i)] = m
 
     def __len__(self) -> int:
         return len(self._modules)

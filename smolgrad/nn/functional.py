@@ -323,7 +323,9 @@ def avg_pool2d(
             raise RuntimeError("avg_pool2d: divisor_override must be non-zero")
         out = total / divisor_override
     else:
-        counts = [_pool_counts(n, k, s, p, o, count_include_pad) for n, k, s, (p, _), ((_, _), o) in zip((h, w), kernel, stride, pads, geometry)]
+        counts = []
+        for size, k, s, (pad_lo, _), (_, out_size) in zip((h, w), kernel, stride, pads, geometry):
+            counts.append(_pool_counts(size, k, s, pad_lo, out_size, count_include_pad))
         divisor = np.outer(counts[0], counts[1])
         if (divisor == divisor.flat[0]).all():
             out = total / float(divisor.flat[0])

@@ -51,12 +51,10 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if isinstance(value, Parameter):
             self._check_ready("parameters")
-            self._forget(name)
-            self._parameters[name] = value
+            self._register("_parameters", name, value)
         elif isinstance(value, Module):
             self._check_ready("modules")
-            self._forget(name)
-            self._modules[name] = value
+            self._register("_modules", name, value)
         elif "_parameters" in self.__dict__ and name in self._parameters:
             if value is not None:
                 raise TypeError(
@@ -74,11 +72,16 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
-        """Drop `name` from every registry and the instance dict (before re-registering it)."""
-        for registry in (self.__dict__, self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
-        self._non_persistent.discard(name)
+    def _register(self, registry: str, name: str, value) -> None:
+        """Put `value` in one registry (keeping its position if the name is already there)
+        and drop the name from the others and from the instance dict."""
+        for other in ("_parameters", "_buffers", "_modules"):
+            if other != registry:
+                self.__dict__[other].pop(name, None)
+        self.__dict__.pop(name, None)
+        if registry != "_buffers":
+            self._non_persistent.discard(name)
+        self.__dict__[registry][name] = value
 
     def __getattr__(self, name: str):
         # only called when normal lookup fails
@@ -96,43 +99,42 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def _check_name(self, name: str, kind: str) -> None:
+    def _check_name(self, name: str, kind: str, registry: str) -> None:
         if not isinstance(name, str):
             raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
         if not name or "." in name:
             raise KeyError(f'{kind} name can\'t be empty or contain ".", got {name!r}')
-        if name in self.__dict__ and not any(name in r for r in (self._parameters, self._buffers, self._modules)):
+        if hasattr(self, name) and name not in self.__dict__[registry]:
             raise KeyError(f"attribute '{name}' already exists")
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Add a parameter (or a None placeholder, e.g. for bias=False) under `name`."""
         self._check_ready("parameters")
-        self._check_name(name, "parameter")
+        self._check_name(name, "parameter", "_parameters")
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign '{type(param).__name__}' as parameter '{name}' (smolgrad.nn.Parameter or None expected)")
-        self._forget(name)
-        self._parameters[name] = param
+        self._register("_parameters", name, param)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Add a tensor that is state but not a parameter (saved in state_dict unless
         persistent=False, moved by to())."""
         self._check_ready("buffers")
-        self._check_name(name, "buffer")
+        self._check_name(name, "buffer", "_buffers")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign '{type(tensor).__name__}' as buffer '{name}' (smolgrad.Tensor or None expected)")
-        self._forget(name)
-        self._buffers[name] = tensor
-        if not persistent:
+        self._register("_buffers", name, tensor)
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Add a child module under `name`."""
         self._check_ready("modules")
-        self._check_name(name, "module")
+        self._check_name(name, "module", "_modules")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        self._forget(name)
-        self._modules[name] = module
+        self._register("_modules", name, module)
 
     register_module = add_module
 
