@@ -1,0 +1,200 @@
+"""Helpers shared by the examples: command-line options, a progress bar, an MLP, and
+MNIST data, evaluation and checkpoints. Only smolgrad's public API is used here."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import smolgrad as sg
+from smolgrad import nn
+from smolgrad.data import MNIST, DataLoader, TensorDataset
+
+
+# ----- command line -----
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every example has: --device and --seed."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--device", default=None,
+                   help="'webgpu' or 'numpy' (alias 'cpu'); default: smolgrad's default device")
+    p.add_argument("--seed", type=int, default=0, help="random seed (weights and data order)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+# ----- progress bar -----
+
+class Progress:
+    """A one-line progress bar on stderr, like a minimal tqdm:
+
+        for x in (bar := Progress(loader, desc="epoch 1")):
+            ...
+            bar.set_postfix(loss=0.25)
+
+    It redraws at most every `interval` seconds, and only on a terminal: in a log file
+    or a captured stream it writes nothing (the examples print per-epoch lines)."""
+
+    def __init__(self, iterable, total: int | None = None, desc: str = "", interval: float = 0.1,
+                 enabled: bool = True, stream=None):
+        self.iterable = iterable
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.desc = desc
+        self.interval = interval
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled and self.stream.isatty()
+        self.count = 0
+        self.postfix = ""
+        self.start = self.last = time.perf_counter()
+
+    def __iter__(self):
+        try:
+            for item in self.iterable:
+                yield item
+                self.count += 1
+                now = time.perf_counter()
+                if now - self.last >= self.interval:
+                    self.last = now
+                    self._draw(now)
+        finally:
+            self.close()
+
+    def set_postfix(self, **metrics) -> None:
+        self.postfix = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+
+    def _draw(self, now: float) -> None:
+        if not self.enabled:
+            return
+        elapsed = now - self.start
+        rate = self.count / elapsed if elapsed > 0 else 0.0
+        if self.total:
+            done = self.count / self.total
+            bar = "#" * int(24 * done) + "-" * (24 - int(24 * done))
+            eta = (self.total - self.count) / rate if rate > 0 else math.inf
+            text = f"{self.desc} [{bar}] {self.count}/{self.total} {elapsed:.0f}s<{eta:.0f}s {rate:.1f} it/s"
+        else:
+            text = f"{self.desc} {self.count} {elapsed:.0f}s {rate:.1f} it/s"
+        self.stream.write(f"\r{text}  {self.postfix}\x1b[K")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw(time.perf_counter())
+            self.stream.write("\n")
+            self.stream.flush()
+            self.enabled = False
+
+
+# ----- models -----
+
+class MLP(nn.Module):
+    """A multi-layer perceptron in micrograd's notation: MLP(2, [4, 4, 1]) is
+    Linear(2, 4), act, Linear(4, 4), act, Linear(4, 1); the output has no activation."""
+
+    def __init__(self, n_in: int, n_outs: list[int], activation=nn.ReLU):
+        super().__init__()
+        sizes = [n_in, *n_outs]
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < len(n_outs) - 1:
+                layers.append(activation())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: sg.Tensor) -> sg.Tensor:
+        return self.net(x)
+
+
+# ----- MNIST -----
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def mnist_arguments(p: argparse.ArgumentParser, checkpoint: str) -> None:
+    """The options both MNIST examples share."""
+    p.add_argument("--data", default=None,
+                   help="folder with mnist/*.gz (default: $SMOLGRAD_DATA, else ~/.cache/smolgrad, downloading "
+                        "the files there when they are missing)")
+    p.add_argument("--batch-size", type=int, default=128, help="training batch size")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--train-size", type=int, default=None,
+                   help="train on only the first N training images (for quick runs)")
+    p.add_argument("--test-size", type=int, default=None, help="evaluate on only the first N test images")
+    p.add_argument("--checkpoint", default=checkpoint, help="where to save a checkpoint after every epoch")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+
+
+def mnist_datasets(root, flatten: bool, train_size: int | None = None, test_size: int | None = None):
+    """Train and test TensorDatasets of normalised float32 images (N x 784 when
+    `flatten`, else N x 1 x 28 x 28) and int64 labels."""
+    out = []
+    for train, size in ((True, train_size), (False, test_size)):
+        ds = MNIST(root, train=train)
+        images = ds.data[:size].astype(np.float32) / 255.0
+        images = (images - MNIST_MEAN) / MNIST_STD
+        images = images.reshape(len(images), -1) if flatten else images[:, None]
+        out.append(TensorDataset(images, ds.targets[:size]))
+    return out
+
+
+def epoch_loader(dataset, batch_size: int, seed: int, epoch: int, device) -> DataLoader:
+    """A shuffled loader whose order depends only on (seed, epoch), so a resumed run
+    sees the same batches as an uninterrupted one."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                      generator=np.random.default_rng((seed, epoch)), device=device)
+
+
+def train_epoch(model, optimizer, loader, desc: str, progress: bool = True) -> tuple[float, float]:
+    """One pass over `loader`; returns (mean loss, accuracy)."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = Progress(loader, desc=desc, enabled=progress)
+    for x, y in bar:
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        hits = (logits.detach().argmax(dim=1) == y).sum()
+        sg.realize(loss, hits)
+        total_loss += loss.item() * len(y)
+        correct += hits.item()
+        seen += len(y)
+        bar.set_postfix(loss=total_loss / seen, acc=f"{100 * correct / seen:.2f}%")
+    return total_loss / seen, correct / seen
+
+
+def evaluate(model, dataset, device, batch_size: int = 1000) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of `model` on `dataset`."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    with sg.no_grad():
+        for x, y in DataLoader(dataset, batch_size=batch_size, device=device):
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y, reduction="sum")
+            hits = (logits.argmax(dim=1) == y).sum()
+            sg.realize(loss, hits)
+            total_loss += loss.item()
+            correct += hits.item()
+    return total_loss / len(dataset), correct / len(dataset)
+
+
+def save_checkpoint(path: str | Path, model, optimizer, epoch: int) -> None:
+    """Model and optimizer state and the number of finished epochs, written atomically."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch}, path)
+
+
+def load_checkpoint(path: str | Path, model, optimizer, device) -> int:
+    """Restore model and optimizer from `path`; returns the number of finished epochs."""
+    if not Path(path).is_file():
+        raise SystemExit(f"--resume: no checkpoint at {path}; run without --resume first, or pass --checkpoint PATH")
+    state = sg.load(path, device=device)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["epoch"])
