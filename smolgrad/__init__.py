@@ -29,6 +29,7 @@ from .creation import (
 from .device import default_device, devices, set_default_device
 from .dtypes import DType, bool_, float32, float64, int32, int64
 from .tensor import Tensor, arange, broadcast_shapes, where
+from .tensor import erf, masked_fill, tril, triu  # functional forms of Tensor methods nn adds
 
 bool = bool_  # noqa: A001  (torch.bool)
 float = float32  # noqa: A001  (torch.float)
@@ -97,3 +98,6 @@ for _name in (
 del _name
 
 from . import nn  # noqa: E402  (nn imports Tensor from here)
+from . import data  # noqa: E402
+from . import optim  # noqa: E402
+from .serialization import load, save  # noqa: E402

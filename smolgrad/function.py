@@ -373,3 +373,129 @@ class Slice(Function):
                 g = g.pad(tuple(pads))
         return g
 
+
+
+# ----- sliding windows (conv and pooling), erf -----
+
+
+class Windows(Function):
+    """Sliding windows over `dims` as one zero-copy strided view.
+
+    The output has x's shape with each window dim replaced by its number of windows,
+    then one trailing axis per window dim holding the window's taps: for x of shape
+    (N, C, H, W) and dims (2, 3) that is (N, C, OH, OW, KH, KW), where
+    out[n, c, i, j, p, q] = x[n, c, i*sH + p*dH, j*sW + q*dW]. Windows overlap when the
+    stride is smaller than the dilated kernel; the view reads the same element twice.
+
+    The backward (col2im) adds each tap's gradient back to the element it read. It runs
+    as one pad and one sum: the gradient is laid out as (..., K, O, ...) per window dim,
+    zero-interleaved by the stride and padded to a row length M = W' + d (one PAD), then
+    the (K, M) block is reinterpreted as (K, W'): row k of that view starts k*d elements
+    further right, so tap k lands on input position o*s + k*d. Summing over the K axes
+    (one reduction) gives the input's gradient.
+    """
+
+    def forward(
+        self,
+        x: LazyBuffer,
+        dims: tuple[int, ...],
+        kernel: tuple[int, ...],
+        stride: tuple[int, ...],
+        dilation: tuple[int, ...],
+    ) -> LazyBuffer:
+        from .view import View
+
+        self.in_shape, self.dims, self.kernel, self.stride, self.dilation = x.shape, dims, kernel, stride, dilation
+        v = x.view
+        shape, strides = list(x.shape), list(v.strides)
+        for d, k, s, dl in zip(dims, kernel, stride, dilation):
+            shape[d] = (x.shape[d] - dl * (k - 1) - 1) // s + 1
+            strides[d] = v.strides[d] * s
+        shape += list(kernel)
+        strides += [v.strides[d] * dl for d, dl in zip(dims, dilation)]
+        self.out_shape = tuple(shape)
+        return x._view(View(tuple(shape), tuple(strides), v.offset))
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        n, dims = len(self.in_shape), self.dims
+        which = {d: i for i, d in enumerate(dims)}
+        # (..., O_i, ..., K_0, K_1, ...) -> (..., K_i, O_i, 1, ...): each tap axis before its window axis
+        order: list[int] = []
+        for a in range(n):
+            if a in which:
+                order += [n + which[a], a]
+            else:
+                order.append(a)
+        g = g.permute(tuple(order))
+        shape: list[int] = []
+        pads: list[tuple[int, int]] = []
+        rows: dict[int, tuple[int, int]] = {}  # window dim -> (M, W')
+        for a in range(n):
+            if a not in which:
+                shape.append(self.in_shape[a])
+                pads.append((0, 0))
+                continue
+            i = which[a]
+            k, s, dl, length = self.kernel[i], self.stride[i], self.dilation[i], self.in_shape[a]
+            o = self.out_shape[a]
+            m = -(-(length + dl) // s) * s  # the smallest multiple of s >= length + d (and >= o*s)
+            rows[a] = (m, m - dl)
+            shape += [k, o, 1]
+            pads += [(0, 0), (0, m // s - o), (0, s - 1)]
+        g = g.reshape(tuple(shape)).pad(tuple(pads))  # zero-interleave by the stride, pad rows to M
+        merged: list[int] = []
+        for a in range(n):
+            if a in which:
+                merged += [self.kernel[which[a]], rows[a][0]]
+            else:
+                merged.append(self.in_shape[a])
+        g = g.reshape(tuple(merged))
+        # shift tap row k right by k*d: view each (K, M) block as (K, W') with W' = M - d
+        axis = 0
+        for a in range(n):
+            if a not in which:
+                axis += 1
+                continue
+            k, (m, w) = self.kernel[which[a]], rows[a]
+            shp = g.shape
+            g = g.reshape((*shp[:axis], k * m, *shp[axis + 2 :]))
+            g = g.slice(tuple((0, k * w, 1) if j == axis else (0, size, 1) for j, size in enumerate(g.shape)))
+            g = g.reshape((*shp[:axis], k, w, *shp[axis + 2 :]))
+            axis += 2
+        tap_axes = []
+        axis = 0
+        for a in range(n):
+            if a in which:
+                tap_axes.append(axis)
+                axis += 2
+            else:
+                axis += 1
+        g = g.r(Op.SUM, tuple(tap_axes))
+        g = g.reshape(tuple(s for j, s in enumerate(g.shape) if j not in tap_axes))
+        return g.slice(tuple((0, length, 1) for length in self.in_shape))
+
+
+class Erf(Function):
+    """The error function, from the rational approximation of erfc in Numerical Recipes
+    (erfcc: fractional error below 1.2e-7 everywhere); the gradient is the exact
+    2/sqrt(pi) * exp(-x^2)."""
+
+    COEFFS = (
+        -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
+        0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277,
+    )  # fmt: skip
+
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.x = x
+        z = x.e(Op.ABS)
+        t = x.const_like(1.0).e(Op.DIV, x.const_like(1.0).e(Op.ADD, z.e(Op.MUL, x.const_like(0.5))))
+        poly = x.const_like(self.COEFFS[-1])
+        for c in reversed(self.COEFFS[:-1]):  # Horner: c0 + t*(c1 + t*(... + t*c9))
+            poly = poly.e(Op.MUL, t).e(Op.ADD, x.const_like(c))
+        erfc = t.e(Op.MUL, poly.e(Op.SUB, z.e(Op.MUL, z)).e(Op.EXP))
+        return x.e(Op.SIGN).e(Op.MUL, x.const_like(1.0).e(Op.SUB, erfc))
+
+    def backward(self, g: LazyBuffer) -> LazyBuffer:
+        x = self.x
+        density = x.e(Op.MUL, x).e(Op.NEG).e(Op.EXP).e(Op.MUL, x.const_like(1.1283791670955126))
+        return g.e(Op.MUL, density)

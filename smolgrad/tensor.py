@@ -608,7 +608,10 @@ class Tensor:
         return e / e.sum(dim, keepdim=True)
 
     def log_softmax(self, dim: int) -> Tensor:
-        return self - self.logsumexp(dim, keepdim=True)
+        # (x - max) - log(sum(exp(x - max))): subtracting the max first keeps float32's
+        # precision for large logits (x - logsumexp(x) rounds at the scale of x)
+        shifted = self - self.detach().amax(dim, keepdim=True)
+        return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
     # ----- matmul -----
     def matmul(self, other) -> Tensor:
@@ -794,6 +797,108 @@ class Tensor:
         _check_index_range(index, self.shape[dim], "gather", allow_negative=False)
         return F.Gather.apply(self, index.detach(), dim=dim)
 
+    # ----- masks, triangles, sliding windows, erf -----
+    def masked_fill(self, mask: Tensor, value) -> Tensor:
+        """A copy with `value` where the bool `mask` (broadcast to this shape) is True."""
+        if not isinstance(mask, Tensor) or not mask.dtype.is_bool:
+            got = mask.dtype.name if isinstance(mask, Tensor) else type(mask).__name__
+            raise RuntimeError(f"masked_fill: expected a bool tensor as mask, got {got}; build one with a comparison (x == 0)")
+        if mask.device != self.device:
+            raise RuntimeError(f"masked_fill: mask is on {mask.device} but the tensor is on {self.device}")
+        if not _broadcasts_to(mask.shape, self.shape):
+            raise RuntimeError(f"masked_fill: mask of shape {mask.shape} does not broadcast to the tensor's shape {self.shape}")
+        if isinstance(value, Tensor) and value.ndim != 0:
+            raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but got one with {value.ndim} dims")
+        return where(mask, value, self).type(self.dtype)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """The upper triangle of the last two dims (elements with col - row >= diagonal); others 0."""
+        return self._triangle(diagonal, upper=True)
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """The lower triangle of the last two dims (elements with col - row <= diagonal); others 0."""
+        return self._triangle(diagonal, upper=False)
+
+    def _triangle(self, diagonal: int, upper: bool) -> Tensor:
+        if self.ndim < 2:
+            raise RuntimeError(f"{'triu' if upper else 'tril'}: input tensor must have at least 2 dimensions, got shape {self.shape}")
+        keep = Tensor._from_lazy(_triangle_mask(self.shape[-2], self.shape[-1], int(diagonal), upper, self.device))
+        return where(keep, self, 0)
+
+    def unfold(self, dimension: int, size: int, step: int) -> Tensor:
+        """All windows of `size` elements, `step` apart, along `dimension`, as a zero-copy view
+        (torch.Tensor.unfold): that dim becomes the number of windows and a new last dim of
+        `size` holds each window."""
+        dim = _norm_dim(dimension, self.ndim, "unfold")
+        if step <= 0:
+            raise RuntimeError(f"unfold: step is {step} but must be > 0")
+        if not 0 <= size <= self.shape[dim]:
+            raise RuntimeError(f"unfold: maximum size for tensor at dimension {dim} is {self.shape[dim]} but size is {size}")
+        return F.Windows.apply(self, dims=(dim,), kernel=(size,), stride=(step,), dilation=(1,))
+
+    def erf(self) -> Tensor:
+        """The error function (accurate to about 1.2e-7; the gradient is exact)."""
+        return self._float_unary(F.Erf)
+
+    # ----- in-place updates (nn.init, optimizers, load_state_dict) -----
+    # smolgrad values are immutable lazy nodes: an in-place op rebinds this tensor to a new
+    # value, keeping its identity, grad and requires_grad. Nothing is recorded for autograd.
+    def _assign(self, value: Tensor, op: str) -> Tensor:
+        from .autograd import is_grad_enabled
+
+        if self.requires_grad and not self.is_leaf:
+            raise RuntimeError(
+                f"{op}: smolgrad does not record in-place ops, and this tensor is the result of an op that "
+                "requires grad; use an out-of-place op instead (e.g. x = x * 0 rather than x.zero_())"
+            )
+        if self.requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                f"{op}: a leaf Variable that requires grad is being used in an in-place operation; "
+                "do it inside `with smolgrad.no_grad():` (as nn.init and the optimizers do)"
+            )
+        if value.shape != self.shape:
+            raise RuntimeError(f"{op}: internal: value of shape {value.shape} for a tensor of shape {self.shape}")
+        self.lazydata = value.lazydata
+        return self
+
+    def copy_(self, src) -> Tensor:
+        """Set this tensor's value to `src`, broadcast to its shape and converted to its dtype and device."""
+        if not isinstance(src, Tensor):
+            src = Tensor(src, dtype=self.dtype, device=self.device)
+        if not _broadcasts_to(src.shape, self.shape):
+            raise RuntimeError(f"copy_: source of shape {src.shape} does not broadcast to the tensor's shape {self.shape}")
+        value = src.detach().to(self.device).type(self.dtype)
+        return self._assign(value._broadcast_to(self.shape), "copy_")
+
+    def fill_(self, value) -> Tensor:
+        """Set every element to `value` (a Python number or a 0-d tensor)."""
+        if isinstance(value, Tensor):
+            if value.ndim != 0:
+                raise RuntimeError(f"fill_ only supports a 0-dimensional value tensor, but got one with {value.ndim} dims")
+            return self.copy_(value)
+        return self._assign(Tensor._from_lazy(LazyBuffer.const(value, self.shape, self.dtype, self.device)), "fill_")
+
+    def zero_(self) -> Tensor:
+        """Set every element to 0."""
+        return self.fill_(0)
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
+        """Fill with samples from U(a, b), drawn from smolgrad's seeded generator."""
+        return self._assign(self._sampled("uniform_", lambda rng: rng.uniform(a, b, self.shape)), "uniform_")
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
+        """Fill with samples from N(mean, std^2), drawn from smolgrad's seeded generator."""
+        if std < 0:
+            raise RuntimeError(f"normal_ expects std >= 0.0, but found std {std}")
+        return self._assign(self._sampled("normal_", lambda rng: rng.normal(mean, std, self.shape)), "normal_")
+
+    def _sampled(self, op: str, draw) -> Tensor:
+        from .creation import generator
+
+        if not self.dtype.is_floating_point:
+            raise RuntimeError(f"{op}: expected a floating point tensor, got {self.dtype.name}")
+        return Tensor(np.asarray(draw(generator())).astype(self.dtype.np), dtype=self.dtype, device=self.device)
+
 
 def _check_index_range(index: Tensor, size: int, op: str, allow_negative: bool = True) -> None:
     """Raise IndexError for out-of-range indices whose values are already known.
@@ -808,6 +913,28 @@ def _check_index_range(index: Tensor, size: int, op: str, allow_negative: bool =
     if lo < lowest or hi >= size:
         bad = lo if lo < lowest else hi
         raise IndexError(f"{op}: index {bad} is out of bounds for dimension with size {size}")
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether `shape` broadcasts to exactly `target`."""
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target)))
+
+
+_TRIANGLES: dict = {}
+
+
+def _triangle_mask(n: int, m: int, diagonal: int, upper: bool, device: str) -> LazyBuffer:
+    """The bool (n, m) mask of triu/tril, uploaded once per shape and device and reused
+    (so a training loop does not upload it every step)."""
+    key = (n, m, diagonal, upper, device)
+    if key not in _TRIANGLES:
+        mask = ~np.tri(n, m, diagonal - 1, dtype=bool) if upper else np.tri(n, m, diagonal, dtype=bool)
+        if len(_TRIANGLES) >= 64:
+            _TRIANGLES.clear()
+        _TRIANGLES[key] = LazyBuffer.load(mask, dtypes.bool_, device)
+    return _TRIANGLES[key]
 
 
 def _wrap_negative(index: Tensor, size: int) -> Tensor:
@@ -928,6 +1055,26 @@ def where(condition, input, other) -> Tensor:
     return F.Where.apply(cond._broadcast_to(shape), a._broadcast_to(shape), b._broadcast_to(shape))
 
 
+def triu(input: Tensor, diagonal: int = 0) -> Tensor:
+    """The upper triangle of the last two dims; the rest zeroed (torch.triu)."""
+    return input.triu(diagonal)
+
+
+def tril(input: Tensor, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two dims; the rest zeroed (torch.tril)."""
+    return input.tril(diagonal)
+
+
+def erf(input: Tensor) -> Tensor:
+    """The error function, elementwise (torch.erf)."""
+    return input.erf()
+
+
+def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
+    """`input` with `value` where `mask` is True (torch.masked_fill)."""
+    return input.masked_fill(mask, value)
+
+
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Values from start to end (exclusive) in steps, like torch.arange."""
     if end is None:
@@ -942,4 +1089,4 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
     return Tensor(values.astype(dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-__all__ = ["Tensor", "where", "arange", "broadcast_shapes", "MinMax"]
+__all__ = ["Tensor", "where", "arange", "broadcast_shapes", "MinMax", "triu", "tril", "erf", "masked_fill"]

@@ -1,0 +1,101 @@
+"""Adam and AdamW."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, StepScalars
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba), as torch.optim.Adam, with t the parameter's step count:
+
+        g = -grad if maximize else grad
+        g = g + weight_decay * p                            (L2 penalty, if weight_decay != 0)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        v_max = max(v_max, v)                               (amsgrad; then v_max replaces v below)
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    The state of a parameter is its step count "step" and the tensors "exp_avg" (m),
+    "exp_avg_sq" (v) and, with amsgrad, "max_exp_avg_sq"."""
+
+    _state_keys = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _state_scalars = ("step",)
+    _decoupled_weight_decay = False
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        if not group["lr"] >= 0.0:
+            raise ValueError(f"Invalid learning rate: {group['lr']} (it must be >= 0)")
+        if not group["eps"] >= 0.0:
+            raise ValueError(f"Invalid epsilon value: {group['eps']} (it must be >= 0)")
+        betas = group["betas"]
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, b in enumerate(betas):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {b} (it must be in [0, 1))")
+        if not group["weight_decay"] >= 0.0:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']} (it must be >= 0)")
+
+    def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict, scalars: StepScalars):
+        beta1, beta2 = group["betas"]
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        if "exp_avg" not in state:  # zero buffers, so step 1 runs the kernels of every later step
+            state["step"] = 0
+            state["exp_avg"] = self._zeros_state(param)
+            state["exp_avg_sq"] = self._zeros_state(param)
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = self._zeros_state(param)
+        step = state["step"] = state["step"] + 1
+
+        g = -grad if group["maximize"] else grad
+        if wd != 0:
+            if self._decoupled_weight_decay:
+                param = param * scalars(1.0 - lr * wd, param)
+            else:
+                g = g + param * wd
+        m = state["exp_avg"] = state["exp_avg"] * beta1 + g * (1.0 - beta1)
+        v = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + g * g * (1.0 - beta2)
+        if group["amsgrad"]:
+            v = state["max_exp_avg_sq"] = state["max_exp_avg_sq"].maximum(v)
+        step_size = scalars(lr / (1.0 - beta1**step), param)
+        bias_correction2_sqrt = scalars(math.sqrt(1.0 - beta2**step), param)
+        denom = v.sqrt() / bias_correction2_sqrt + eps
+        return param - m / denom * step_size, state
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter), as torch.optim.AdamW:
+    first p = p * (1 - lr * weight_decay), then the Adam update without an L2 term."""
+
+    _decoupled_weight_decay = True
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

@@ -1,0 +1,271 @@
+"""The Optimizer base class: parameter groups, zero_grad, step, state_dict.
+
+A step is written in Tensor ops under no_grad. Each subclass turns (parameter, grad,
+state) into (new parameter, new state) without touching anything; the base class then
+realises every new value of every group in one `smolgrad.realize` call and swaps them
+in with `p.data = new`, so the graph never grows across steps and a failing step
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from ..autograd import enable_grad, no_grad
+from ..creation import zeros
+from ..lazy import realize
+from ..tensor import Tensor
+
+
+class StepScalars:
+    """0-d tensors for the values of one step that change between steps (the current
+    lr, bias corrections), made once per step and shared by every parameter.
+
+    The code generator bakes Python scalars into the kernel source, so a learning rate
+    passed as a float would compile a new kernel whenever a scheduler changes it. A
+    0-d tensor is a buffer the kernel reads: the source stays the same, and each
+    kernel compiles once. Constant hyperparameters (betas, eps) may stay floats."""
+
+    def __init__(self):
+        self._cache: dict[tuple, Tensor] = {}
+
+    def __call__(self, value: float, like: Tensor) -> Tensor:
+        """`value` as a 0-d tensor of `like`'s dtype on `like`'s device."""
+        key = (float(value), like.device, like.dtype)
+        t = self._cache.get(key)
+        if t is None:
+            t = Tensor(np.asarray(value, dtype=like.dtype.np), dtype=like.dtype, device=like.device)
+            self._cache[key] = t
+        return t
+
+
+class Optimizer:
+    """Base class of the optimizers, with PyTorch's interface.
+
+    `params` is an iterable of tensors, or of dicts that each hold a "params" list and
+    options overriding `defaults` for that group. Subclasses implement `_update` and
+    list in `_state_keys` the per-parameter state tensors shaped like the parameter."""
+
+    _state_keys: tuple[str, ...] = ()
+    _state_scalars: tuple[str, ...] = ()  # per-parameter state numbers, such as "step"
+
+    def __init__(self, params: Iterable, defaults: dict[str, Any]):
+        self.defaults = dict(defaults)
+        self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
+        self.param_groups: list[dict[str, Any]] = []
+        if isinstance(params, Tensor):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                f"but got a single Tensor of shape {params.shape}; wrap it in a list: [tensor]"
+            )
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ----- parameter groups -----
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters (with its own options) to optimize from now on."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"a parameter group must be a dict with a 'params' entry, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("a parameter group must have a 'params' entry (a list of tensors)")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the ordering of "
+                "tensors in sets changes between runs; use a list"
+            )
+        params = list(params)
+        seen: set[int] = set()
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but parameter {i} is a {type(p).__name__}")
+            if not p.dtype.is_floating_point:
+                raise TypeError(f"optimizer can only optimize floating-point tensors, but parameter {i} is {p.dtype.name}")
+            if not p.is_leaf:
+                raise ValueError(f"can't optimize a non-leaf Tensor (parameter {i}); optimize the leaf it was computed from")
+            if id(p) in seen:
+                raise ValueError(f"parameter {i} appears twice in one parameter group; list each parameter once")
+            seen.add(id(p))
+        for other in self.param_groups:
+            if seen & {id(p) for p in other["params"]}:
+                raise ValueError("some parameters appear in more than one parameter group")
+        group = dict(param_group)
+        group["params"] = params
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Raise ValueError for an invalid option value (subclasses override)."""
+
+    # ----- gradients and steps -----
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of all parameters: to None (the default), or to zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad = zeros(p.grad.shape, dtype=p.grad.dtype, device=p.grad.device)
+
+    def step(self, closure: Callable[[], Any] | None = None):
+        """Update every parameter that has a grad; return closure()'s loss if given.
+
+        All new parameters and state tensors are computed in one realize call."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            scalars = StepScalars()
+            updates: list[tuple[Tensor, Tensor, dict[str, Any]]] = []
+            for gi, group in enumerate(self.param_groups):
+                for pi, p in enumerate(group["params"]):
+                    if p.grad is None:
+                        continue
+                    grad = self._checked_grad(p, gi, pi)
+                    new_p, new_state = self._update(p.detach(), grad, dict(self.state.get(p, {})), group, scalars)
+                    updates.append((p, new_p, new_state))
+            outputs = [new_p for _, new_p, _ in updates]
+            outputs += [v for _, _, st in updates for v in st.values() if isinstance(v, Tensor)]
+            realize(*[t.lazydata for t in outputs])
+            for p, new_p, new_state in updates:
+                p.data = new_p
+                self.state[p] = new_state
+        return loss
+
+    @staticmethod
+    def _checked_grad(p: Tensor, gi: int, pi: int) -> Tensor:
+        g = p.grad
+        where = f"parameter {pi} of parameter group {gi}"
+        if not isinstance(g, Tensor):
+            raise TypeError(f"the grad of {where} is a {type(g).__name__}, expected a Tensor or None")
+        if g.device != p.device:
+            raise RuntimeError(
+                f"the grad of {where} is on device {g.device} but the parameter is on {p.device}; "
+                f"move the grad with .to('{p.device}') or keep parameter and grad on one device"
+            )
+        if g.dtype != p.dtype:
+            raise RuntimeError(
+                f"the grad of {where} has dtype {g.dtype.name} but the parameter has dtype {p.dtype.name}; "
+                f"convert it with .to(smolgrad.{p.dtype.name})"
+            )
+        if g.shape != p.shape:
+            raise RuntimeError(f"the grad of {where} has shape {g.shape} but the parameter has shape {p.shape}")
+        return g.detach()
+
+    def _update(
+        self, param: Tensor, grad: Tensor, state: dict[str, Any], group: dict[str, Any], scalars: StepScalars
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """(new parameter value, new state) for one parameter: lazy Tensor ops only."""
+        raise NotImplementedError(f"{type(self).__name__}._update")
+
+    @staticmethod
+    def _zeros_state(param: Tensor) -> Tensor:
+        """A zero buffer shaped like `param`: a real buffer, not a broadcast constant, so the
+        first step runs the same kernels as the later ones."""
+        return Tensor(np.zeros(param.shape, dtype=param.dtype.np), dtype=param.dtype, device=param.device)
+
+    # ----- state dicts -----
+    def state_dict(self) -> dict[str, Any]:
+        """{"state": {index: {...}}, "param_groups": [{options..., "params": [indices]}]},
+        with parameters numbered in group order, as in PyTorch."""
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            groups.append(packed)
+        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load options and state saved by `state_dict()` of an optimizer of this class
+        over parameters of the same shapes. Nothing changes if the state dict does not fit."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"an optimizer state dict has exactly the keys 'state' and 'param_groups', got {got}")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"loaded state dict has {len(saved_groups)} parameter groups, but {name} has {len(self.param_groups)}"
+            )
+        by_index: dict[int, Tensor] = {}
+        new_groups = []
+        for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"parameter group {gi} has {len(saved['params'])} parameters in the loaded state dict "
+                    f"but {len(group['params'])} in {name}"
+                )
+            missing = sorted(set(self.defaults) - set(saved))
+            if missing:
+                raise ValueError(
+                    f"parameter group {gi} of the loaded state dict lacks the options {missing} that {name} uses; "
+                    "was it saved by a different optimizer class?"
+                )
+            for i, p in zip(saved["params"], group["params"]):
+                by_index[int(i)] = p
+            new_group = {k: v for k, v in saved.items() if k != "params"}
+            new_group["params"] = group["params"]
+            self._check_group(new_group)
+            new_groups.append(new_group)
+        new_state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
+        for key, value in state_dict["state"].items():
+            index = int(key) if isinstance(key, int) or (isinstance(key, str) and key.isdigit()) else None
+            if index not in by_index:
+                raise ValueError(
+                    f"the loaded state dict has state for parameter index {key!r}, but its parameter groups "
+                    f"list only the indices {sorted(by_index)}"
+                )
+            new_state[by_index[index]] = self._load_param_state(by_index[index], index, value)
+        self.param_groups = new_groups
+        self.state = new_state
+
+    def _load_param_state(self, p: Tensor, index: int, saved: Any) -> dict[str, Any]:
+        name = type(self).__name__
+        if not isinstance(saved, dict):
+            raise ValueError(f"the state of parameter {index} must be a dict, got {type(saved).__name__}")
+        unknown = sorted(set(saved) - set(self._state_keys) - set(self._state_scalars))
+        if unknown:
+            raise ValueError(
+                f"the state of parameter {index} has the entries {unknown}, which {name} does not use "
+                f"(it keeps {sorted(self._state_keys + self._state_scalars)}); was it saved by a different optimizer?"
+            )
+        out: dict[str, Any] = {}
+        for key, value in saved.items():
+            if key in self._state_scalars:
+                out[key] = int(value.item()) if isinstance(value, Tensor) else int(value)
+                continue
+            if not isinstance(value, Tensor):
+                raise ValueError(f"state '{key}' of parameter {index} must be a Tensor, got {type(value).__name__}")
+            if value.shape != p.shape:
+                raise ValueError(
+                    f"state '{key}' of parameter {index} has shape {value.shape} but the parameter has shape "
+                    f"{p.shape}; the state dict belongs to a different model"
+                )
+            out[key] = value.detach().to(p.device).to(p.dtype)
+        return out
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(k for k in group if k != "params"):
+                lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)

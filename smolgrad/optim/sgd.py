@@ -1,0 +1,64 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ..tensor import Tensor
+from .optimizer import Optimizer, StepScalars
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent (optionally with momentum), as torch.optim.SGD:
+
+        g = -grad if maximize else grad
+        g = g + weight_decay * p                      (if weight_decay != 0)
+        b = g on the first step, else momentum * b + (1 - dampening) * g
+        g = g + momentum * b if nesterov else b       (if momentum != 0)
+        p = p - lr * g
+    """
+
+    _state_keys = ("momentum_buffer",)
+
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ):
+        defaults = dict(
+            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov, maximize=maximize
+        )
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        if not group["lr"] >= 0.0:
+            raise ValueError(f"Invalid learning rate: {group['lr']} (it must be >= 0)")
+        if not group["momentum"] >= 0.0:
+            raise ValueError(f"Invalid momentum value: {group['momentum']} (it must be >= 0)")
+        if not group["weight_decay"] >= 0.0:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']} (it must be >= 0)")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
+
+    def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict, scalars: StepScalars):
+        momentum, dampening, wd = group["momentum"], group["dampening"], group["weight_decay"]
+        g = -grad if group["maximize"] else grad
+        if wd != 0:
+            g = g + param * wd
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = g
+            elif dampening == 0:
+                buf = buf * momentum + g
+            else:
+                buf = buf * momentum + g * (1.0 - dampening)
+            state["momentum_buffer"] = buf
+            g = g + buf * momentum if group["nesterov"] else buf
+        return param - g * scalars(group["lr"], param), state
