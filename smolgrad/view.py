@@ -7,6 +7,7 @@ copy; only a reshape that no strides can express needs a copy (see `View.reshape
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ class View:
     offset: int = 0
 
     @staticmethod
+    @functools.lru_cache(maxsize=4096)
     def contiguous(shape: tuple[int, ...], offset: int = 0) -> View:
         return View(tuple(shape), contiguous_strides(tuple(shape)), offset)
 
@@ -33,7 +35,7 @@ class View:
     def numel(self) -> int:
         return math.prod(self.shape)
 
-    @property
+    @functools.cached_property
     def is_contiguous(self) -> bool:
         """True when the view reads numel consecutive elements starting at offset."""
         expected = 1
@@ -128,6 +130,7 @@ def _merged_dims(view: View) -> tuple[list[int], list[int]]:
     return shape, strides
 
 
+@functools.lru_cache(maxsize=16384)
 def compose(inner: View, outer: View) -> View | None:
     """One view equal to reading through `outer`, then `inner`, or None if no strides can.
 
@@ -139,6 +142,10 @@ def compose(inner: View, outer: View) -> View | None:
     the next: we check that every coordinate stays in range over the whole view."""
     if outer.numel == 0:
         return View(outer.shape, (0,) * len(outer.shape), inner.offset)
+    if inner.is_contiguous:  # the common cases first: reading a plain buffer...
+        return View(outer.shape, outer.strides, outer.offset + inner.offset)
+    if outer.is_identity and outer.shape == inner.shape:  # ...or reading every element in order
+        return inner
     shape, strides = _merged_dims(inner)
     dense = contiguous_strides(tuple(shape))
     coords, rest = [], outer.offset
