@@ -6,10 +6,15 @@
 
 {{bindings}}
 
+{{helpers}}
+
 // Element offset of each operand's batch z (a stride of 0 broadcasts the batch dim).
 {{a_fns}}
 
 {{b_fns}}
+
+// The fused elementwise work after the product (just `return acc;` when there is none).
+{{epilogue_fn}}
 
 const M = {{M}};
 const N = {{N}};
@@ -74,7 +79,7 @@ fn main(
         for (var j = 0i; j < 4i; j++) {
             let col = col0 + 4 * tx + j;
             if (row < M && col < N) {
-                out[out_base + row * N + col] = acc[i][j];
+                out[out_base + row * N + col] = epilogue(acc[i][j], i32(wid.z), row, col);
             }
         }
     }

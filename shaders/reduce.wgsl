@@ -2,6 +2,8 @@
 // {{detail}}
 // Workgroup g reduces slice (g % chunks) of the reduced extent for output g / chunks
 // and writes partial g; with chunks > 1 a second pass reduces the partials.
+// input_value(o, r) is element r of the values reduced into output o (the fused
+// prologue); epilogue(acc, o) is the fused work after the reduction.
 
 {{bindings}}
 
@@ -23,13 +25,12 @@ fn main(
     }
     let o = group / {{chunks}};
     let chunk = group % {{chunks}};
-    let base = output_base(o);
     let start = chunk * {{chunk_len}};
     let stop = min(start + {{chunk_len}}, {{extent}});
 
     var acc = {{identity}};
     for (var r = start + i32(lid); r < stop; r += 256i) {
-        let value = {{load}};
+        let value = input_value(o, r);
         acc = {{combine}};
     }
     partial[lid] = acc;
@@ -42,6 +43,6 @@ fn main(
         workgroupBarrier();
     }
     if (lid == 0u) {
-        out[group] = partial[0];
+        {{store}}
     }
 }

@@ -1,6 +1,8 @@
 // smolgrad kernel: {{name}} (one thread per output)
 // {{detail}}
 // Used when there are many outputs and each reduces a short extent.
+// input_value(o, r) is element r of the values reduced into output o (the fused
+// prologue); epilogue(acc, o) is the fused work after the reduction.
 
 {{bindings}}
 
@@ -18,11 +20,10 @@ fn main(
     if (o >= {{outputs}}) {
         return;
     }
-    let base = output_base(o);
     var acc = {{identity}};
     for (var r = 0i; r < {{extent}}; r++) {
-        let value = {{load}};
+        let value = input_value(o, r);
         acc = {{combine}};
     }
-    out[o] = acc;
+    out[o] = epilogue(acc, o);
 }

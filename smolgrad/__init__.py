@@ -54,6 +54,31 @@ def synchronize(device: str | None = None) -> None:
     get_backend(canonical(device)).synchronize()
 
 
+def stats(device: str | None = None) -> dict[str, int]:
+    """Counters since start or the last `reset_stats()`: kernels, dispatches,
+    kernels_compiled, pipeline_cache_hits, bytes_allocated, peak_bytes, submits,
+    pool_hits. For one device, or summed over every device used so far."""
+    from .backend.base import STAT_KEYS
+    from .device import _backends, canonical, get_backend
+
+    if device is not None:
+        return dict(get_backend(canonical(device)).stats)
+    total = dict.fromkeys(STAT_KEYS, 0)
+    for backend in _backends.values():
+        for key in STAT_KEYS:
+            total[key] += backend.stats[key]
+    return total
+
+
+def reset_stats(device: str | None = None) -> None:
+    """Zero the counters of `stats()` (of one device, or of every device used so far)."""
+    from .device import _backends, canonical, get_backend
+
+    backends = [get_backend(canonical(device))] if device is not None else list(_backends.values())
+    for backend in backends:
+        backend.reset_stats()
+
+
 def _unary(name):
     def fn(x: Tensor, *args, **kwargs) -> Tensor:
         return getattr(x, name)(*args, **kwargs)

@@ -79,6 +79,9 @@ class Function:
         out = Tensor._from_lazy(ctx.forward(*[t.lazydata for t in tensors], **kwargs), requires_grad=ctx.requires_grad)
         if ctx.requires_grad:
             out._ctx = ctx
+            for value in vars(ctx).values():  # what backward will read: store it, don't fuse it away
+                if isinstance(value, LazyBuffer):
+                    value.base.saved = True
         return out
 
     def release(self) -> None:

@@ -97,11 +97,14 @@ class Sigmoid(Function):
 
 class Relu(Function):
     def forward(self, x: LazyBuffer) -> LazyBuffer:
-        self.mask = x.e(Op.GT, x.const_like(0)).cast(x.dtype)
-        return x.e(Op.MAX, x.const_like(0))
+        self.out = x.e(Op.MAX, x.const_like(0))
+        return self.out
 
     def backward(self, g: LazyBuffer) -> LazyBuffer:
-        return g.e(Op.MUL, self.mask)
+        # the mask comes from the output (out > 0 exactly where x > 0), which is stored
+        # anyway, so backward never needs the input recomputed
+        mask = self.out.e(Op.GT, self.out.const_like(0)).cast(g.dtype)
+        return g.e(Op.MUL, mask)
 
 
 class Abs(Function):

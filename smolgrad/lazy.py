@@ -25,7 +25,7 @@ MAX_ELEMENTS = 2**31 - 1  # WGSL indexes with 32-bit integers
 
 
 class LazyBuffer:
-    __slots__ = ("shape", "dtype", "device", "op", "srcs", "arg", "realized", "__weakref__")
+    __slots__ = ("shape", "dtype", "device", "op", "srcs", "arg", "realized", "saved", "__weakref__")
 
     def __init__(self, shape, dtype: DType, device: str, op: Op, srcs=(), arg=None, realized=None):
         self.shape: tuple[int, ...] = tuple(shape)
@@ -35,6 +35,7 @@ class LazyBuffer:
         self.srcs: tuple[LazyBuffer, ...] = tuple(srcs)
         self.arg = arg
         self.realized = realized  # the backend's buffer once computed
+        self.saved = False  # saved for backward: the scheduler stores it rather than fusing it away
         n = math.prod(self.shape)
         if n > MAX_ELEMENTS:
             raise ValueError(
@@ -189,8 +190,10 @@ def realize(*lbs: LazyBuffer) -> None:
         if base.realized is None and base.op is not Op.CONST:
             by_device.setdefault(base.device, []).append(base)
     for device, bases in by_device.items():
-        kernels = schedule(bases)
+        backend = get_backend(device)
+        kernels = schedule(bases, backend.max_storage_buffers)
         if kernels:
-            get_backend(device).run(kernels)
+            backend.run(kernels)
         for k in kernels:  # computed nodes drop their sources so the graph can be freed
-            k.out.srcs = ()
+            for out in k.outs:
+                out.srcs = ()

@@ -1,86 +1,458 @@
-"""Scheduler (DESIGN.md layer 4): graph in, ordered kernel list out.
+"""Scheduler and fusion (DESIGN.md layer 4): graph in, ordered list of fused kernels out.
 
-This version emits one kernel per primitive op. The fusion pass will replace
-`schedule` behind the same interface: it takes the nodes to compute and returns a list
-of Kernels whose order respects their data dependencies.
+`schedule(nodes)` finds the unrealized graph the nodes need and groups it into kernels.
+Each kernel computes one or more *stored* values (written to memory); every other
+elementwise value is computed in registers inside the kernels that use it.
+
+A value is stored (it ends a kernel) when it is
+- asked for (the nodes passed to `schedule`), or saved for backward by autograd;
+- not elementwise: a reduction, matmul, gather, scatter-add or pad, unless a reduction
+  or matmul can be the *core* of its only consumer's kernel (see below);
+- read by a matmul, gather, scatter-add or pad, which read buffers;
+- read through a view that cannot be folded into its consumer's indexing
+  (`view.compose` fails);
+- needed by more than MAX_RECOMPUTE kernels. An elementwise value needed by 2 or 3
+  kernels is recomputed in each: recomputing reads its inputs again, storing writes and
+  reads it back, and recomputing saves a dispatch;
+- deeper than MAX_DEPTH ops below its kernel's output, or needed to keep a kernel within
+  the device's storage-buffer limit (the largest fused sub-expression is stored).
+
+A reduction is fused with the elementwise work before it (its *prologue*: `(x*y).sum()`
+is one kernel). A reduction or matmul whose value is read only by one kernel, at that
+kernel's own shape and index, becomes that kernel's core, and the elementwise work after
+it is its *epilogue* (`relu(x @ w + b)` is one matmul kernel, `((a-b)**2).mean()` one
+reduction). Finally, elementwise kernels of the same shape are merged into one kernel
+with several outputs when their dependencies allow (an optimizer step updating a
+parameter and its two moment buffers is one dispatch).
+
+`SMOLGRAD_FUSION=0` turns all of this off: one kernel per op, as a baseline.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from .dtypes import DType
 from .graph import postorder
 from .lazy import LazyBuffer
-from .ops import ELEMENTWISE, Op
-from .view import View
+from .ops import ELEMENTWISE, REDUCE, Op
+from .view import View, compose
+
+MAX_RECOMPUTE = 3  # an elementwise value needed by more kernels than this is stored
+MAX_DEPTH = 64  # longest chain of fused ops below a kernel's output
+MAX_MERGE_TRIES = 4  # candidate kernels tried when merging elementwise kernels
+MAX_KERNEL_OPS = 256  # merging stops before a kernel computes more ops than this
+DEFAULT_MAX_BUFFERS = 8  # the WebGPU default of storage buffers per shader stage
 
 
+def fusion_enabled() -> bool:
+    return os.environ.get("SMOLGRAD_FUSION", "1") != "0"
+
+
+# --------------------------------------------------------------------------- kernel IR
 @dataclass(frozen=True)
 class Operand:
-    """One input of a kernel: a computed base node read through `view`, or a constant.
+    """A buffer a kernel reads: the computed base node `node` seen through `view`."""
 
-    For a constant, `node` is None and `const` holds the Python scalar."""
-
-    node: LazyBuffer | None
+    node: LazyBuffer
     view: View
     dtype: DType
-    const: Any = None
-
-    @property
-    def is_const(self) -> bool:
-        return self.node is None
 
 
-@dataclass(frozen=True)
-class Kernel:
-    """Compute `op` over `srcs` into a fresh contiguous buffer for the base node `out`.
+class Expr:
+    """A node of a fused kernel's expression DAG (compared by identity)."""
 
-    Operand views have the op's input shapes: for elementwise ops that is out.shape;
-    for reductions the input shape (out.shape has the reduced axes as 1); see ops.Op
-    for MATMUL, GATHER, SCATTER_ADD and PAD. CONST as a kernel op fills out with arg."""
+    __slots__ = ()
+    dtype: DType
+
+
+@dataclass(eq=False)
+class Load(Expr):
+    """The value of operand `kernel.srcs[src]` at the current element."""
+
+    src: int
+    dtype: DType
+
+
+@dataclass(eq=False)
+class Const(Expr):
+    value: Any
+    dtype: DType
+
+
+@dataclass(eq=False)
+class Acc(Expr):
+    """The result of the kernel's core (reduction or matmul) at the current element."""
+
+    dtype: DType
+
+
+@dataclass(eq=False)
+class Apply(Expr):
+    """An elementwise op over argument expressions."""
 
     op: Op
-    out: LazyBuffer
-    srcs: tuple[Operand, ...]
+    srcs: tuple[Expr, ...]
+    dtype: DType
     arg: Any = None
+
+
+def expr_children(e: Expr) -> tuple[Expr, ...]:
+    return e.srcs if isinstance(e, Apply) else ()
+
+
+@dataclass(eq=False)
+class Kernel:
+    """One dispatch (two for a long reduction): compute `outs` (contiguous, same shape).
+
+    kind "elementwise": outs[i] = exprs[i] at each element.
+    kind "reduce":      op (SUM/RMAX/RMIN) over `arg` axes of `pre` evaluated over
+                        `pre_shape`; then outs[0] = exprs[0] with Acc = the reduction.
+    kind "matmul":      Acc = srcs[0] @ srcs[1]; outs[0] = exprs[0] (the epilogue).
+    kind "gather", "scatter_add", "pad": `op` over srcs with `arg`; exprs[0] is Acc.
+    Load(i) reads srcs[i]; its view has the shape of the region it is used in
+    (`pre_shape` in a reduction's prologue, the output shape elsewhere)."""
+
+    kind: str
+    outs: tuple[LazyBuffer, ...]
+    srcs: tuple[Operand, ...]
+    exprs: tuple[Expr, ...]
+    op: Op | None = None
+    arg: Any = None
+    pre: Expr | None = None
+    pre_shape: tuple[int, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.outs[0].shape
+
+    @property
+    def out(self) -> LazyBuffer:
+        return self.outs[0]
+
+    @property
+    def fused_ops(self) -> list[str]:
+        """Names of the ops this kernel runs, inputs first."""
+        names = []
+        if self.pre is not None:
+            names += [e.op.name.lower() for e in postorder([self.pre], expr_children) if isinstance(e, Apply)]
+        if self.op is not None:
+            names.append(self.op.name.lower())
+        names += [e.op.name.lower() for e in postorder(self.exprs, expr_children) if isinstance(e, Apply)]
+        return names
 
     @property
     def name(self) -> str:
-        return self.op.name.lower()
+        prefix = {"elementwise": "E", "reduce": "R", "matmul": "MM"}.get(self.kind, self.kind.upper())
+        ops = self.fused_ops
+        if self.kind not in ("elementwise", "reduce", "matmul"):
+            ops = ops[1:]  # the kind already names the core op
+        if len(ops) > 6:
+            ops = ops[:3] + [f"{len(ops) - 5}more"] + ops[-2:]
+        suffix = "_".join(ops)
+        if len(self.outs) > 1:
+            suffix += f"_x{len(self.outs)}"
+        return f"{prefix}_{suffix}" if suffix else prefix
 
 
-def operand(lb: LazyBuffer, inline_consts: bool) -> Operand:
-    base = lb.base
-    if inline_consts and base.op is Op.CONST and base.realized is None:
-        return Operand(None, lb.view, lb.dtype, base.arg)
-    return Operand(base, lb.view, lb.dtype)
+# --------------------------------------------------------------------------- grouping
+@dataclass
+class _Group:
+    """A kernel being formed: its first stored value, core op and member regions."""
+
+    root: LazyBuffer
+    kind: str
+    core: LazyBuffer | None = None
 
 
-def schedule(outputs: list[LazyBuffer]) -> list[Kernel]:
-    """Kernels that compute `outputs` (base nodes) from what is already computed,
-    in dependency order. Iterative post-order DFS, so deep graphs are fine.
+@dataclass
+class _Use:
+    gid: int
+    region: str  # "main" (the kernel's output index) or "pre" (a reduction's input)
+    view: View  # region coordinates -> the used node's contiguous index
+    depth: int
 
-    Constant operands are inlined into elementwise kernels; for any other kernel
-    they are filled into a (one-element) buffer first."""
 
-    def inputs_to_compute(node: LazyBuffer) -> list[LazyBuffer]:
-        found = []
-        for src in node.srcs:
-            base = src.base
-            # constants are inlined into elementwise kernels; other kernels read buffers
-            inline = base.op is Op.CONST and node.op in ELEMENTWISE
-            if base.realized is None and not inline:
-                found.append(base)
-        return found
+@dataclass
+class _Plan:
+    groups: list[_Group] = field(default_factory=list)
+    root_of: dict[int, int] = field(default_factory=dict)  # id(node) -> gid it is the root of
+    core_of: dict[int, int] = field(default_factory=dict)  # id(node) -> gid it is the core of
+    uses: dict[int, list[_Use]] = field(default_factory=dict)  # fused (not stored) nodes
 
-    order = postorder([b for b in outputs if b.realized is None], inputs_to_compute)
-    kernels = []
-    for node in order:
+
+KIND_OF = {Op.MATMUL: "matmul", Op.GATHER: "gather", Op.SCATTER_ADD: "scatter_add", Op.PAD: "pad"}
+
+
+def _kind(node: LazyBuffer) -> str:
+    if node.op in REDUCE:
+        return "reduce"
+    return KIND_OF.get(node.op, "elementwise")
+
+
+def _composable(node: LazyBuffer, uses: list[_Use]) -> bool:
+    """Whether every input of `node` can be read at the positions each use needs."""
+    return all(
+        compose(s.view, u.view) is not None for s in node.srcs if s.base.op is not Op.CONST for u in uses
+    )
+
+
+def _plan(order: list[LazyBuffer], consumers, wanted: set[int], forced: set[int], fuse: bool) -> _Plan:
+    """Decide, consumers before producers, which nodes are stored and where the others
+    are computed (see the module docstring for the rules)."""
+    plan = _Plan()
+
+    def store(node: LazyBuffer) -> None:
+        gid = len(plan.groups)
+        kind = _kind(node)
+        plan.groups.append(_Group(node, kind, node if kind != "elementwise" else None))
+        plan.root_of[id(node)] = gid
+
+    for node in reversed(order):
+        uses: list[_Use] = []
+        # (a saved constant is not stored: it is recreated for free wherever it is used)
+        needs_buffer = id(node) in wanted or id(node) in forced or (fuse and node.saved and node.op is not Op.CONST)
+        for consumer, slot in consumers[id(node)]:
+            view = consumer.srcs[slot].view
+            cid = id(consumer)
+            if consumer.op in REDUCE:
+                gid = plan.root_of.get(cid, plan.core_of.get(cid))
+                uses.append(_Use(gid, "pre", view, 1))
+            elif consumer.op in ELEMENTWISE:
+                if cid in plan.root_of:
+                    contexts = [_Use(plan.root_of[cid], "main", View.contiguous(consumer.shape), 0)]
+                else:
+                    contexts = plan.uses[cid]
+                for c in contexts:
+                    composed = compose(view, c.view)
+                    if composed is None:
+                        needs_buffer = True
+                    else:
+                        uses.append(_Use(c.gid, c.region, composed, c.depth + 1))
+            else:
+                needs_buffer = True  # matmul, gather, scatter-add and pad read buffers
+
         if node.op is Op.CONST:
-            kernels.append(Kernel(Op.CONST, node, (), node.arg))
+            if needs_buffer:
+                store(node)  # a fill kernel; fused consumers still inline the constant
+            continue
+        if not fuse or needs_buffer:
+            store(node)
+            continue
+        gids = {u.gid for u in uses}
+        if node.op in ELEMENTWISE:
+            if len(gids) > MAX_RECOMPUTE or any(u.depth > MAX_DEPTH for u in uses) or not _composable(node, uses):
+                store(node)
+            else:
+                plan.uses[id(node)] = uses
+        elif node.op in REDUCE or node.op is Op.MATMUL:
+            gid = next(iter(gids)) if len(gids) == 1 else None
+            # the core's result must be read at the kernel's own output index; a matmul's
+            # epilogue indexes by (batch, row, column), so there the shapes must match too
+            absorbable = (
+                gid is not None
+                and plan.groups[gid].kind == "elementwise"
+                and all(
+                    u.region == "main" and u.view.is_identity and (node.op in REDUCE or u.view.shape == node.shape)
+                    for u in uses
+                )
+            )
+            if absorbable:
+                group = plan.groups[gid]
+                group.kind, group.core = _kind(node), node
+                plan.core_of[id(node)] = gid
+            else:
+                store(node)
         else:
-            inline = node.op in ELEMENTWISE
-            kernels.append(Kernel(node.op, node, tuple(operand(s, inline) for s in node.srcs), node.arg))
-    return kernels
+            store(node)
+    return plan
+
+
+# --------------------------------------------------------------------------- kernels
+class _Builder:
+    """Builds the expressions of one kernel: the groups `gids`, writing `roots`."""
+
+    def __init__(self, plan: _Plan, gids: set[int], roots: list[LazyBuffer]):
+        self.plan, self.gids, self.roots = plan, set(gids), {id(r) for r in roots}
+        self.srcs: list[Operand] = []
+        self.loads: dict[tuple, Load] = {}
+        self.memo: dict[tuple, Expr] = {}
+        self.leaves: dict[int, set[int]] = {}  # id(expr) -> ids of the buffers below it
+        self.members: dict[int, LazyBuffer] = {}  # id(expr) -> fused node it computes
+        self.heights: dict[int, int] = {}  # id(expr) -> ops on its longest path to a leaf
+        self.height = 0  # the most of any expression built
+
+    def load(self, node: LazyBuffer, view: View) -> Load:
+        key = (id(node), view)
+        if key not in self.loads:
+            self.loads[key] = Load(len(self.srcs), node.dtype)
+            self.srcs.append(Operand(node, view, node.dtype))
+            self.leaves[id(self.loads[key])] = {id(node)}
+        return self.loads[key]
+
+    def fused_here(self, node: LazyBuffer, region: str) -> bool:
+        uses = self.plan.uses.get(id(node))
+        return uses is not None and any(u.gid in self.gids and u.region == region for u in uses)
+
+    def value(self, node: LazyBuffer, view: View, region: str) -> Expr:
+        """The expression of base `node` at the positions `view` reads, in `region`."""
+        if node.op is Op.CONST and node.realized is None:
+            return Const(node.arg, node.dtype)
+        if region == "main" and self.plan.core_of.get(id(node)) in self.gids:
+            return Acc(node.dtype)
+        inline = node.realized is None and (
+            self.fused_here(node, region) or (region == "main" and id(node) in self.roots and view.is_identity)
+        )
+        if not inline:
+            return self.load(node, view)
+        return self.compute(node, view, region)
+
+    def compute(self, node: LazyBuffer, view: View, region: str) -> Expr:
+        if node.op is Op.CONST:  # a constant stored for a kernel that reads buffers
+            return Const(node.arg, node.dtype)
+        key = (id(node), view, region)
+        if key not in self.memo:
+            args = tuple(self.value(s.base, compose(s.view, view), region) for s in node.srcs)
+            e = Apply(node.op, args, node.dtype, node.arg)
+            self.leaves[id(e)] = set().union(*(self.leaves.get(id(a), set()) for a in args))
+            self.members[id(e)] = node
+            self.heights[id(e)] = 1 + max((self.heights.get(id(a), 0) for a in args), default=0)
+            self.height = max(self.height, self.heights[id(e)])
+            self.memo[key] = e
+        return self.memo[key]
+
+    def buffers(self, outs: int) -> int:
+        return len({id(s.node) for s in self.srcs}) + outs
+
+
+def _build(plan: _Plan, gids: set[int], roots: list[LazyBuffer]) -> tuple[Kernel, _Builder]:
+    b = _Builder(plan, gids, roots)
+    core = next((plan.groups[g].core for g in gids if plan.groups[g].core is not None), None)
+    kind = next((plan.groups[g].kind for g in gids if plan.groups[g].kind != "elementwise"), "elementwise")
+    if kind in ("matmul", "gather", "scatter_add", "pad"):
+        for s in core.srcs:  # the core's operands come first, one each (x @ x reads x twice)
+            b.srcs.append(Operand(s.base, s.view, s.base.dtype))
+    pre, pre_shape = None, ()
+    if kind == "reduce":
+        src = core.srcs[0]
+        pre_shape = src.shape
+        pre = b.value(src.base, src.view, "pre")
+    exprs = tuple(
+        Acc(r.dtype) if r is core else b.compute(r, View.contiguous(r.shape), "main") for r in roots
+    )
+    k = Kernel(
+        kind,
+        tuple(roots),
+        tuple(b.srcs),
+        exprs,
+        op=core.op if core is not None else None,
+        arg=core.arg if core is not None else None,
+        pre=pre,
+        pre_shape=pre_shape,
+    )
+    return k, b
+
+
+def _split_candidate(b: _Builder) -> LazyBuffer | None:
+    """The fused node whose storing frees the most buffer bindings."""
+    best, best_count = None, 1
+    for eid, node in b.members.items():
+        count = len(b.leaves[eid])
+        if count > best_count and id(node) not in b.roots:
+            best, best_count = node, count
+    return best
+
+
+def schedule(outputs: list[LazyBuffer], max_buffers: int = DEFAULT_MAX_BUFFERS) -> list[Kernel]:
+    """Kernels that compute `outputs` (base nodes) from what is already computed, in
+    dependency order, fused as the module docstring describes."""
+    targets = [b for b in outputs if b.realized is None and b.op is not Op.CONST]
+    if not targets:
+        return []
+    order = postorder(targets, lambda n: [s.base for s in n.srcs if s.base.realized is None])
+    consumers: dict[int, list[tuple[LazyBuffer, int]]] = defaultdict(list)
+    for node in order:
+        for slot, s in enumerate(node.srcs):
+            if s.base.realized is None:
+                consumers[id(s.base)].append((node, slot))
+    position = {id(n): i for i, n in enumerate(order)}
+    wanted = {id(b) for b in targets}
+    fuse = fusion_enabled()
+    forced: set[int] = set()
+    while True:
+        plan = _plan(order, consumers, wanted, forced, fuse)
+        gids = sorted(range(len(plan.groups)), key=lambda g: position[id(plan.groups[g].root)])
+        built, too_big = [], None
+        for gid in gids:
+            k, b = _build(plan, {gid}, [plan.groups[gid].root])
+            if b.buffers(1) > max_buffers:
+                too_big = _split_candidate(b)
+                if too_big is None:
+                    raise RuntimeError(f"internal: kernel {k.name} needs more than {max_buffers} buffers")
+                break
+            built.append((k, b))
+        if too_big is None:
+            break
+        forced.add(id(too_big))
+    if fuse:
+        built = _merge(built, max_buffers)
+    return [k for k, _ in built]
+
+
+def _merge(built: list[tuple[Kernel, _Builder]], max_buffers: int) -> list[tuple[Kernel, _Builder]]:
+    """Merge each elementwise kernel into an earlier one of the same shape, giving one
+    kernel with several outputs, when
+    - every kernel it depends on comes no later than that one (order stays valid),
+    - it reads that kernel's outputs only at their own index (they stay in registers),
+    - the result stays within the buffer limit, MAX_DEPTH and MAX_KERNEL_OPS."""
+    merged: list[tuple[Kernel, _Builder]] = []
+    where: dict[int, int] = {}  # id(stored node) -> index in merged
+    by_shape: dict[tuple, list[int]] = defaultdict(list)  # elementwise kernels' indices, ascending
+    for k, b in built:
+        deps = [where[id(s.node)] for s in k.srcs if id(s.node) in where]
+        first = max(deps, default=0)
+        target = None
+        if k.kind == "elementwise":
+            same = by_shape[k.shape]
+            start = bisect.bisect_left(same, first)
+            for i in same[start : start + MAX_MERGE_TRIES]:
+                if _can_merge(merged[i], (k, b), max_buffers):
+                    target = i
+                    break
+        if target is None:
+            merged.append((k, b))
+            target = len(merged) - 1
+            if k.kind == "elementwise":
+                by_shape[k.shape].append(target)
+        else:
+            merged[target] = _merged(merged[target], (k, b))
+        for o in k.outs:
+            where[id(o)] = target
+    return merged
+
+
+def _can_merge(into: tuple[Kernel, _Builder], other: tuple[Kernel, _Builder], max_buffers: int) -> bool:
+    (k1, b1), (k2, b2) = into, other
+    outs1 = {id(o) for o in k1.outs}
+    if any(id(s.node) in outs1 and not s.view.is_identity for s in k2.srcs):
+        return False  # would read a buffer the same dispatch writes
+    buffers = {id(s.node) for s in k1.srcs} | {id(s.node) for s in k2.srcs if id(s.node) not in outs1}
+    return (
+        len(buffers) + len(k1.outs) + len(k2.outs) <= max_buffers
+        and b1.height + b2.height <= MAX_DEPTH
+        and len(b1.members) + len(b2.members) <= MAX_KERNEL_OPS
+    )
+
+
+def _merged(into: tuple[Kernel, _Builder], other: tuple[Kernel, _Builder]) -> tuple[Kernel, _Builder]:
+    """`into` extended with the outputs of `other`, computed in the same builder."""
+    (k1, b), (k2, b2) = into, other
+    b.gids |= b2.gids
+    b.roots |= {id(o) for o in k2.outs}
+    exprs = tuple(b.compute(o, View.contiguous(o.shape), "main") for o in k2.outs)
+    k = Kernel("elementwise", k1.outs + k2.outs, tuple(b.srcs), k1.exprs + exprs)
+    return k, b

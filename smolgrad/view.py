@@ -7,6 +7,7 @@ copy; only a reshape that no strides can express needs a copy (see `View.reshape
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ class View:
     offset: int = 0
 
     @staticmethod
+    @functools.lru_cache(maxsize=4096)
     def contiguous(shape: tuple[int, ...], offset: int = 0) -> View:
         return View(tuple(shape), contiguous_strides(tuple(shape)), offset)
 
@@ -33,7 +35,7 @@ class View:
     def numel(self) -> int:
         return math.prod(self.shape)
 
-    @property
+    @functools.cached_property
     def is_contiguous(self) -> bool:
         """True when the view reads numel consecutive elements starting at offset."""
         expected = 1
@@ -104,3 +106,73 @@ class View:
         if view_d != -1:
             return None
         return View(shape, tuple(new_strides), self.offset)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the view reads the whole contiguous buffer of its shape in order."""
+        return self.offset == 0 and self.is_contiguous
+
+
+def _merged_dims(view: View) -> tuple[list[int], list[int]]:
+    """`view`'s shape and strides with size-1 dims dropped and adjacent dims merged where
+    the strides allow; the row-major linear index of each element is unchanged."""
+    shape: list[int] = []
+    strides: list[int] = []
+    for n, s in zip(view.shape, view.strides):
+        if n == 1:
+            continue
+        if shape and strides[-1] == s * n:
+            shape[-1] *= n
+            strides[-1] = s
+        else:
+            shape.append(n)
+            strides.append(s)
+    return shape, strides
+
+
+@functools.lru_cache(maxsize=16384)
+def compose(inner: View, outer: View) -> View | None:
+    """One view equal to reading through `outer`, then `inner`, or None if no strides can.
+
+    `outer` indexes the contiguous layout of `inner.shape` (it is how a consumer reads a
+    value that `inner` maps onto a buffer). This is what lets a fused kernel compute a
+    value at the positions its consumer reads, without storing it first.
+
+    Each dim of `outer` must step along one (merged) dim of `inner` without carrying into
+    the next: we check that every coordinate stays in range over the whole view."""
+    if outer.numel == 0:
+        return View(outer.shape, (0,) * len(outer.shape), inner.offset)
+    if inner.is_contiguous:  # the common cases first: reading a plain buffer...
+        return View(outer.shape, outer.strides, outer.offset + inner.offset)
+    if outer.is_identity and outer.shape == inner.shape:  # ...or reading every element in order
+        return inner
+    shape, strides = _merged_dims(inner)
+    dense = contiguous_strides(tuple(shape))
+    coords, rest = [], outer.offset
+    for d in dense:
+        coords.append(rest // d)
+        rest %= d
+    if rest:
+        return None
+    lo, hi = list(coords), list(coords)
+    new_strides = []
+    for n, s in zip(outer.shape, outer.strides):
+        if n == 1 or s == 0:
+            new_strides.append(0)
+            continue
+        # the outermost dim whose step divides s is the only one it can move along
+        for k, d in enumerate(dense):
+            if s % d == 0:
+                break
+        else:
+            return None
+        m = s // d
+        if m > 0:
+            hi[k] += m * (n - 1)
+        else:
+            lo[k] += m * (n - 1)
+        new_strides.append(m * strides[k])
+    if any(lo[k] < 0 or hi[k] >= shape[k] for k in range(len(shape))):
+        return None
+    offset = inner.offset + sum(c * s for c, s in zip(coords, strides))
+    return View(outer.shape, tuple(new_strides), offset)

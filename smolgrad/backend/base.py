@@ -1,14 +1,35 @@
-"""The interface every backend implements: allocate/upload, download, run kernels."""
+"""The interface every backend implements: allocate/upload, download, run kernels;
+plus the counters (`stats`) and the SMOLGRAD_DEBUG kernel log they share."""
 
 from __future__ import annotations
 
+import os
+import sys
 from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
 
 from ..dtypes import DType
-from ..scheduler import Kernel
+from ..scheduler import DEFAULT_MAX_BUFFERS, Kernel
+
+STAT_KEYS = (
+    "kernels",  # fused kernels run (one Kernel of the schedule)
+    "dispatches",  # compute dispatches (a long reduction takes two)
+    "kernels_compiled",  # shader pipelines compiled (webgpu)
+    "pipeline_cache_hits",  # dispatches that reused a compiled pipeline (webgpu)
+    "bytes_allocated",  # bytes of device buffers that exist now (in use or pooled)
+    "peak_bytes",  # the most bytes_allocated has been
+    "submits",  # command buffers submitted (webgpu)
+    "pool_hits",  # buffers reused from the pool (webgpu)
+)
+
+
+def debug_level() -> int:
+    try:
+        return int(os.environ.get("SMOLGRAD_DEBUG", "0") or 0)
+    except ValueError:
+        return 0
 
 
 class Backend(ABC):
@@ -18,6 +39,21 @@ class Backend(ABC):
     pool) when the last reference to it goes away."""
 
     name: str
+    max_storage_buffers: int = DEFAULT_MAX_BUFFERS  # per kernel, outputs included
+
+    def __init__(self) -> None:
+        self.stats: dict[str, int] = dict.fromkeys(STAT_KEYS, 0)
+
+    def reset_stats(self) -> None:
+        """Zero the counters; peak_bytes restarts from the bytes allocated now."""
+        for key in STAT_KEYS:
+            if key not in ("bytes_allocated", "peak_bytes"):
+                self.stats[key] = 0
+        self.stats["peak_bytes"] = self.stats["bytes_allocated"]
+
+    def _allocated(self, nbytes: int) -> None:
+        self.stats["bytes_allocated"] += nbytes
+        self.stats["peak_bytes"] = max(self.stats["peak_bytes"], self.stats["bytes_allocated"])
 
     @abstractmethod
     def upload(self, flat: np.ndarray, dtype: DType) -> Any:
@@ -29,7 +65,7 @@ class Backend(ABC):
 
     @abstractmethod
     def run(self, kernels: list[Kernel]) -> None:
-        """Run `kernels` in order; set `k.out.realized` to each kernel's new buffer."""
+        """Run `kernels` in order; set `.realized` of each kernel output to its new buffer."""
 
     def synchronize(self) -> None:
         """Wait until all submitted work has finished."""
@@ -37,3 +73,18 @@ class Backend(ABC):
     def info(self) -> dict:
         """A description of the device for `smolgrad.devices()`."""
         return {"name": self.name}
+
+    def log_kernel(self, k: Kernel, size: int, seconds: float | None = None, source: str | None = None) -> None:
+        """With SMOLGRAD_DEBUG=1 print one line per dispatched kernel; with 2 also its source."""
+        level = debug_level()
+        if level < 1:
+            return
+        timing = f"{seconds * 1e3:9.3f} ms" if seconds is not None else "   time n/a"
+        outs = ", ".join(f"{o.shape}" for o in k.outs)
+        print(
+            f"[smolgrad {self.name}] {k.name:<40} ops={','.join(k.fused_ops) or '-'} out={outs} "
+            f"global={size} {timing}",
+            file=sys.stderr,
+        )
+        if level >= 2 and source:
+            print(source, file=sys.stderr)

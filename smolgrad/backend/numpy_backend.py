@@ -3,13 +3,18 @@ backend is tested against, and it supports float64 for gradient checks."""
 
 from __future__ import annotations
 
+import math
+import time
+import weakref
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..dtypes import DType
-from .base import Backend
+from ..graph import postorder
 from ..ops import Op
-from ..scheduler import Kernel, Operand
+from ..scheduler import Acc, Const, Kernel, Load, Operand, expr_children
+from .base import Backend, debug_level
 
 
 def _sigmoid(x):
@@ -57,13 +62,41 @@ REDUCE_FNS = {Op.SUM: np.sum, Op.RMAX: np.max, Op.RMIN: np.min}
 def read_operand(x: Operand) -> np.ndarray:
     """The operand as a (possibly strided, read-only) NumPy array of x.view.shape."""
     v = x.view
-    if x.is_const:
-        return np.broadcast_to(np.array(x.const, dtype=x.dtype.np), v.shape)
     buf: np.ndarray = x.node.realized
     if v.is_contiguous:
         return buf[v.offset : v.offset + v.numel].reshape(v.shape)
     item = buf.itemsize
     return as_strided(buf[v.offset :], v.shape, tuple(s * item for s in v.strides), writeable=False)
+
+
+def apply_op(op: Op, xs: list[np.ndarray], arg, dtype: DType) -> np.ndarray:
+    """One elementwise op on NumPy arrays (or 0-d constants)."""
+    if op is Op.CAST:
+        return np.asarray(xs[0]).astype(dtype.np)
+    if op in UNARY_FNS:
+        res = UNARY_FNS[op](np.asarray(xs[0]))
+    elif op in BINARY_FNS:
+        res = BINARY_FNS[op](xs[0], xs[1])
+    elif op is Op.WHERE:
+        res = np.where(xs[0], xs[1], xs[2])
+    else:
+        raise NotImplementedError(f"numpy backend: no elementwise op {op.name}")
+    return np.asarray(res).astype(dtype.np, copy=False)
+
+
+def evaluate(exprs, srcs: tuple[Operand, ...], acc: np.ndarray | None = None) -> list[np.ndarray]:
+    """The values of a fused kernel's expressions, each op applied to whole arrays."""
+    values: dict[int, np.ndarray] = {}
+    for e in postorder(exprs, expr_children):
+        if isinstance(e, Load):
+            values[id(e)] = read_operand(srcs[e.src])
+        elif isinstance(e, Const):
+            values[id(e)] = np.array(e.value, dtype=e.dtype.np)
+        elif isinstance(e, Acc):
+            values[id(e)] = acc
+        else:
+            values[id(e)] = apply_op(e.op, [values[id(a)] for a in e.srcs], e.arg, e.dtype)
+    return [values[id(e)] for e in exprs]
 
 
 def check_index(index: np.ndarray, size: int, op: str, dim: int) -> None:
@@ -89,34 +122,39 @@ def scatter_add(src: np.ndarray, index: np.ndarray, dim: int, shape, dtype) -> n
     return out
 
 
-def run_kernel(k: Kernel) -> np.ndarray:
-    op, out = k.op, k.out
-    xs = [read_operand(s) for s in k.srcs]
+def core_value(k: Kernel) -> np.ndarray | None:
+    """The result of a kernel's core op (reduction, matmul, gather, ...), if it has one."""
+    if k.kind == "elementwise":
+        return None
+    if k.kind == "reduce":
+        (x,) = evaluate([k.pre], k.srcs)
+        x = np.broadcast_to(x, k.pre_shape)
+        return REDUCE_FNS[k.op](x, axis=k.arg, keepdims=True)
+    a, b = read_operand(k.srcs[0]), read_operand(k.srcs[1])
+    if k.op is Op.MATMUL:
+        return np.matmul(a, b)
+    if k.op is Op.GATHER:
+        return gather(a, b, k.arg)
+    if k.op is Op.SCATTER_ADD:
+        return scatter_add(a, b, k.arg, k.shape, k.out.dtype.np)
+    raise NotImplementedError(f"numpy backend: no kernel for {k.op.name}")
+
+
+def run_kernel(k: Kernel) -> list[np.ndarray]:
+    """The flat output buffers of one kernel."""
     with np.errstate(all="ignore"):  # inf/nan follow IEEE like the GPU; no warnings
-        if op is Op.CONST:
-            res = np.full(out.shape, k.arg, dtype=out.dtype.np)
-        elif op is Op.CAST:
-            res = xs[0].astype(out.dtype.np)
-        elif op in UNARY_FNS:
-            res = UNARY_FNS[op](xs[0])
-        elif op in BINARY_FNS:
-            res = BINARY_FNS[op](xs[0], xs[1])
-        elif op is Op.WHERE:
-            res = np.where(xs[0], xs[1], xs[2])
-        elif op in REDUCE_FNS:
-            res = REDUCE_FNS[op](xs[0], axis=k.arg, keepdims=True)
-        elif op is Op.MATMUL:
-            res = np.matmul(xs[0], xs[1])
-        elif op is Op.GATHER:
-            res = gather(xs[0], xs[1], k.arg)
-        elif op is Op.SCATTER_ADD:
-            res = scatter_add(xs[0], xs[1], k.arg, out.shape, out.dtype.np)
-        elif op is Op.PAD:
+        if k.kind == "pad":
             pads, value = k.arg
-            res = np.pad(xs[0], pads, constant_values=value)
+            acc = np.pad(read_operand(k.srcs[0]), pads, constant_values=value)
         else:
-            raise NotImplementedError(f"numpy backend: no kernel for {op.name}")
-    return np.ascontiguousarray(res, dtype=out.dtype.np).reshape(-1)
+            acc = core_value(k)
+        if acc is not None:  # a reduction's epilogue may see its result reshaped (e.g. keepdim dropped)
+            acc = acc.reshape(k.shape)
+        values = evaluate(k.exprs, k.srcs, acc)
+    return [
+        np.ascontiguousarray(np.broadcast_to(v, out.shape), dtype=out.dtype.np).reshape(-1)
+        for v, out in zip(values, k.outs)
+    ]
 
 
 class NumpyBackend(Backend):
@@ -125,14 +163,30 @@ class NumpyBackend(Backend):
     name = "numpy"
 
     def upload(self, flat: np.ndarray, dtype: DType) -> np.ndarray:
-        return np.array(flat, dtype=dtype.np, copy=True).reshape(-1)
+        return self._track(np.array(flat, dtype=dtype.np, copy=True).reshape(-1))
 
     def download(self, buf: np.ndarray, dtype: DType, offset: int, count: int) -> np.ndarray:
         return buf[offset : offset + count].copy()
 
     def run(self, kernels: list[Kernel]) -> None:
+        timed = debug_level() >= 1
         for k in kernels:
-            k.out.realized = run_kernel(k)
+            start = time.perf_counter() if timed else 0.0
+            for out, buf in zip(k.outs, run_kernel(k)):
+                out.realized = self._track(buf)
+            self.stats["kernels"] += 1
+            self.stats["dispatches"] += 1
+            if timed:
+                self.log_kernel(k, math.prod(k.shape), time.perf_counter() - start)
+
+    def _track(self, buf: np.ndarray) -> np.ndarray:
+        """Count the buffer in stats until it is garbage-collected."""
+        self._allocated(buf.nbytes)
+        weakref.finalize(buf, self._freed, buf.nbytes)
+        return buf
+
+    def _freed(self, nbytes: int) -> None:
+        self.stats["bytes_allocated"] -= nbytes
 
     def synchronize(self) -> None:
         pass

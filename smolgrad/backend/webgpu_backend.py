@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..dtypes import DType
-from ..ops import ELEMENTWISE, REDUCE, Op
-from ..scheduler import Kernel, Operand
+from ..scheduler import Kernel, Load, Operand
 from ..view import View
 from . import wgsl
 from .base import Backend
@@ -161,6 +160,10 @@ class BufferPool:
         self.stats = stats
         self.max_binding = max_binding
         self.free: dict[int, list] = {}
+        # Every GPU buffer made, held here so that it is never garbage itself: when a
+        # reference cycle holding a WebGPUBuffer is collected, wgpu could otherwise
+        # release the GPU buffer before WebGPUBuffer.__del__ returns it to the pool.
+        self.owned: dict[int, Any] = {}
         self.usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
 
     def allocate(self, nbytes: int, what: str = "tensor") -> WebGPUBuffer:
@@ -177,6 +180,7 @@ class BufferPool:
             self.stats["pool_hits"] += 1
         else:
             buffer = self.device.create_buffer(size=capacity, usage=self.usage)
+            self.owned[id(buffer)] = buffer
             self.stats["bytes_allocated"] += capacity
             self.stats["peak_bytes"] = max(self.stats["peak_bytes"], self.stats["bytes_allocated"])
         return WebGPUBuffer(buffer, max(MIN_BYTES, (nbytes + 3) // 4 * 4), capacity, self)
@@ -188,6 +192,7 @@ class BufferPool:
         """Destroy every pooled (unused) buffer."""
         for capacity, buffers in self.free.items():
             for b in buffers:
+                del self.owned[id(b)]
                 b.destroy()
                 self.stats["bytes_allocated"] -= capacity
         self.free.clear()
@@ -216,15 +221,7 @@ class WebGPUBackend(Backend):
         self.max_groups = int(limits.get("max-compute-workgroups-per-dimension", MAX_GROUPS_DEFAULT))
         self.max_binding = int(limits.get("max-storage-buffer-binding-size", 128 * 2**20))
         self.max_storage_buffers = int(limits.get("max-storage-buffers-per-shader-stage", 8))
-        self.stats = {
-            "dispatches": 0,
-            "submits": 0,
-            "kernels_compiled": 0,
-            "pipeline_cache_hits": 0,
-            "bytes_allocated": 0,  # bytes of GPU storage buffers that exist (in use or pooled)
-            "peak_bytes": 0,
-            "pool_hits": 0,
-        }
+        super().__init__()  # self.stats
         self.pool = BufferPool(self.device, self.stats, self.max_binding)
         self._pipelines: dict[str, Any] = {}
         self._layouts: dict[int, tuple] = {}
@@ -291,36 +288,39 @@ class WebGPUBackend(Backend):
         staging.unmap()
 
     # ----- pipelines and bind groups
-    def _layout(self, n_inputs: int) -> tuple:
-        """(bind group layout, pipeline layout) for 1 output + n read-only inputs."""
-        if n_inputs + 1 > self.max_storage_buffers:
+    def _layout(self, n_outputs: int, n_inputs: int) -> tuple:
+        """(bind group layout, pipeline layout) for n read-write outputs + n read-only inputs."""
+        if n_outputs + n_inputs > self.max_storage_buffers:
             raise RuntimeError(
-                f"kernel needs {n_inputs + 1} storage buffers but this device allows "
+                f"kernel needs {n_outputs + n_inputs} storage buffers but this device allows "
                 f"{self.max_storage_buffers} per shader stage"
             )
-        if n_inputs not in self._layouts:
+        key = (n_outputs, n_inputs)
+        if key not in self._layouts:
             entries = [
                 {
                     "binding": i,
                     "visibility": wgpu.ShaderStage.COMPUTE,
                     "buffer": {
-                        "type": wgpu.BufferBindingType.storage if i == 0 else wgpu.BufferBindingType.read_only_storage
+                        "type": wgpu.BufferBindingType.storage
+                        if i < n_outputs
+                        else wgpu.BufferBindingType.read_only_storage
                     },
                 }
-                for i in range(n_inputs + 1)
+                for i in range(n_outputs + n_inputs)
             ]
             bgl = self.device.create_bind_group_layout(entries=entries)
-            self._layouts[n_inputs] = (bgl, self.device.create_pipeline_layout(bind_group_layouts=[bgl]))
-        return self._layouts[n_inputs]
+            self._layouts[key] = (bgl, self.device.create_pipeline_layout(bind_group_layouts=[bgl]))
+        return self._layouts[key]
 
-    def pipeline(self, source: str, n_inputs: int):
+    def pipeline(self, source: str, n_outputs: int, n_inputs: int):
         """The compute pipeline of a WGSL source, compiled once and cached."""
-        key = (source, n_inputs)
+        key = (source, n_outputs, n_inputs)
         pipe = self._pipelines.get(key)
         if pipe is not None:
             self.stats["pipeline_cache_hits"] += 1
             return pipe
-        _, layout = self._layout(n_inputs)
+        _, layout = self._layout(n_outputs, n_inputs)
         try:
             module = self.device.create_shader_module(code=source)
             pipe = self.device.create_compute_pipeline(layout=layout, compute={"module": module, "entry_point": "main"})
@@ -331,13 +331,13 @@ class WebGPUBackend(Backend):
         self._pipelines[key] = pipe
         return pipe
 
-    def _bind_group(self, buffers: list[WebGPUBuffer]):
-        key = tuple((id(b.buffer), b.nbytes) for b in buffers)
+    def _bind_group(self, buffers: list[WebGPUBuffer], n_outputs: int):
+        key = (n_outputs, *((id(b.buffer), b.nbytes) for b in buffers))
         entry = self._bind_groups.get(key)
         if entry is not None:
             self._bind_groups.move_to_end(key)
             return entry[0]
-        bgl, _ = self._layout(len(buffers) - 1)
+        bgl, _ = self._layout(n_outputs, len(buffers) - n_outputs)
         entries = [
             {"binding": i, "resource": {"buffer": b.buffer, "offset": 0, "size": b.nbytes}}
             for i, b in enumerate(buffers)
@@ -365,130 +365,147 @@ class WebGPUBackend(Backend):
         compute = encoder.begin_compute_pass()
         keep_alive = []  # temporaries that must live until the submit
         for k in kernels:
-            out = self.pool.allocate(math.prod(k.out.shape) * 4, f"{k.name} output of shape {k.out.shape}")
-            wgsl.wgsl_type(k.out.dtype)  # raises a clear TypeError for float64
-            self._encode(compute, k, out, keep_alive)
-            k.out.realized = out
+            for o in k.outs:
+                wgsl.wgsl_type(o.dtype)  # raises a clear TypeError for float64
+            for s in k.srcs:
+                wgsl.wgsl_type(s.dtype)
+            outs = [self.pool.allocate(math.prod(o.shape) * 4, f"{k.name} output of shape {o.shape}") for o in k.outs]
+            self._encode(compute, k, outs, keep_alive)
+            for o, buf in zip(k.outs, outs):
+                o.realized = buf
+            self.stats["kernels"] += 1
         compute.end()
         self.device.queue.submit([encoder.finish()])
         self.stats["submits"] += 1
 
-    def _dispatch(self, compute, source: str, buffers: list[WebGPUBuffer], grid: tuple[int, int, int]) -> None:
-        compute.set_pipeline(self.pipeline(source, len(buffers) - 1))
-        compute.set_bind_group(0, self._bind_group(buffers))
+    def _dispatch(self, compute, k: Kernel, source: str, outs: list, inputs: list, threads: int, grid) -> None:
+        compute.set_pipeline(self.pipeline(source, len(outs), len(inputs)))
+        compute.set_bind_group(0, self._bind_group([*outs, *inputs], len(outs)))
         compute.dispatch_workgroups(*grid)
         self.stats["dispatches"] += 1
+        self.log_kernel(k, threads, None, source)
 
-    def _inputs(self, srcs: tuple[Operand, ...]) -> tuple[list[wgsl.Input], list[tuple[str, str]], list[WebGPUBuffer]]:
-        """Generator inputs with deduplicated bindings: operands that share a buffer
-        share one binding (one buffer is never bound twice in a dispatch)."""
-        inputs, decls, buffers, names = [], [], [], {}
-        for s in srcs:
-            if s.is_const:
-                inputs.append(wgsl.Input(None, s.view, s.dtype, s.const))
-                continue
+    @staticmethod
+    def _bind(srcs, used: list[int]) -> tuple[list, list[tuple[str, str]], list[WebGPUBuffer]]:
+        """Generator inputs for the operands `used` (aligned with srcs, None elsewhere),
+        with deduplicated bindings: operands that share a buffer share one binding (a
+        buffer is never bound twice in a dispatch)."""
+        inputs: list = [None] * len(srcs)
+        decls, buffers, names = [], [], {}
+        for i in used:
+            s = srcs[i]
             buf = s.node.realized
             if id(buf) not in names:
                 names[id(buf)] = f"in{len(buffers) + 1}"
                 decls.append((names[id(buf)], wgsl.wgsl_type(s.dtype)))
                 buffers.append(buf)
-            inputs.append(wgsl.Input(names[id(buf)], s.view, s.dtype))
+            inputs[i] = wgsl.Input(names[id(buf)], s.view, s.dtype)
         return inputs, decls, buffers
 
-    def _materialise_consts(self, compute, k: Kernel, keep_alive: list) -> tuple[Operand, ...]:
-        """Constant operands of non-elementwise kernels (e.g. the sum of an expanded
-        constant) become small filled buffers, so those templates only read buffers."""
-        srcs = []
-        for s in k.srcs:
-            if s.is_const:
-                shape = s.view.shape
-                filled = self.pool.allocate(math.prod(shape) * 4, f"constant of shape {shape}")
-                keep_alive.append(filled)
-                if math.prod(shape):
-                    src = wgsl.elementwise_source(Op.CONST, shape, s.dtype, [], [], s.const)
-                    self._dispatch(compute, src, [filled], self._grid(wgsl.groups_for(math.prod(shape))))
-                node = _Realized(filled)
-                keep_alive.append(node)
-                s = Operand(node, View.contiguous(shape), s.dtype)
-            srcs.append(s)
-        return tuple(srcs)
-
-    def _encode(self, compute, k: Kernel, out: WebGPUBuffer, keep_alive: list) -> None:
-        numel = math.prod(k.out.shape)
-        srcs = k.srcs
-        if k.op is not Op.CONST and k.op not in ELEMENTWISE and any(s.is_const for s in srcs):
-            srcs = self._materialise_consts(compute, k, keep_alive)
-        inputs, decls, buffers = self._inputs(srcs)
-        if k.op is Op.CONST or k.op in ELEMENTWISE:
+    def _encode(self, compute, k: Kernel, outs: list, keep_alive: list) -> None:
+        numel = math.prod(k.shape)
+        if k.kind == "elementwise":
             if numel:
-                src = wgsl.elementwise_source(k.op, k.out.shape, k.out.dtype, inputs, decls, k.arg)
-                self._dispatch(compute, src, [out, *buffers], self._grid(wgsl.groups_for(numel)))
-        elif k.op in REDUCE:
-            self._encode_reduce(compute, k, inputs[0], decls, buffers, out, keep_alive)
-        elif k.op is Op.MATMUL:
-            self._encode_matmul(compute, k, inputs, buffers, out)
-        elif k.op is Op.GATHER:
+                inputs, decls, buffers = self._bind(k.srcs, wgsl.loads_in(k.exprs))
+                src = wgsl.elementwise_source(k, inputs, decls)
+                self._dispatch(compute, k, src, outs, buffers, numel, self._grid(wgsl.groups_for(numel)))
+        elif k.kind == "reduce":
+            self._encode_reduce(compute, k, outs, keep_alive)
+        elif k.kind == "matmul":
+            self._encode_matmul(compute, k, outs)
+        elif k.kind == "gather":
             if numel:
+                inputs, decls, buffers = self._bind(k.srcs, [0, 1])
                 src = wgsl.gather_source(inputs[0], inputs[1], k.arg, k.out.dtype, decls)
-                self._dispatch(compute, src, [out, *buffers], self._grid(wgsl.groups_for(numel)))
-        elif k.op is Op.SCATTER_ADD:
-            self._encode_scatter_add(compute, k, inputs, decls, buffers, out)
-        elif k.op is Op.PAD:
+                self._dispatch(compute, k, src, outs, buffers, numel, self._grid(wgsl.groups_for(numel)))
+        elif k.kind == "scatter_add":
+            self._encode_scatter_add(compute, k, outs)
+        elif k.kind == "pad":
             if numel:
+                inputs, decls, buffers = self._bind(k.srcs, [0])
                 pads, value = k.arg
-                src = wgsl.pad_source(inputs[0], pads, value, k.out.shape, k.out.dtype, decls)
-                self._dispatch(compute, src, [out, *buffers], self._grid(wgsl.groups_for(numel)))
+                src = wgsl.pad_source(inputs[0], pads, value, k.shape, k.out.dtype, decls)
+                self._dispatch(compute, k, src, outs, buffers, numel, self._grid(wgsl.groups_for(numel)))
         else:
-            raise NotImplementedError(f"webgpu: no kernel for {k.op.name}")
+            raise NotImplementedError(f"webgpu: no kernel for {k.kind}")
 
-    def _encode_reduce(self, compute, k, x: wgsl.Input, decls, buffers, out, keep_alive) -> None:
-        axes = tuple(k.arg)
-        outputs = math.prod(k.out.shape)
-        extent = math.prod(x.view.shape[d] for d in axes)
+    def _encode_reduce(self, compute, k: Kernel, outs: list, keep_alive: list) -> None:
+        axes, in_shape = tuple(k.arg), k.pre_shape
+        outputs = math.prod(k.shape)
+        extent = math.prod(in_shape[d] for d in axes)
         if outputs == 0:
             return
-        out_type = wgsl.wgsl_type(k.out.dtype)
-        if extent <= 64 or outputs >= 4096:
-            src, _, _ = wgsl.reduce_source(k.op, x, axes, out_type, 1, one_thread=True)
-            self._dispatch(compute, src, [out, *buffers], self._grid(wgsl.groups_for(outputs)))
-            return
-        chunks = 1 if outputs >= 64 else min(1024, -(-extent // 4096))
+        t = wgsl.wgsl_type(k.pre.dtype)
+        out_types = [wgsl.wgsl_type(k.out.dtype)]
+        detail = wgsl.kernel_detail(k)
+        pre_used, epi_used = wgsl.loads_in([k.pre]), wgsl.loads_in(k.exprs)
+        one_thread = extent <= 64 or outputs >= 4096
+        chunks = 1 if one_thread or outputs >= 64 else min(1024, -(-extent // 4096))
         if chunks == 1:
-            src, _, _ = wgsl.reduce_source(k.op, x, axes, out_type, 1, one_thread=False)
-            self._dispatch(compute, src, [out, *buffers], self._grid(outputs))
+            inputs, decls, buffers = self._bind(k.srcs, sorted(set(pre_used) | set(epi_used)))
+            functions = "\n\n".join(
+                [
+                    wgsl.input_value_fn(k.pre, inputs, in_shape, axes),
+                    wgsl.reduce_epilogue_fn(k.exprs[0], inputs, k.shape, t),
+                ]
+            )
+            bindings = wgsl.bindings_code(out_types, decls)
+            src = wgsl.reduce_source(k.name, k.op, t, functions, bindings, in_shape, axes, 1, one_thread, True, detail)
+            groups = wgsl.groups_for(outputs) if one_thread else outputs
+            self._dispatch(compute, k, src, outs, buffers, outputs, self._grid(groups))
             return
-        # pass 1: outputs x chunks partials; pass 2: reduce the chunks of each output
+        # pass 1: outputs x chunks partials of the prologue; pass 2: reduce them + epilogue
         partials = self.pool.allocate(outputs * chunks * 4, "reduction partials")
         keep_alive.append(partials)
-        src, _, _ = wgsl.reduce_source(k.op, x, axes, out_type, chunks, one_thread=False)
-        self._dispatch(compute, src, [partials, *buffers], self._grid(outputs * chunks))
-        second = wgsl.Input("in1", View.contiguous((outputs, chunks)), k.out.dtype)
-        src, _, _ = wgsl.reduce_source(k.op, second, (1,), out_type, 1, one_thread=chunks <= 64)
-        groups = wgsl.groups_for(outputs) if chunks <= 64 else outputs
-        self._dispatch(compute, src, [out, partials], self._grid(groups))
+        inputs, decls, buffers = self._bind(k.srcs, pre_used)
+        functions = wgsl.input_value_fn(k.pre, inputs, in_shape, axes)
+        bindings = wgsl.bindings_code([t], decls)
+        src = wgsl.reduce_source(k.name, k.op, t, functions, bindings, in_shape, axes, chunks, False, False, detail)
+        self._dispatch(compute, k, src, [partials], buffers, outputs * chunks, self._grid(outputs * chunks))
 
-    def _encode_matmul(self, compute, k, inputs, buffers, out) -> None:
-        a, b = inputs
-        m, n = k.out.shape[-2], k.out.shape[-1]
-        batch = math.prod(k.out.shape[:-2])
+        holder = _Realized(partials)
+        keep_alive.append(holder)
+        srcs = (*k.srcs, Operand(holder, View.contiguous((outputs, chunks)), k.pre.dtype))
+        second = Load(len(k.srcs), k.pre.dtype)
+        inputs, decls, buffers = self._bind(srcs, [*epi_used, len(k.srcs)])
+        functions = "\n\n".join(
+            [
+                wgsl.input_value_fn(second, inputs, (outputs, chunks), (1,)),
+                wgsl.reduce_epilogue_fn(k.exprs[0], inputs, k.shape, t),
+            ]
+        )
+        bindings = wgsl.bindings_code(out_types, decls)
+        small = chunks <= 64
+        src = wgsl.reduce_source(k.name, k.op, t, functions, bindings, (outputs, chunks), (1,), 1, small, True, detail)
+        groups = wgsl.groups_for(outputs) if small else outputs
+        self._dispatch(compute, k, src, outs, buffers, outputs, self._grid(groups))
+
+    def _encode_matmul(self, compute, k: Kernel, outs: list) -> None:
+        m, n = k.shape[-2], k.shape[-1]
+        batch = math.prod(k.shape[:-2])
         if m == 0 or n == 0 or batch == 0:
             return
         grid = (-(-n // 64), -(-m // 64), batch)
         if max(grid) > self.max_groups:
-            raise RuntimeError(f"matmul of shape {k.out.shape} needs a grid {grid} beyond {self.max_groups} per dimension")
-        src = wgsl.matmul_source(a, b, k.out.shape, k.out.dtype)
-        self._dispatch(compute, src, [out, *buffers], grid)
+            raise RuntimeError(f"matmul of shape {k.shape} needs a grid {grid} beyond {self.max_groups} per dimension")
+        inputs, decls, buffers = self._bind(k.srcs, sorted({0, 1} | set(wgsl.loads_in(k.exprs))))
+        t = wgsl.wgsl_type(k.srcs[0].dtype)
+        epilogue = wgsl.matmul_epilogue_fn(k.exprs[0], inputs, k.shape, t)
+        bindings = wgsl.bindings_code([wgsl.wgsl_type(k.out.dtype)], decls)
+        src = wgsl.matmul_source(inputs[0], inputs[1], k.shape, epilogue, bindings, wgsl.kernel_detail(k))
+        self._dispatch(compute, k, src, outs, buffers, m * n * batch, grid)
 
-    def _encode_scatter_add(self, compute, k, inputs, decls, buffers, out) -> None:
-        numel = math.prod(k.out.shape)
+    def _encode_scatter_add(self, compute, k: Kernel, outs: list) -> None:
+        numel = math.prod(k.shape)
         if numel == 0:
             return
-        zero = wgsl.elementwise_source(Op.CONST, k.out.shape, k.out.dtype, [], [], 0)
-        self._dispatch(compute, zero, [out], self._grid(wgsl.groups_for(numel)))
+        zero = wgsl.fill_source(k.shape, k.out.dtype, 0)
+        self._dispatch(compute, k, zero, outs, [], numel, self._grid(wgsl.groups_for(numel)))
+        inputs, decls, buffers = self._bind(k.srcs, [0, 1])
         n_index = math.prod(inputs[1].view.shape)
         if n_index:
-            src = wgsl.scatter_add_source(inputs[0], inputs[1], k.arg, k.out.shape, k.out.dtype, decls)
-            self._dispatch(compute, src, [out, *buffers], self._grid(wgsl.groups_for(n_index)))
+            src = wgsl.scatter_add_source(inputs[0], inputs[1], k.arg, k.shape, k.out.dtype, decls)
+            self._dispatch(compute, k, src, outs, buffers, n_index, self._grid(wgsl.groups_for(n_index)))
 
 
 class _Realized:

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..dtypes import DType
+from ..graph import postorder
 from ..ops import Op
+from ..scheduler import Acc, Const, Expr, Kernel, Load, expr_children
 from ..shaders import load_shader
 from ..view import View
 
@@ -85,28 +87,33 @@ def indent(lines: list[str], depth: int = 1) -> str:
 # --------------------------------------------------------------------------- operands
 @dataclass(frozen=True)
 class Input:
-    """One kernel operand as the generator sees it: a binding name (None for a
-    constant), the view it is read through, its dtype and its constant value."""
+    """One buffer operand as the generator sees it: its binding name, the view it is
+    read through and its dtype."""
 
-    binding: str | None
+    binding: str
     view: View
     dtype: DType
-    const: Any = None
 
 
-def coords_lines(shape: tuple[int, ...], linear: str = "gid", prefix: str = "c") -> list[str]:
-    """WGSL lines `let c0 = ...;` decomposing the i32 `linear` into coordinates of
-    `shape` (row-major). Size-1 dims get no line: their coordinate is 0."""
+def split_coords(shape: tuple[int, ...], dims, linear: str, prefix: str = "c") -> list[str]:
+    """WGSL lines `let c{d} = ...;` for each d in `dims`, decomposing the i32 `linear`
+    row-major over the sizes of those dims. Size-1 dims get no line (coordinate 0)."""
+    dims = list(dims)
     lines, stride = [], 1
-    for d in range(len(shape) - 1, -1, -1):
-        n = shape[d]
+    for i in range(len(dims) - 1, -1, -1):
+        d, n = dims[i], shape[dims[i]]
         if n != 1:
             expr = f"{linear} / {stride}i" if stride != 1 else linear
-            if d != 0:
+            if i != 0:
                 expr = f"({expr}) % {n}i" if stride != 1 else f"{expr} % {n}i"
             lines.append(f"let {prefix}{d} = {expr};")
         stride *= n
     return list(reversed(lines))
+
+
+def coords_lines(shape: tuple[int, ...], linear: str = "gid", prefix: str = "c") -> list[str]:
+    """WGSL lines decomposing `linear` into the coordinates of every dim of `shape`."""
+    return split_coords(shape, range(len(shape)), linear, prefix)
 
 
 def view_index(view: View, coords: list[str | None]) -> str:
@@ -129,18 +136,16 @@ def dim_coords(shape: tuple[int, ...], prefix: str = "c") -> list[str | None]:
     return [f"{prefix}{d}" if n != 1 else None for d, n in enumerate(shape)]
 
 
-def load_expr(x: Input, coords: list[str | None], linear: str = "gid") -> str:
-    """The value of operand `x` at the current element. A contiguous view of the
-    output's shape is read at `linear` directly; others through their strides."""
-    if x.binding is None:
-        return literal(x.const, wgsl_type(x.dtype))
-    if x.view.is_contiguous:
+def load_expr(x: Input, coords: list[str | None], linear: str | None = "gid") -> str:
+    """The value of operand `x` at the current element. A contiguous view is read at
+    `linear` (the element's row-major index) when given; others through their strides."""
+    if linear is not None and x.view.is_contiguous:
         return f"{x.binding}[{x.view.offset}i + {linear}]" if x.view.offset else f"{x.binding}[{linear}]"
     return f"{x.binding}[{view_index(x.view, coords)}]"
 
 
 def needs_coords(inputs: list[Input]) -> bool:
-    return any(x.binding is not None and not x.view.is_contiguous for x in inputs)
+    return any(not x.view.is_contiguous for x in inputs)
 
 
 # --------------------------------------------------------------------------- op table
@@ -311,12 +316,21 @@ def helpers_for(code: str) -> str:
     return "\n\n".join(src for name, src in HELPERS.items() if name in used)
 
 
-def bindings_code(out_type: str, inputs: list[tuple[str, str]], out_atomic: bool = False) -> str:
-    """Storage buffer declarations: binding 0 is `out`, then the (deduplicated)
-    read-only inputs in order."""
-    out_elem = f"atomic<{out_type}>" if out_atomic else out_type
-    lines = [f"@group(0) @binding(0) var<storage, read_write> out: array<{out_elem}>;"]
-    for i, (name, t) in enumerate(inputs, start=1):
+def output_names(n: int) -> list[str]:
+    """Binding names of a kernel's outputs: `out`, then `out1`, `out2`, ..."""
+    return ["out"] + [f"out{i}" for i in range(1, n)]
+
+
+def bindings_code(out_types: str | list[str], inputs: list[tuple[str, str]], out_atomic: bool = False) -> str:
+    """Storage buffer declarations: the outputs first (read-write), then the
+    (deduplicated) read-only inputs in order."""
+    if isinstance(out_types, str):
+        out_types = [out_types]
+    lines = []
+    for i, (name, t) in enumerate(zip(output_names(len(out_types)), out_types)):
+        elem = f"atomic<{t}>" if out_atomic else t
+        lines.append(f"@group(0) @binding({i}) var<storage, read_write> {name}: array<{elem}>;")
+    for i, (name, t) in enumerate(inputs, start=len(out_types)):
         lines.append(f"@group(0) @binding({i}) var<storage, read> {name}: array<{t}>;")
     return "\n".join(lines)
 
@@ -326,24 +340,89 @@ def groups_for(threads: int) -> int:
 
 
 # --------------------------------------------------------------------------- kernels
-def elementwise_source(
-    op: Op, out_shape: tuple[int, ...], out_dtype: DType, inputs: list[Input], bindings: list[tuple[str, str]], arg=None
-) -> str:
-    """One thread per output element: load each operand, apply `op`, store."""
-    numel = math.prod(out_shape)
+def expression_lines(exprs, inputs: list, coords: list[str | None], linear: str | None) -> tuple[list[str], list[str]]:
+    """WGSL `let` lines computing a fused expression DAG (each shared value once).
+    Returns the lines and the name (or literal) of each expression in `exprs`.
+    `inputs[i]` is the Input of Load(i); Acc is the variable `acc`."""
+    lines: list[str] = []
+    names: dict[int, str] = {}
+    for e in postorder(exprs, expr_children):
+        if isinstance(e, Const):
+            names[id(e)] = literal(e.value, wgsl_type(e.dtype))
+            continue
+        if isinstance(e, Acc):
+            names[id(e)] = "acc"
+            continue
+        if isinstance(e, Load):
+            code = load_expr(inputs[e.src], coords, linear)
+        else:
+            code = op_expr(e.op, [names[id(a)] for a in e.srcs], wgsl_type(e.srcs[-1].dtype), e.arg)
+        names[id(e)] = f"v{len(lines)}"
+        lines.append(f"let {names[id(e)]} = {code};")
+    return lines, [names[id(e)] for e in exprs]
+
+
+def loads_in(exprs) -> list[int]:
+    """The operand indices a list of expressions reads, in order."""
+    return sorted({e.src for e in postorder([e for e in exprs if e is not None], expr_children) if isinstance(e, Load)})
+
+
+def kernel_detail(k: Kernel) -> str:
+    outs = ", ".join(f"{o.shape} {o.dtype.name}" for o in k.outs)
+    return f"fused ops: {', '.join(k.fused_ops) or 'none'}\n// output: {outs}"
+
+
+def elementwise_source(k: Kernel, inputs: list, bindings: list[tuple[str, str]]) -> str:
+    """One thread per output element: evaluate the fused expressions, store each output."""
+    shape = k.shape
+    coords = dim_coords(shape)
+    lines, results = expression_lines(k.exprs, inputs, coords, "gid")
+    used = [inputs[i] for i in loads_in(k.exprs)]
+    body = coords_lines(shape) if needs_coords(used) else []
+    body += lines
+    body += [f"{name}[gid] = {r};" for name, r in zip(output_names(len(k.outs)), results)]
+    code = bindings_code([wgsl_type(o.dtype) for o in k.outs], bindings)
+    return one_thread_per_element(k.name, shape, k.out.dtype, math.prod(shape), body, code, kernel_detail(k))
+
+
+def fill_source(shape: tuple[int, ...], dtype: DType, value) -> str:
+    """out[i] = value (used to zero scatter-add's output)."""
+    body = [f"out[gid] = {literal(value, wgsl_type(dtype))};"]
+    return one_thread_per_element("FILL", shape, dtype, math.prod(shape), body, [], f"fill with {value!r}")
+
+
+def wgsl_fn(signature: str, lines: list[str]) -> str:
+    return f"fn {signature} {{\n{indent(lines, 1)}\n}}"
+
+
+def input_value_fn(pre: Expr, inputs: list, in_shape: tuple[int, ...], axes: tuple[int, ...]) -> str:
+    """`fn input_value(o, r)`: the reduced values, element r of output o (the prologue)."""
+    kept = [d for d in range(len(in_shape)) if d not in axes]
+    red = [d for d in range(len(in_shape)) if d in axes]
+    lines = split_coords(in_shape, kept, "o") + split_coords(in_shape, red, "r")
+    expr_lines, (result,) = expression_lines([pre], inputs, dim_coords(in_shape), None)
+    t = wgsl_type(pre.dtype)
+    return wgsl_fn(f"input_value(o: i32, r: i32) -> {t}", lines + expr_lines + [f"return {result};"])
+
+
+def reduce_epilogue_fn(expr: Expr, inputs: list, out_shape: tuple[int, ...], acc_type: str) -> str:
+    """`fn epilogue(acc, o)`: the fused elementwise work after a reduction."""
     coords = dim_coords(out_shape)
-    body = coords_lines(out_shape) if needs_coords(inputs) else []
-    names = []
-    for i, x in enumerate(inputs):
-        body.append(f"let x{i} = {load_expr(x, coords)};")
-        names.append(f"x{i}")
-    if op is Op.CONST:
-        result = literal(arg, wgsl_type(out_dtype))
-    else:
-        value_type = wgsl_type(inputs[-1].dtype)  # WHERE: the values, not the condition
-        result = op_expr(op, names, value_type, arg)
-    body.append(f"out[gid] = {result};")
-    return one_thread_per_element(op.name, out_shape, out_dtype, numel, body, bindings)
+    lines, (result,) = expression_lines([expr], inputs, coords, "o")
+    used = [inputs[i] for i in loads_in([expr])]
+    lines = (coords_lines(out_shape, "o") if needs_coords(used) else []) + lines
+    return wgsl_fn(f"epilogue(acc: {acc_type}, o: i32) -> {wgsl_type(expr.dtype)}", lines + [f"return {result};"])
+
+
+def matmul_epilogue_fn(expr: Expr, inputs: list, out_shape: tuple[int, ...], acc_type: str) -> str:
+    """`fn epilogue(acc, z, row, col)`: the fused elementwise work after a matmul."""
+    nb = len(out_shape) - 2
+    lines = split_coords(out_shape, range(nb), "z")
+    lines += [f"let c{nb} = row;", f"let c{nb + 1} = col;"]
+    coords = [f"c{d}" if out_shape[d] != 1 else None for d in range(nb)] + [f"c{nb}", f"c{nb + 1}"]
+    expr_lines, (result,) = expression_lines([expr], inputs, coords, None)
+    sig = f"epilogue(acc: {acc_type}, z: i32, row: i32, col: i32) -> {wgsl_type(expr.dtype)}"
+    return wgsl_fn(sig, lines + expr_lines + [f"return {result};"])
 
 
 def one_thread_per_element(name, out_shape, out_dtype, numel, body, bindings, detail: str = "") -> str:
@@ -397,54 +476,53 @@ def offset_fn(name: str, arg: str, shape: tuple[int, ...], strides: tuple[int, .
 
 
 def reduce_source(
-    op: Op, x: Input, axes: tuple[int, ...], out_type: str, chunks: int, one_thread: bool
-) -> tuple[str, int, int]:
-    """Reduce `x` over `axes`. Returns (source, outputs, reduced extent).
+    name: str,
+    op: Op,
+    t: str,
+    functions: str,
+    bindings: str,
+    in_shape: tuple[int, ...],
+    axes: tuple[int, ...],
+    chunks: int,
+    one_thread: bool,
+    epilogue: bool,
+    detail: str,
+) -> str:
+    """Reduce `input_value(o, r)` (type `t`) over `axes` of `in_shape`.
 
     The kept dims form the outputs, the reduced dims the extent R. With `one_thread`
     each thread loops over R for one output; otherwise each workgroup tree-reduces
     one of `chunks` slices of R for one output, writing outputs*chunks partials
-    (chunk-minor) that a second pass reduces."""
-    shape, strides = x.view.shape, x.view.strides
-    kept = [d for d in range(len(shape)) if d not in axes]
-    red = [d for d in range(len(shape)) if d in axes]
-    kept_shape = tuple(shape[d] for d in kept)
-    red_shape = tuple(shape[d] for d in red)
-    outputs, extent = math.prod(kept_shape), math.prod(red_shape)
-    t = wgsl_type(x.dtype)
+    (chunk-minor) that a second pass reduces. `functions` defines input_value and,
+    when `epilogue`, epilogue(acc, o) applied to each final value."""
+    outputs = math.prod(n for d, n in enumerate(in_shape) if d not in axes)
+    extent = math.prod(n for d, n in enumerate(in_shape) if d in axes)
     combine = REDUCE_COMBINE[(op, t)].format(a="acc", b="value")
     tree_combine = REDUCE_COMBINE[(op, t)].format(a="partial[lid]", b="partial[lid + step]")
-    functions = "\n\n".join(
-        [
-            offset_fn("output_base", "o", kept_shape, tuple(strides[d] for d in kept), x.view.offset),
-            offset_fn("reduced_offset", "r", red_shape, tuple(strides[d] for d in red)),
-        ]
-    )
-    code = functions + combine
-    template = "reduce_thread" if one_thread else "reduce"
-    src = render(
-        load_shader(template),
-        name=op.name,
-        detail=f"input {shape} over axes {tuple(axes)}: {outputs} outputs x {extent} reduced",
-        bindings=bindings_code(out_type, [(x.binding, t)]),
-        helpers=helpers_for(code),
+    store = "out[o] = epilogue(partial[0], o);" if epilogue else "out[group] = partial[0];"
+    return render(
+        load_shader("reduce_thread" if one_thread else "reduce"),
+        name=name,
+        detail=f"{detail}\n// input {tuple(in_shape)} over axes {tuple(axes)}: {outputs} outputs x {extent} reduced",
+        bindings=bindings,
+        helpers=helpers_for(functions + combine),
         functions=functions,
         T=t,
         identity=literal(REDUCE_IDENTITY[(op, t)], t),
         combine=combine,
         tree_combine=tree_combine,
-        load=f"{x.binding}[base + reduced_offset(r)]",
+        store=store,
         outputs=f"{outputs}i",
         extent=f"{extent}i",
         chunks=f"{chunks}i",
         chunk_len=f"{-(-extent // chunks)}i",
     )
-    return src, outputs, extent
 
 
-def matmul_source(a: Input, b: Input, out_shape: tuple[int, ...], out_dtype: DType) -> str:
-    """Batched tiled matmul; each operand read through its own (strided) view."""
-    t = wgsl_type(out_dtype)
+def matmul_source(a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: str, bindings: str, detail: str) -> str:
+    """Batched tiled matmul; each operand read through its own (strided) view, each
+    result passed through `epilogue_fn` (see matmul_epilogue_fn) before it is stored."""
+    t = wgsl_type(a.dtype)
     batch_shape = tuple(out_shape[:-2])
     m, k = a.view.shape[-2:]
     n = b.view.shape[-1]
@@ -463,8 +541,10 @@ def matmul_source(a: Input, b: Input, out_shape: tuple[int, ...], out_dtype: DTy
         mul_add = "acc[i] = acc[i] | (vec4<u32>(a_val) & b_reg);"
     return render(
         load_shader("matmul"),
-        detail=f"{a.view.shape} @ {b.view.shape} -> {tuple(out_shape)} {out_dtype.name}",
-        bindings=bindings_code(t, [(a.binding, t)] + ([(b.binding, t)] if b.binding != a.binding else [])),
+        detail=f"{a.view.shape} @ {b.view.shape} -> {tuple(out_shape)}; {detail}",
+        bindings=bindings,
+        epilogue_fn=epilogue_fn,
+        helpers=helpers_for(epilogue_fn),
         a_fns=operand_fns(a, "a"),
         b_fns=operand_fns(b, "b"),
         a=a.binding,

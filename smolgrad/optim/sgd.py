@@ -53,12 +53,14 @@ class SGD(Optimizer):
             g = g + param * wd
         if momentum != 0:
             buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = g
-            elif dampening == 0:
-                buf = buf * momentum + g
-            else:
-                buf = buf * momentum + g * (1.0 - dampening)
+            # the first step sets b = g; written as 0 * zeros + 1 * g with the factors as
+            # 0-d tensors, it runs the same kernel as every later step (no recompile)
+            first = buf is None
+            if first:
+                buf = self._zeros_state(param)
+            decay = scalars(0.0 if first else momentum, param)
+            gain = scalars(1.0 if first else 1.0 - dampening, param)
+            buf = buf * decay + g * gain
             state["momentum_buffer"] = buf
             g = g + buf * momentum if group["nesterov"] else buf
         return param - g * scalars(group["lr"], param), state

@@ -1,0 +1,101 @@
+"""Property test: random graphs of elementwise ops, views and reductions give the same
+values fused on webgpu as unfused (one kernel per op) on numpy."""
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import smolgrad as sg
+
+UNARY = {
+    "neg": (lambda t: -t, lambda a: -a),
+    "tanh": (lambda t: t.tanh(), np.tanh),
+    "exp_tanh": (lambda t: t.tanh().exp(), lambda a: np.exp(np.tanh(a))),
+    "sqrt_abs": (lambda t: t.abs().sqrt(), lambda a: np.sqrt(np.abs(a))),
+    "relu": (lambda t: t.relu(), lambda a: np.maximum(a, 0)),
+    "sigmoid": (lambda t: t.sigmoid(), lambda a: 1 / (1 + np.exp(-a))),
+    "scale": (lambda t: t * 0.5 + 1, lambda a: a * 0.5 + 1),
+}
+BINARY = {
+    "add": (lambda a, b: a + b, np.add),
+    "sub": (lambda a, b: a - b, np.subtract),
+    "mul": (lambda a, b: a * b, np.multiply),
+    "max": (lambda a, b: a.maximum(b), np.maximum),
+    "where": (lambda a, b: sg.where(a > b, a, b * 2), lambda a, b: np.where(a > b, a, b * 2)),
+}
+
+
+@st.composite
+def programs(draw):
+    """Input shapes (mutually broadcastable) and a list of instructions over values."""
+    rank = draw(st.integers(1, 3))
+    full = tuple(draw(st.integers(2, 5)) for _ in range(rank))
+    inputs = []
+    for _ in range(draw(st.integers(1, 3))):
+        inputs.append(tuple(n if draw(st.booleans()) else 1 for n in full))
+    steps = []
+    for _ in range(draw(st.integers(1, 10))):
+        kind = draw(st.sampled_from(["unary", "binary", "binary", "view", "reduce"]))
+        a = draw(st.integers(0, 1000))  # operand choice, taken modulo the live values
+        if kind == "unary":
+            steps.append(("unary", draw(st.sampled_from(sorted(UNARY))), a))
+        elif kind == "binary":
+            steps.append(("binary", draw(st.sampled_from(sorted(BINARY))), a, draw(st.integers(0, 1000))))
+        elif kind == "view":
+            steps.append(("view", draw(st.sampled_from(["flip", "transpose", "slice", "expand"])), a))
+        else:
+            steps.append(("reduce", draw(st.sampled_from(["sum", "amax"])), a, draw(st.integers(0, 2))))
+    outputs = draw(st.integers(1, 3))
+    return inputs, steps, outputs
+
+
+def run(program, arrays, device):
+    """Interpret `program` with smolgrad on `device` and in NumPy side by side."""
+    _, steps, n_out = program
+    vals = [(sg.tensor(a, device=device), a) for a in arrays]
+    for step in steps:
+        kind, name, i = step[0], step[1], step[2] % len(vals)
+        t, a = vals[i]
+        if kind == "unary":
+            f, g = UNARY[name]
+            vals.append((f(t), g(a)))
+        elif kind == "binary":
+            u, b = vals[step[3] % len(vals)]
+            try:
+                np.broadcast_shapes(a.shape, b.shape)
+            except ValueError:
+                continue
+            f, g = BINARY[name]
+            vals.append((f(t, u), g(a, b).astype(np.float32)))
+        elif kind == "view":
+            if name == "flip":
+                vals.append((t.flip(0), a[::-1]))
+            elif name == "transpose" and a.ndim >= 2:
+                vals.append((t.transpose(0, -1), np.swapaxes(a, 0, -1)))
+            elif name == "slice" and a.shape[0] > 1:
+                vals.append((t[1:], a[1:]))
+            elif name == "expand":
+                vals.append((t.unsqueeze(0).expand(2, *a.shape), np.broadcast_to(a[None], (2, *a.shape))))
+        else:
+            dim = step[3] % a.ndim
+            if name == "sum":
+                vals.append((t.sum(dim, keepdim=True), a.sum(dim, keepdims=True)))
+            else:
+                vals.append((t.amax(dim, keepdim=True), a.max(dim, keepdims=True)))
+    outs = vals[-n_out:]
+    sg.realize(*[t for t, _ in outs])
+    return [t.numpy() for t, _ in outs], [r for _, r in outs]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(program=programs(), seed=st.integers(0, 2**16))
+def test_fused_webgpu_matches_unfused_numpy(webgpu, monkeypatch, program, seed):
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(shape).astype(np.float32) for shape in program[0]]
+    monkeypatch.setenv("SMOLGRAD_FUSION", "0")
+    unfused, expected = run(program, arrays, "numpy")
+    monkeypatch.setenv("SMOLGRAD_FUSION", "1")
+    fused, _ = run(program, arrays, webgpu)
+    for got, want, ref in zip(fused, unfused, expected):
+        np.testing.assert_allclose(want, ref, rtol=1e-4, atol=1e-5)  # the interpreter itself is right
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
