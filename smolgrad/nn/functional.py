@@ -405,7 +405,11 @@ def _pick(logp: Tensor, target: Tensor, class_dim: int, ignore_index: int):
     """(logp at the target class, mask of targets that count) with the class dim removed."""
     valid = target != ignore_index
     safe = where(valid, target, 0).long()
-    picked = logp.gather(class_dim, safe.unsqueeze(class_dim)).squeeze(class_dim)
+    # a one-hot mask instead of gather: compare, select and sum fuse into one reduction,
+    # and its backward is elementwise (gather's would be a scatter-add)
+    classes = arange(logp.shape[class_dim], device=logp.device)
+    classes = classes.reshape(tuple(-1 if d == class_dim else 1 for d in range(logp.ndim)))
+    picked = where(classes == safe.unsqueeze(class_dim), logp, 0.0).sum(class_dim)
     return picked, valid, safe
 
 
