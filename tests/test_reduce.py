@@ -289,3 +289,14 @@ def test_reduce_0d_over_dim_0(device, fn):
     out = out.values if fn == "max" else out
     expected = 1.0 if fn == "softmax" else 2.5
     assert_close(out, np.float32(expected))
+
+
+@pytest.mark.parametrize("op", ["sum", "amax", "amin"])
+def test_small_extent_reduction_of_a_large_strided_view(device, op):
+    # the numpy device folds small extents slice by slice; same values, NaN included
+    x = np.random.default_rng(0).standard_normal((64, 64, 6)).astype(np.float32)
+    x[3, 5, 1] = np.nan
+    t = sg.tensor(x, device=device)[:, :, 1:5].permute(2, 0, 1)  # reduce a strided dim 0 of extent 4
+    got = getattr(t, op)(0)
+    want = getattr(np, {"sum": "sum", "amax": "max", "amin": "min"}[op])(x[:, :, 1:5].transpose(2, 0, 1), axis=0)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, equal_nan=True)

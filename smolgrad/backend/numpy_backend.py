@@ -122,14 +122,36 @@ def scatter_add(src: np.ndarray, index: np.ndarray, dim: int, shape, dtype) -> n
     return out
 
 
+FOLD_FNS = {Op.SUM: np.add, Op.RMAX: np.maximum, Op.RMIN: np.minimum}
+FOLD_MAX_EXTENT = 16
+
+
+def reduce_array(op: Op, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """Reduce over `axes`, keeping them as size 1.
+
+    NumPy reduces a few strided elements per output slowly (max-pooling windows: 40x
+    slower than it could be), so small extents are folded slice by slice instead."""
+    extent = math.prod(x.shape[a] for a in axes)
+    if 1 < extent <= FOLD_MAX_EXTENT and x.size >= 4096 * extent:
+        fold = FOLD_FNS[op]
+        acc = None
+        for index in np.ndindex(*(x.shape[a] for a in axes)):
+            where = [slice(None)] * x.ndim
+            for a, i in zip(axes, index):
+                where[a] = slice(i, i + 1)
+            part = x[tuple(where)]
+            acc = np.array(part) if acc is None else fold(acc, part)
+        return acc
+    return REDUCE_FNS[op](x, axis=axes, keepdims=True)
+
+
 def core_value(k: Kernel) -> np.ndarray | None:
     """The result of a kernel's core op (reduction, matmul, gather, ...), if it has one."""
     if k.kind == "elementwise":
         return None
     if k.kind == "reduce":
         (x,) = evaluate([k.pre], k.srcs)
-        x = np.broadcast_to(x, k.pre_shape)
-        return REDUCE_FNS[k.op](x, axis=k.arg, keepdims=True)
+        return reduce_array(k.op, np.broadcast_to(x, k.pre_shape), tuple(k.arg))
     a, b = read_operand(k.srcs[0]), read_operand(k.srcs[1])
     if k.op is Op.MATMUL:
         return np.matmul(a, b)
