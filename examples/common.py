@@ -12,18 +12,19 @@ from pathlib import Path
 import numpy as np
 
 import smolgrad as sg
-from smolgrad import nn
+from smolgrad import nn, optim
 from smolgrad.data import MNIST, DataLoader, TensorDataset
 
 
 # ----- command line -----
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the options every example has: --device and --seed."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def parser(doc: str) -> argparse.ArgumentParser:
+    """An argument parser that shows the example's docstring, with the options every
+    example has: --device, --seed and --no-progress."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None,
                    help="'webgpu' or 'numpy' (alias 'cpu'); default: smolgrad's default device")
-    p.add_argument("--seed", type=int, default=0, help="random seed (weights and data order)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for weights and data order (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -115,17 +116,20 @@ class MLP(nn.Module):
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
-def mnist_arguments(p: argparse.ArgumentParser, checkpoint: str) -> None:
+def mnist_arguments(p: argparse.ArgumentParser, epochs: int, checkpoint: str) -> None:
     """The options both MNIST examples share."""
+    p.add_argument("--epochs", type=int, default=epochs,
+                   help="epochs to train for, in total when resuming; the learning rate decays over them "
+                        "(default: %(default)s)")
     p.add_argument("--data", default=None,
                    help="folder with mnist/*.gz (default: $SMOLGRAD_DATA, else ~/.cache/smolgrad, downloading "
                         "the files there when they are missing)")
-    p.add_argument("--batch-size", type=int, default=128, help="training batch size")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int, default=128, help="training batch size (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's initial learning rate (default: %(default)s)")
     p.add_argument("--train-size", type=int, default=None,
                    help="train on only the first N training images (for quick runs)")
     p.add_argument("--test-size", type=int, default=None, help="evaluate on only the first N test images")
-    p.add_argument("--checkpoint", default=checkpoint, help="where to save a checkpoint after every epoch")
+    p.add_argument("--checkpoint", default=checkpoint, help="where to save a checkpoint after every epoch (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
 
 
@@ -182,6 +186,45 @@ def evaluate(model, dataset, device, batch_size: int = 1000) -> tuple[float, flo
             total_loss += loss.item()
             correct += hits.item()
     return total_loss / len(dataset), correct / len(dataset)
+
+
+def fit_mnist(model, args, name: str, flatten: bool, default_epochs: int, target: float) -> int:
+    """Train `model` with Adam and a cosine learning-rate decay over args.epochs, print
+    per-epoch metrics, save a checkpoint after every epoch, and (with args.resume)
+    continue from one. `flatten`: the model takes 784-vectors, not 1x28x28 images.
+    Returns the exit status: 1 when a full run (all the data,
+    default_epochs or more) ends below the `target` test accuracy."""
+    train, test = mnist_datasets(args.data, flatten=flatten, train_size=args.train_size, test_size=args.test_size)
+    optimizer = optim.Adam(model.parameters(), lr=args.lr)
+    device = next(iter(model.parameters())).device
+    start = load_checkpoint(args.checkpoint, model, optimizer, device) if args.resume else 0
+    # Resuming at epoch `start` is torch's idiom: last_epoch=start-1 (the loaded
+    # optimizer state supplies each group's initial_lr).
+    scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs, last_epoch=start - 1)
+    print(f"{name} on '{device}': {len(train)} training and {len(test)} test images, "
+          f"{sum(p.numel() for p in model.parameters())} parameters" + (f", resuming after epoch {start}" if start else ""))
+
+    test_acc = None
+    for epoch in range(start + 1, args.epochs + 1):
+        t0 = time.perf_counter()
+        loader = epoch_loader(train, args.batch_size, args.seed, epoch, device)
+        train_loss, train_acc = train_epoch(model, optimizer, loader, f"epoch {epoch}", not args.no_progress)
+        seconds = time.perf_counter() - t0
+        scheduler.step()
+        test_loss, test_acc = evaluate(model, test, device)
+        save_checkpoint(args.checkpoint, model, optimizer, epoch)
+        print(f"epoch {epoch:2d}/{args.epochs}  train loss {train_loss:.4f}  acc {100 * train_acc:.2f}%  |  "
+              f"test loss {test_loss:.4f}  acc {100 * test_acc:.2f}%  |  {seconds:.1f} s", flush=True)
+
+    if test_acc is None:
+        print(f"nothing to do: the checkpoint already has {start} epochs (ask for more with --epochs)")
+        return 0
+    print(f"test accuracy {100 * test_acc:.2f}%")
+    full_run = args.train_size is None and args.test_size is None and args.epochs >= default_epochs
+    if full_run and test_acc < target:
+        print(f"below the target of {100 * target:.1f}% for a full run")
+        return 1
+    return 0
 
 
 def save_checkpoint(path: str | Path, model, optimizer, epoch: int) -> None:

@@ -48,13 +48,13 @@ def plot_decision_boundary(model, X: np.ndarray, y: np.ndarray, path: str, devic
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--samples", type=int, default=200, help="number of points")
-    p.add_argument("--noise", type=float, default=0.1, help="standard deviation of the noise added to the points")
-    p.add_argument("--steps", type=int, default=500, help="most training steps (full batch: one step is one epoch)")
-    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
-    p.add_argument("--log-every", type=int, default=50, help="print the metrics every N steps")
-    p.add_argument("--plot", default="moons.png", help="where to save the decision boundary ('' for none)")
+    p = parser(__doc__)
+    p.add_argument("--samples", type=int, default=200, help="number of points (default: %(default)s)")
+    p.add_argument("--noise", type=float, default=0.1, help="standard deviation of the noise added to the points (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=500, help="most training steps (full batch: one step is one epoch) (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--log-every", type=int, default=50, help="print the metrics every N steps (default: %(default)s)")
+    p.add_argument("--plot", default="moons.png", help="where to save the decision boundary ('' for none) (default: %(default)s)")
     args = p.parse_args(argv)
 
     sg.manual_seed(args.seed)

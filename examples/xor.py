@@ -19,10 +19,10 @@ from common import MLP, Progress, parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=500, help="training steps (full batch: one step is one epoch)")
-    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate")
-    p.add_argument("--log-every", type=int, default=100, help="print the metrics every N steps")
+    p = parser(__doc__)
+    p.add_argument("--steps", type=int, default=500, help="training steps (full batch: one step is one epoch) (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--log-every", type=int, default=100, help="print the metrics every N steps (default: %(default)s)")
     args = p.parse_args(argv)
 
     sg.manual_seed(args.seed)
