@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -367,12 +367,82 @@ def _split_candidate(b: _Builder) -> LazyBuffer | None:
     return best
 
 
+# A training loop realises graphs of the same structure every step. Fusion decisions
+# depend only on that structure, so kernel lists are cached under a structural key and
+# re-instantiated with the new nodes (this saves most of the scheduling time of a step).
+SCHEDULE_CACHE_SIZE = 256
+_schedule_cache: OrderedDict[tuple, list[tuple]] = OrderedDict()
+
+
+def _structure(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> tuple[tuple, list[LazyBuffer]]:
+    """(a key equal for graphs scheduled alike, the graph's nodes in a canonical order)."""
+    nodes = postorder(targets, lambda n: [] if n.realized is not None else [s.base for s in n.srcs])
+    index = {id(n): i for i, n in enumerate(nodes)}
+    parts = []
+    for n in nodes:
+        if n.realized is not None:
+            parts.append((n.shape, n.dtype.name))
+        else:
+            arg = n.arg.name if isinstance(n.arg, DType) else n.arg
+            srcs = tuple((index[id(s.base)], s.arg if s.op is Op.VIEW else None) for s in n.srcs)
+            parts.append((n.op, n.shape, n.dtype.name, n.saved, arg, srcs))
+    key = (fuse, max_buffers, tuple(index[id(t)] for t in targets), tuple(parts))
+    return key, nodes
+
+
+def _template(kernels: list[Kernel], index: dict[int, int]) -> list[tuple]:
+    """Kernels with nodes replaced by their positions (expressions hold no nodes)."""
+    return [
+        (
+            k.kind,
+            tuple(index[id(o)] for o in k.outs),
+            tuple((index[id(s.node)], s.view, s.dtype) for s in k.srcs),
+            k.exprs,
+            k.op,
+            k.arg,
+            k.pre,
+            k.pre_shape,
+        )
+        for k in kernels
+    ]
+
+
+def _instantiate(template: list[tuple], nodes: list[LazyBuffer]) -> list[Kernel]:
+    return [
+        Kernel(
+            kind,
+            tuple(nodes[i] for i in outs),
+            tuple(Operand(nodes[i], view, dtype) for i, view, dtype in srcs),
+            exprs,
+            op,
+            arg,
+            pre,
+            pre_shape,
+        )
+        for kind, outs, srcs, exprs, op, arg, pre, pre_shape in template
+    ]
+
+
 def schedule(outputs: list[LazyBuffer], max_buffers: int = DEFAULT_MAX_BUFFERS) -> list[Kernel]:
     """Kernels that compute `outputs` (base nodes) from what is already computed, in
     dependency order, fused as the module docstring describes."""
     targets = [b for b in outputs if b.realized is None and b.op is not Op.CONST]
     if not targets:
         return []
+    fuse = fusion_enabled()
+    key, nodes = _structure(targets, fuse, max_buffers)
+    template = _schedule_cache.get(key)
+    if template is not None:
+        _schedule_cache.move_to_end(key)
+        return _instantiate(template, nodes)
+    kernels = _schedule(targets, fuse, max_buffers)
+    _schedule_cache[key] = _template(kernels, {id(n): i for i, n in enumerate(nodes)})
+    if len(_schedule_cache) > SCHEDULE_CACHE_SIZE:
+        _schedule_cache.popitem(last=False)
+    return kernels
+
+
+def _schedule(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> list[Kernel]:
     order = postorder(targets, lambda n: [s.base for s in n.srcs if s.base.realized is None])
     consumers: dict[int, list[tuple[LazyBuffer, int]]] = defaultdict(list)
     for node in order:
@@ -381,7 +451,6 @@ def schedule(outputs: list[LazyBuffer], max_buffers: int = DEFAULT_MAX_BUFFERS) 
                 consumers[id(s.base)].append((node, slot))
     position = {id(n): i for i, n in enumerate(order)}
     wanted = {id(b) for b in targets}
-    fuse = fusion_enabled()
     forced: set[int] = set()
     while True:
         plan = _plan(order, consumers, wanted, forced, fuse)

@@ -228,3 +228,21 @@ def test_stats_keys_and_reset(device):
     assert stats["dispatches"] == 1 and stats["peak_bytes"] >= stats["bytes_allocated"] > 0
     assert sg.stats()["dispatches"] >= 1  # summed over devices
     assert kept.shape == (4,)
+
+
+def test_same_structure_reuses_the_schedule_with_new_nodes(device):
+    from smolgrad import scheduler
+
+    scheduler._schedule_cache.clear()
+    a, b = rand(6, 5), rand(6, 5, seed=1)
+    x = sg.tensor(a, device=device)
+    first = ((x * 2).exp().sum(1) + 1).realize()
+    size = len(scheduler._schedule_cache)
+    y = sg.tensor(b, device=device)
+    second = ((y * 2).exp().sum(1) + 1).realize()
+    assert len(scheduler._schedule_cache) == size  # a hit: nothing new cached
+    assert_close(first, np.exp(a * 2).sum(1) + 1, rtol=1e-5)
+    assert_close(second, np.exp(b * 2).sum(1) + 1, rtol=1e-5)
+    third = ((y * 3).exp().sum(1) + 1).realize()  # another constant is another structure
+    assert len(scheduler._schedule_cache) == size + 1
+    assert_close(third, np.exp(b * 3).sum(1) + 1, rtol=1e-5)
