@@ -7,6 +7,8 @@ and must agree with the same steps on numpy."""
 
 from __future__ import annotations
 
+import importlib.util
+import io
 import os
 import re
 import subprocess
@@ -74,6 +76,34 @@ def loss_in(output: str) -> float:
 def test_example_help_lists_device_and_seed(script):
     out = run(script, "--help")
     assert "--device" in out and "--seed" in out
+
+
+def load_common():
+    """examples/common.py as a module."""
+    spec = importlib.util.spec_from_file_location("examples_common", EXAMPLES / "common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_draws_count_total_and_metrics_on_a_terminal():
+    stream = Terminal()
+    bar = load_common().Progress(range(3), desc="epoch 1", interval=0.0, stream=stream)
+    for _ in bar:
+        bar.set_postfix(loss=0.5)
+    last = stream.getvalue().split("\r")[-1]
+    assert last.startswith("epoch 1 [########################] 3/3") and "loss 0.5" in last and last.endswith("\n")
+
+
+def test_progress_bar_writes_nothing_when_not_on_a_terminal():
+    stream = io.StringIO()
+    assert list(load_common().Progress(range(3), interval=0.0, stream=stream)) == [0, 1, 2]
+    assert stream.getvalue() == ""
 
 
 # ----- XOR and moons -----
