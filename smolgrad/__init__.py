@@ -54,6 +54,9 @@ def synchronize(device: str | None = None) -> None:
     get_backend(canonical(device)).synchronize()
 
 
+from .profiler import profile  # noqa: E402
+
+
 def stats(device: str | None = None) -> dict[str, int]:
     """Counters since start or the last `reset_stats()`: kernels, dispatches,
     kernels_compiled, pipeline_cache_hits, bytes_allocated, peak_bytes, submits,

@@ -10,6 +10,7 @@ import weakref
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .. import profiler
 from ..dtypes import DType
 from ..graph import postorder
 from ..ops import Op
@@ -191,7 +192,8 @@ class NumpyBackend(Backend):
         return buf[offset : offset + count].copy()
 
     def run(self, kernels: list[Kernel]) -> None:
-        timed = debug_level() >= 1
+        profiling = profiler.is_active()
+        timed = profiling or debug_level() >= 1
         for k in kernels:
             start = time.perf_counter() if timed else 0.0
             for out, buf in zip(k.outs, run_kernel(k)):
@@ -199,7 +201,13 @@ class NumpyBackend(Backend):
             self.stats["kernels"] += 1
             self.stats["dispatches"] += 1
             if timed:
-                self.log_kernel(k, math.prod(k.shape), time.perf_counter() - start)
+                seconds = time.perf_counter() - start
+                self.log_kernel(k, math.prod(k.shape), seconds)
+                if profiling:
+                    event = profiler.KernelEvent(
+                        "numpy", k.name, tuple(k.fused_ops), seconds, profiler.bytes_moved(k), 1, profiler.WALL_CLOCK_NUMPY
+                    )
+                    profiler.record(event)
 
     def _track(self, buf: np.ndarray) -> np.ndarray:
         """Count the buffer in stats until it is garbage-collected."""

@@ -13,12 +13,14 @@ import math
 import os
 import sys
 import tempfile
+import time
 import weakref
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
+from .. import profiler
 from ..dtypes import DType
 from ..scheduler import Kernel, Load, Operand
 from ..view import View
@@ -33,6 +35,7 @@ except ImportError as e:  # pragma: no cover - device.py reports this
 MIN_BYTES = 4  # zero-size tensors still get a (tiny) buffer
 MAX_GROUPS_DEFAULT = 65535
 BIND_GROUP_CACHE_SIZE = 2048
+PROFILE_CHUNK = 256  # kernels per submit while profiling (bounds the timestamp query set)
 BACKEND_RANK = {"Vulkan": 0, "Metal": 0, "D3D12": 0, "DX12": 0, "OpenGL": 2, "OpenGLES": 2}
 TYPE_RANK = {"DiscreteGPU": 0, "IntegratedGPU": 1, "VirtualGPU": 2, "CPU": 3, "Unknown": 4}
 
@@ -228,6 +231,7 @@ class WebGPUBackend(Backend):
         self._bind_groups: OrderedDict = OrderedDict()
         self._staging = None
         self._staging_size = 0
+        self._timer: _DispatchTimer | None = None  # set while a profiled run is encoded
 
     # ----- info
     def info(self) -> dict:
@@ -361,27 +365,83 @@ class WebGPUBackend(Backend):
     # ----- running kernels
     def run(self, kernels: list[Kernel]) -> None:
         """Encode every kernel into one compute pass and submit once."""
+        if profiler.is_active():
+            self._run_profiled(kernels)
+            return
         encoder = self.device.create_command_encoder()
         compute = encoder.begin_compute_pass()
         keep_alive = []  # temporaries that must live until the submit
         for k in kernels:
-            for o in k.outs:
-                wgsl.wgsl_type(o.dtype)  # raises a clear TypeError for float64
-            for s in k.srcs:
-                wgsl.wgsl_type(s.dtype)
-            outs = [self.pool.allocate(math.prod(o.shape) * 4, f"{k.name} output of shape {o.shape}") for o in k.outs]
-            self._encode(compute, k, outs, keep_alive)
-            for o, buf in zip(k.outs, outs):
-                o.realized = buf
-            self.stats["kernels"] += 1
+            self._encode_kernel(compute, k, keep_alive)
         compute.end()
         self.device.queue.submit([encoder.finish()])
         self.stats["submits"] += 1
 
+    def _encode_kernel(self, compute, k: Kernel, keep_alive: list) -> None:
+        for o in k.outs:
+            wgsl.wgsl_type(o.dtype)  # raises a clear TypeError for float64
+        for s in k.srcs:
+            wgsl.wgsl_type(s.dtype)
+        outs = [self.pool.allocate(math.prod(o.shape) * 4, f"{k.name} output of shape {o.shape}") for o in k.outs]
+        self._encode(compute, k, outs, keep_alive)
+        for o, buf in zip(k.outs, outs):
+            o.realized = buf
+        self.stats["kernels"] += 1
+
+    def _run_profiled(self, kernels: list[Kernel]) -> None:
+        """Run while a profile is active: with timestamp-query, each dispatch gets its own
+        compute pass between two GPU timestamps; without, each kernel is submitted alone
+        and waited for."""
+        if "timestamp-query" not in self.device.features:
+            for k in kernels:
+                self.synchronize()
+                start = time.perf_counter()
+                encoder = self.device.create_command_encoder()
+                compute = encoder.begin_compute_pass()
+                keep_alive: list = []
+                self._encode_kernel(compute, k, keep_alive)
+                compute.end()
+                self.device.queue.submit([encoder.finish()])
+                self.stats["submits"] += 1
+                self.synchronize()
+                self._record(k, time.perf_counter() - start, 1, profiler.WALL_CLOCK_SYNCED)
+            return
+        for first in range(0, len(kernels), PROFILE_CHUNK):
+            chunk = kernels[first : first + PROFILE_CHUNK]
+            encoder = self.device.create_command_encoder()
+            self._timer = _DispatchTimer(self.device, encoder, 2 * len(chunk))
+            spans, keep_alive = [], []
+            try:
+                for k in chunk:
+                    before = self._timer.count
+                    self._encode_kernel(None, k, keep_alive)
+                    spans.append((k, before, self._timer.count))
+            finally:
+                timer, self._timer = self._timer, None
+            staging = self._staging_buffer(timer.count * 16)
+            timer.resolve_into(staging)
+            self.device.queue.submit([encoder.finish()])
+            self.stats["submits"] += 1
+            seconds = timer.read(staging)
+            for k, a, b in spans:
+                self._record(k, float(sum(seconds[a:b])), b - a, profiler.GPU_TIMESTAMPS)
+
+    def _record(self, k: Kernel, seconds: float, dispatches: int, timing: str) -> None:
+        event = profiler.KernelEvent(
+            "webgpu", k.name, tuple(k.fused_ops), seconds, profiler.bytes_moved(k, 4), dispatches, timing
+        )
+        profiler.record(event)
+
     def _dispatch(self, compute, k: Kernel, source: str, outs: list, inputs: list, threads: int, grid) -> None:
-        compute.set_pipeline(self.pipeline(source, len(outs), len(inputs)))
-        compute.set_bind_group(0, self._bind_group([*outs, *inputs], len(outs)))
+        pipeline = self.pipeline(source, len(outs), len(inputs))
+        group = self._bind_group([*outs, *inputs], len(outs))
+        if self._timer is not None:  # profiling: this dispatch in its own timed pass
+            compute = self._timer.begin_pass()
+        compute.set_pipeline(pipeline)
+        compute.set_bind_group(0, group)
         compute.dispatch_workgroups(*grid)
+        if self._timer is not None:
+            compute.end()
         self.stats["dispatches"] += 1
         self.log_kernel(k, threads, None, source)
 
@@ -506,6 +566,47 @@ class WebGPUBackend(Backend):
         if n_index:
             src = wgsl.scatter_add_source(inputs[0], inputs[1], k.arg, k.shape, k.out.dtype, decls)
             self._dispatch(compute, k, src, outs, buffers, n_index, self._grid(wgsl.groups_for(n_index)))
+
+
+class _DispatchTimer:
+    """GPU timestamps around each dispatch of one command encoder (for profiling)."""
+
+    def __init__(self, device, encoder, capacity: int):
+        self.encoder = encoder
+        self.count = 0  # dispatches timed so far
+        self.capacity = capacity
+        self.queries = device.create_query_set(type=wgpu.QueryType.timestamp, count=2 * capacity)
+        self.resolved = device.create_buffer(
+            size=16 * capacity, usage=wgpu.BufferUsage.QUERY_RESOLVE | wgpu.BufferUsage.COPY_SRC
+        )
+
+    def begin_pass(self):
+        if self.count >= self.capacity:
+            raise RuntimeError("internal: more dispatches than timestamp slots while profiling")
+        writes = {
+            "query_set": self.queries,
+            "beginning_of_pass_write_index": 2 * self.count,
+            "end_of_pass_write_index": 2 * self.count + 1,
+        }
+        self.count += 1
+        return self.encoder.begin_compute_pass(timestamp_writes=writes)
+
+    def resolve_into(self, staging) -> None:
+        if self.count:
+            self.encoder.resolve_query_set(self.queries, 0, 2 * self.count, self.resolved, 0)
+            self.encoder.copy_buffer_to_buffer(self.resolved, 0, staging, 0, 16 * self.count)
+
+    def read(self, staging) -> np.ndarray:
+        """Seconds per timed dispatch (after the submit; waits for the GPU)."""
+        if not self.count:
+            return np.zeros(0)
+        staging.map_sync(wgpu.MapMode.READ, 0, 16 * self.count)
+        try:
+            ticks = np.frombuffer(staging.read_mapped(0, 16 * self.count), dtype=np.uint64).reshape(-1, 2)
+        finally:
+            staging.unmap()
+        # WebGPU timestamps are nanoseconds; a reset counter can make end < begin
+        return np.maximum(ticks[:, 1].astype(np.float64) - ticks[:, 0].astype(np.float64), 0.0) / 1e9
 
 
 class _Realized:
