@@ -823,7 +823,8 @@ class Tensor:
         if self.ndim < 2:
             raise RuntimeError(f"{'triu' if upper else 'tril'}: input tensor must have at least 2 dimensions, got shape {self.shape}")
         keep = Tensor._from_lazy(_triangle_mask(self.shape[-2], self.shape[-1], int(diagonal), upper, self.device))
-        return where(keep, self, 0)
+        out = where(keep, self, 0)
+        return out if out.dtype == self.dtype else out.type(self.dtype)  # a bool input stays bool, as in torch
 
     def unfold(self, dimension: int, size: int, step: int) -> Tensor:
         """All windows of `size` elements, `step` apart, along `dimension`, as a zero-copy view

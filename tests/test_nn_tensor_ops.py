@@ -160,6 +160,17 @@ def test_causal_mask_with_tril_and_masked_fill_gives_causal_softmax(device):
     np.testing.assert_allclose(probs.sum(-1), 1, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [sg.bool, sg.int64, sg.float32])
+def test_triu_and_tril_keep_the_dtype(device, dtype):
+    # torch.ones(3, 4, dtype=torch.bool).triu(1) is a bool mask, ready for masked_fill
+    x = sg.ones(3, 4, dtype=dtype, device=device)
+    upper, lower = x.triu(1), x.tril()
+    assert upper.dtype == dtype and lower.dtype == dtype
+    np.testing.assert_array_equal(upper.numpy(), np.triu(np.ones((3, 4)), 1).astype(upper.numpy().dtype))
+    scores = sg.zeros(3, 4, device=device).masked_fill(sg.ones(3, 4, dtype=sg.bool, device=device).triu(1), -1.0)
+    np.testing.assert_array_equal(scores.numpy(), -np.triu(np.ones((3, 4)), 1))
+
+
 def test_triu_on_1d_raises():
     with pytest.raises(RuntimeError, match="at least 2 dimensions"):
         sg.zeros(3).triu()

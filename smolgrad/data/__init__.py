@@ -9,6 +9,7 @@ from .download import DataError, data_root
 from .idx import read_idx
 from .mnist import MNIST
 from .synthetic import make_moons
+from .tinystories import fetch_tinystories, load_stories, read_stories, split_stories, template_stories
 
 __all__ = [
     "DataError",
@@ -19,7 +20,12 @@ __all__ = [
     "TensorDataset",
     "data_root",
     "default_collate",
+    "fetch_tinystories",
+    "load_stories",
     "make_moons",
     "random_split",
     "read_idx",
+    "read_stories",
+    "split_stories",
+    "template_stories",
 ]
