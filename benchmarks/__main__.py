@@ -1,0 +1,7 @@
+"""`python -m benchmarks [--quick] [--filter S] [--device webgpu|numpy|all] [--repeat N] [--out PATH] [--no-torch]`"""
+
+import sys
+
+from .runner import main
+
+sys.exit(main())
