@@ -194,6 +194,9 @@ def format_table(results: list[dict], skipped: list[dict], labels: list[str]) ->
     return "\n".join(lines)
 
 
+XLABELS = {"matmul": "m * k * n", "attention": "B * H * T^2 (score elements)", "adamw": "parameters"}
+
+
 def write_plot(results: list[dict], path: Path) -> str:
     """Throughput against size, one panel per suite, one line per (target, series)."""
     try:
@@ -222,7 +225,7 @@ def write_plot(results: list[dict], path: Path) -> str:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(suite)
-        ax.set_xlabel("size (elements; m*k*n for matmul; B*H*T^2 for attention)")
+        ax.set_xlabel(XLABELS.get(suite, "elements"))
         ax.set_ylabel(unit)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6)
