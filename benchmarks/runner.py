@@ -139,7 +139,7 @@ def _fmt(v: float | None, width: int, digits: int = 2) -> str:
     return f"{v:>{width}.{digits}f}"
 
 
-def format_table(results: list[dict], skipped: list[dict], labels: list[str]) -> str:
+def format_table(results: list[dict], skipped: list[dict], labels: list[str], case_order: list[str] | None = None) -> str:
     """One row per case: per target ms and throughput; for the first target its
     roofline fractions and its throughput ratio against the others."""
     main = labels[0]
@@ -158,6 +158,9 @@ def format_table(results: list[dict], skipped: list[dict], labels: list[str]) ->
             rows[r["id"]] = {}
             order.append(r["id"])
         rows[r["id"]][r["target"]] = r
+    if case_order:  # the cases' own order (suite by suite), not the order targets ran them
+        rank = {cid: i for i, cid in enumerate(case_order)}
+        order.sort(key=lambda cid: rank.get(cid, len(rank)))
     skipped_by = {(s["id"], s["target"]): s for s in skipped}
     suite = None
     for cid in order:
@@ -350,7 +353,7 @@ def main(argv: list[str] | None = None, log=print) -> int:
     labels = [t.label for t in targets if any(r["target"] == t.label for r in results)]
     if results:
         log("")
-        log(format_table(results, skipped, labels))
+        log(format_table(results, skipped, labels, [c.id for c in selected]))
         log("")
         log("measured copy bandwidth: " + ", ".join(f"{k} {v:.2f} GB/s" for k, v in bandwidth.items()))
         for r in results:
