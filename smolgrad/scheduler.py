@@ -384,6 +384,8 @@ def _structure(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> tuple
             parts.append((n.shape, n.dtype.name))
         else:
             arg = n.arg.name if isinstance(n.arg, DType) else n.arg
+            if n.op in (Op.CONST, Op.PAD):  # by repr: 0.0 == -0.0, and nan != nan
+                arg = repr(arg)
             srcs = tuple((index[id(s.base)], s.arg if s.op is Op.VIEW else None) for s in n.srcs)
             parts.append((n.op, n.shape, n.dtype.name, n.saved, arg, srcs))
     key = (fuse, max_buffers, tuple(index[id(t)] for t in targets), tuple(parts))

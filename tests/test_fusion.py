@@ -246,3 +246,10 @@ def test_same_structure_reuses_the_schedule_with_new_nodes(device):
     third = ((y * 3).exp().sum(1) + 1).realize()  # another constant is another structure
     assert len(scheduler._schedule_cache) == size + 1
     assert_close(third, np.exp(b * 3).sum(1) + 1, rtol=1e-5)
+
+
+def test_schedule_cache_tells_signed_zeros_and_nans_apart(device):
+    x = sg.tensor(np.ones(3, dtype=np.float32), device=device)
+    assert (1 / (x * 0.0)).tolist() == [np.inf] * 3
+    assert (1 / (x * -0.0)).tolist() == [-np.inf] * 3
+    assert np.isnan((x * np.nan).numpy()).all() and np.isnan((x * np.nan).numpy()).all()
