@@ -259,6 +259,7 @@ def test_schedule_cache_tells_signed_zeros_apart():
 def test_schedule_cache_reuses_nan_constants(device):
     from smolgrad import scheduler
 
+    scheduler._schedule_cache.clear()
     x = sg.tensor(np.ones(3, dtype=np.float32), device=device)
     assert np.isnan((x * np.nan).numpy()).all()
     size = len(scheduler._schedule_cache)
