@@ -125,6 +125,16 @@ class Kernel:
     arg: Any = None
     pre: Expr | None = None
     pre_shape: tuple[int, ...] = ()
+    # the expressions' nodes in evaluation order (inputs first), worked out once per
+    # distinct kernel and carried along by the schedule cache
+    program: tuple[Expr, ...] = ()
+    pre_program: tuple[Expr, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.program:
+            self.program = tuple(postorder(self.exprs, expr_children))
+        if self.pre is not None and not self.pre_program:
+            self.pre_program = tuple(postorder([self.pre], expr_children))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -137,12 +147,10 @@ class Kernel:
     @property
     def fused_ops(self) -> list[str]:
         """Names of the ops this kernel runs, inputs first."""
-        names = []
-        if self.pre is not None:
-            names += [e.op.name.lower() for e in postorder([self.pre], expr_children) if isinstance(e, Apply)]
+        names = [e.op.name.lower() for e in self.pre_program if isinstance(e, Apply)]
         if self.op is not None:
             names.append(self.op.name.lower())
-        names += [e.op.name.lower() for e in postorder(self.exprs, expr_children) if isinstance(e, Apply)]
+        names += [e.op.name.lower() for e in self.program if isinstance(e, Apply)]
         return names
 
     @property
@@ -404,6 +412,8 @@ def _template(kernels: list[Kernel], index: dict[int, int]) -> list[tuple]:
             k.arg,
             k.pre,
             k.pre_shape,
+            k.program,
+            k.pre_program,
         )
         for k in kernels
     ]
@@ -420,8 +430,10 @@ def _instantiate(template: list[tuple], nodes: list[LazyBuffer]) -> list[Kernel]
             arg,
             pre,
             pre_shape,
+            program,
+            pre_program,
         )
-        for kind, outs, srcs, exprs, op, arg, pre, pre_shape in template
+        for kind, outs, srcs, exprs, op, arg, pre, pre_shape, program, pre_program in template
     ]
 
 

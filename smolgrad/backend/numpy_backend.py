@@ -85,10 +85,11 @@ def apply_op(op: Op, xs: list[np.ndarray], arg, dtype: DType) -> np.ndarray:
     return np.asarray(res).astype(dtype.np, copy=False)
 
 
-def evaluate(exprs, srcs: tuple[Operand, ...], acc: np.ndarray | None = None) -> list[np.ndarray]:
-    """The values of a fused kernel's expressions, each op applied to whole arrays."""
+def evaluate(exprs, srcs: tuple[Operand, ...], acc: np.ndarray | None = None, program=None) -> list[np.ndarray]:
+    """The values of a fused kernel's expressions, each op applied to whole arrays.
+    `program` is the expressions' nodes in evaluation order, when already known."""
     values: dict[int, np.ndarray] = {}
-    for e in postorder(exprs, expr_children):
+    for e in program if program is not None else postorder(exprs, expr_children):
         if isinstance(e, Load):
             values[id(e)] = read_operand(srcs[e.src])
         elif isinstance(e, Const):
@@ -151,7 +152,7 @@ def core_value(k: Kernel) -> np.ndarray | None:
     if k.kind == "elementwise":
         return None
     if k.kind == "reduce":
-        (x,) = evaluate([k.pre], k.srcs)
+        (x,) = evaluate([k.pre], k.srcs, program=k.pre_program)
         return reduce_array(k.op, np.broadcast_to(x, k.pre_shape), tuple(k.arg))
     a, b = read_operand(k.srcs[0]), read_operand(k.srcs[1])
     if k.op is Op.MATMUL:
@@ -173,7 +174,7 @@ def run_kernel(k: Kernel) -> list[np.ndarray]:
             acc = core_value(k)
         if acc is not None:  # a reduction's epilogue may see its result reshaped (e.g. keepdim dropped)
             acc = acc.reshape(k.shape)
-        values = evaluate(k.exprs, k.srcs, acc)
+        values = evaluate(k.exprs, k.srcs, acc, k.program)
     return [
         np.ascontiguousarray(np.broadcast_to(v, out.shape), dtype=out.dtype.np).reshape(-1)
         for v, out in zip(values, k.outs)
