@@ -284,6 +284,30 @@ class Matmul(Function):
         return ga, gb
 
 
+class Linear(Function):
+    """x @ w.T (+ b) for a 2-D x and a weight of shape (out_features, in_features).
+
+    One op rather than permute, matmul, expand and add: fewer graph nodes per layer, and
+    its backward computes the weight's gradient as g.T @ x, in the weight's own layout.
+    (Matmul's backward would give (x.T @ g).T, a transposed view that every optimizer
+    kernel then reads with a large stride: 3.5x slower on the NumPy backend.)"""
+
+    def forward(self, x: LazyBuffer, w: LazyBuffer, b: LazyBuffer | None = None) -> LazyBuffer:
+        self.x, self.w, self.has_bias = x, w, b is not None
+        out = x.matmul(transpose_last(w))
+        if b is not None:
+            out = out.e(Op.ADD, b.reshape((1, w.shape[0])).expand(out.shape))
+        return out
+
+    def backward(self, g: LazyBuffer):
+        gx = g.matmul(self.w) if self.needs_input_grad[0] else None
+        gw = transpose_last(g).matmul(self.x) if self.needs_input_grad[1] else None
+        if not self.has_bias:
+            return gx, gw
+        gb = g.r(Op.SUM, (0,)).reshape((self.w.shape[0],)) if self.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
 class Gather(Function):
     def forward(self, x: LazyBuffer, index: LazyBuffer, dim: int) -> LazyBuffer:
         self.index, self.dim, self.in_shape = index, dim, x.shape

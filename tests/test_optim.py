@@ -234,18 +234,58 @@ def test_step_keeps_parameter_identity_and_requires_grad(device):
     assert all(p.requires_grad and p.is_leaf for p in params)
 
 
-def test_step_realizes_everything_in_one_call(monkeypatch):
-    import smolgrad.optim.optimizer as optimizer_module
+def test_step_runs_everything_in_one_backend_run(monkeypatch):
+    from smolgrad.device import get_backend
 
-    calls = []
-    real = optimizer_module.realize
-    monkeypatch.setattr(optimizer_module, "realize", lambda *lbs: (calls.append(len(lbs)), real(*lbs)))
+    backend = get_backend("numpy")
+    runs = []
+    real = backend.run
+    monkeypatch.setattr(backend, "run", lambda kernels: (runs.append({id(o) for k in kernels for o in k.outs}), real(kernels)))
     _, params = make_params("numpy")
     opt = Adam([{"params": [params[0]]}, {"params": [params[1]], "lr": 0.5}], lr=0.1, amsgrad=True)
-    for p in params:
-        p.grad = sg.ones(p.shape, device="numpy")
+    for step in range(3):
+        for p in params:
+            p.grad = sg.tensor(np.ones(p.shape, dtype=np.float32))
+        runs.clear()
+        opt.step()
+        assert len(runs) == 1, f"step {step + 1}"
+        # per parameter: the value, exp_avg, exp_avg_sq, max_exp_avg_sq
+        new = [p.lazydata.base for p in params] + [v.lazydata.base for p in params for k, v in opt.state[p].items() if k != "step"]
+        assert len(new) == 8 and {id(b) for b in new} <= runs[0]
+    assert (opt._replay.recorded, opt._replay.replayed) == (1, 2)
+
+
+def test_step_replays_its_kernels_and_follows_the_lr(device):
+    """After the first step, steps rerun the recorded kernels (no graph, no scheduling);
+    the lr, changed by a scheduler every step, still takes effect."""
+    from smolgrad.optim.lr_scheduler import LambdaLR
+
+    arrays, params = make_params(device)
+    grads = grad_sequence(steps=6)
+    opt = Adam(params, lr=0.1)
+    sched = LambdaLR(opt, lambda epoch: 1.0 / (1 + epoch))
+    history = run_steps(opt, params, grads, device, sched)
+    lrs = [0.1 / (1 + t) for t in range(6)]
+    refs = [adam_reference(a, [g[i] for g in grads], lrs) for i, a in enumerate(arrays)]
+    check_against(history, refs)
+    assert (opt._replay.recorded, opt._replay.replayed) == (1, 5)
+
+
+def test_step_records_again_when_the_options_or_the_grads_change():
+    arrays, params = make_params("numpy")
+    opt = SGD(params, lr=0.1, momentum=0.9)
+    grads = grad_sequence(steps=5)
+    run_steps(opt, params, grads[:2], "numpy")
+    assert opt._replay.recorded == 1  # the first step (b = g) differs in its scalars, not its kernels
+    opt.param_groups[0]["momentum"] = 0.5  # baked into the kernels: a new recording
+    run_steps(opt, params, grads[2:3], "numpy")
+    assert opt._replay.recorded == 2
+    params[1].grad = None  # a parameter without grad is skipped: another layout
+    params[0].grad = sg.tensor(grads[3][0])
+    before = params[1].detach().numpy()
     opt.step()
-    assert calls == [2 * 4]  # per parameter: the value, exp_avg, exp_avg_sq, max_exp_avg_sq
+    assert opt._replay.recorded == 3
+    np.testing.assert_array_equal(params[1].detach().numpy(), before)
 
 
 def test_step_leaves_no_graph_behind(device):

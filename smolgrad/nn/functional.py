@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import dtypes
+from ..function import Linear as LinearOp
 from ..function import Windows
 from ..tensor import Tensor, arange, where
 
@@ -104,11 +105,29 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: input of shape {input.shape} has {input.shape[-1] if input.ndim else 0} features in its last dim, "
             f"but the weight of shape {weight.shape} expects {weight.shape[1]}"
         )
-    if input.ndim > 2:  # one 2-D matmul over all leading dims (not a broadcast batched one)
-        out = input.reshape(-1, input.shape[-1]).matmul(weight.T).reshape(*input.shape[:-1], weight.shape[0])
+    tensors = [input, weight] + ([bias] if bias is not None else [])
+    for t in tensors[1:]:
+        if t.device != input.device:
+            raise RuntimeError(
+                f"Expected all tensors to be on the same device, but found at least two devices, "
+                f"{input.device} and {t.device}! (in linear)"
+            )
+    dt = input.dtype
+    for t in tensors[1:]:
+        dt = dtypes.promote(dt, t.dtype)
+    if not dt.is_floating_point:
+        raise TypeError(f"linear: expected floating point tensors, got {', '.join(t.dtype.name for t in tensors)}")
+    x, weight = input.type(dt), weight.type(dt)
+    fused_bias = bias is not None and bias.shape == (weight.shape[0],)
+    if x.ndim != 2:  # one 2-D matmul over all leading dims (not a broadcast batched one)
+        x = x.reshape(-1, x.shape[-1])
+    if fused_bias:
+        out = LinearOp.apply(x, weight, bias.type(dt))
     else:
-        out = input.matmul(weight.T)
-    return out + bias if bias is not None else out
+        out = LinearOp.apply(x, weight)
+    if input.ndim != 2:
+        out = out.reshape(*input.shape[:-1], weight.shape[0])
+    return out + bias if bias is not None and not fused_bias else out
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:

@@ -6,7 +6,7 @@ import math
 from typing import Any, Iterable
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, StepScalars
+from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
@@ -54,9 +54,7 @@ class Adam(Optimizer):
         if not group["weight_decay"] >= 0.0:
             raise ValueError(f"Invalid weight_decay value: {group['weight_decay']} (it must be >= 0)")
 
-    def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict, scalars: StepScalars):
-        beta1, beta2 = group["betas"]
-        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+    def _prepare(self, param: Tensor, state: dict, group: dict) -> dict[str, float]:
         if "exp_avg" not in state:  # zero buffers, so step 1 runs the kernels of every later step
             state["step"] = 0
             state["exp_avg"] = self._zeros_state(param)
@@ -64,21 +62,29 @@ class Adam(Optimizer):
         if group["amsgrad"] and "max_exp_avg_sq" not in state:
             state["max_exp_avg_sq"] = self._zeros_state(param)
         step = state["step"] = state["step"] + 1
+        beta1, beta2 = group["betas"]
+        lr, wd = group["lr"], group["weight_decay"]
+        scalars = {"step_size": lr / (1.0 - beta1**step), "bias_correction2_sqrt": math.sqrt(1.0 - beta2**step)}
+        if wd != 0 and self._decoupled_weight_decay:
+            scalars["decay"] = 1.0 - lr * wd
+        return scalars
 
+    def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict, scalars: dict):
+        beta1, beta2 = group["betas"]
+        wd, eps = group["weight_decay"], group["eps"]
         g = -grad if group["maximize"] else grad
         if wd != 0:
             if self._decoupled_weight_decay:
-                param = param * scalars(1.0 - lr * wd, param)
+                param = param * scalars["decay"]
             else:
                 g = g + param * wd
-        m = state["exp_avg"] = state["exp_avg"] * beta1 + g * (1.0 - beta1)
-        v = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + g * g * (1.0 - beta2)
+        m = state["exp_avg"] * beta1 + g * (1.0 - beta1)
+        v = state["exp_avg_sq"] * beta2 + g * g * (1.0 - beta2)
+        new_state = {"exp_avg": m, "exp_avg_sq": v}
         if group["amsgrad"]:
-            v = state["max_exp_avg_sq"] = state["max_exp_avg_sq"].maximum(v)
-        step_size = scalars(lr / (1.0 - beta1**step), param)
-        bias_correction2_sqrt = scalars(math.sqrt(1.0 - beta2**step), param)
-        denom = v.sqrt() / bias_correction2_sqrt + eps
-        return param - m / denom * step_size, state
+            v = new_state["max_exp_avg_sq"] = state["max_exp_avg_sq"].maximum(v)
+        denom = v.sqrt() / scalars["bias_correction2_sqrt"] + eps
+        return param - m / denom * scalars["step_size"], new_state
 
 
 class AdamW(Adam):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, StepScalars
+from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -46,21 +46,25 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
 
-    def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict, scalars: StepScalars):
-        momentum, dampening, wd = group["momentum"], group["dampening"], group["weight_decay"]
+    def _prepare(self, param: Tensor, state: dict, group: dict) -> dict[str, float]:
+        scalars = {"lr": group["lr"]}
+        if group["momentum"] != 0:
+            # the first step sets b = g; written as 0 * zeros + 1 * g with the factors as
+            # 0-d tensors, it runs the same kernel as every later step (no recompile)
+            first = "momentum_buffer" not in state
+            if first:
+                state["momentum_buffer"] = self._zeros_state(param)
+            scalars["decay"] = 0.0 if first else group["momentum"]
+            scalars["gain"] = 1.0 if first else 1.0 - group["dampening"]
+        return scalars
+
+    def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict, scalars: dict):
+        momentum, wd = group["momentum"], group["weight_decay"]
         g = -grad if group["maximize"] else grad
         if wd != 0:
             g = g + param * wd
+        new_state = {}
         if momentum != 0:
-            buf = state.get("momentum_buffer")
-            # the first step sets b = g; written as 0 * zeros + 1 * g with the factors as
-            # 0-d tensors, it runs the same kernel as every later step (no recompile)
-            first = buf is None
-            if first:
-                buf = self._zeros_state(param)
-            decay = scalars(0.0 if first else momentum, param)
-            gain = scalars(1.0 if first else 1.0 - dampening, param)
-            buf = buf * decay + g * gain
-            state["momentum_buffer"] = buf
+            buf = new_state["momentum_buffer"] = state["momentum_buffer"] * scalars["decay"] + g * scalars["gain"]
             g = g + buf * momentum if group["nesterov"] else buf
-        return param - g * scalars(group["lr"], param), state
+        return param - g * scalars["lr"], new_state
