@@ -1,5 +1,6 @@
 """SGD, Adam and AdamW against NumPy re-implementations of PyTorch's update formulas,
-and the properties of a step: one realize, no growing graphs, kernels compiled once."""
+and the properties of a step: one backend run replaying recorded kernels, one kernel per
+parameter, no growing graphs, kernels compiled once."""
 
 import math
 
@@ -253,6 +254,25 @@ def test_step_runs_everything_in_one_backend_run(monkeypatch):
         new = [p.lazydata.base for p in params] + [v.lazydata.base for p in params for k, v in opt.state[p].items() if k != "step"]
         assert len(new) == 8 and {id(b) for b in new} <= runs[0]
     assert (opt._replay.recorded, opt._replay.replayed) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "make_opt",
+    [lambda ps: Adam(ps, lr=0.1), lambda ps: AdamW(ps, lr=0.1), lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True)],
+    ids=["adam", "adamw", "sgd-nesterov"],
+)
+def test_update_of_a_parameter_and_its_state_is_one_kernel(device, make_opt):
+    """The step's scalars share one buffer, so a parameter's whole update fits in one
+    kernel under the WebGPU default of 8 storage buffers."""
+    _, params = make_params(device)
+    opt = make_opt(params)
+    for _ in range(2):
+        for p in params:
+            p.grad = sg.tensor(np.ones(p.shape, dtype=np.float32), device=device)
+            p.grad.lazydata.realize()
+        sg.reset_stats()
+        opt.step()
+        assert sg.stats(device)["kernels"] == len(params)
 
 
 def test_step_replays_its_kernels_and_follows_the_lr(device):

@@ -24,6 +24,7 @@ from ..autograd import enable_grad, no_grad
 from ..creation import zeros
 from ..replay import Replay
 from ..tensor import Tensor
+from ..view import View
 
 
 def _frozen(value):
@@ -33,27 +34,28 @@ def _frozen(value):
     return value
 
 
-class StepScalars:
+def _step_scalars(values: list[tuple[float, Tensor]]) -> list[Tensor]:
     """0-d tensors for the values of one step that change between steps (the current
-    lr, bias corrections), made once per step and shared by every parameter.
+    lr, bias corrections), each of the dtype and device of the parameter it is paired with.
 
     The code generator bakes Python scalars into the kernel source, so a learning rate
     passed as a float would compile a new kernel whenever a scheduler changes it (and a
     replayed update would keep the old value). A 0-d tensor is a buffer the kernel
     reads: the source stays the same, and each kernel compiles once. Constant
-    hyperparameters (betas, eps) may stay floats."""
+    hyperparameters (betas, eps) may stay floats.
 
-    def __init__(self):
-        self._cache: dict[tuple, Tensor] = {}
-
-    def __call__(self, value: float, like: Tensor) -> Tensor:
-        """`value` as a 0-d tensor of `like`'s dtype on `like`'s device."""
-        key = (float(value), like.device, like.dtype)
-        t = self._cache.get(key)
-        if t is None:
-            t = Tensor(np.asarray(value, dtype=like.dtype.np), dtype=like.dtype, device=like.device)
-            self._cache[key] = t
-        return t
+    All scalars of one dtype and device are packed in one buffer, each a 0-d view of it:
+    one upload per step, and one binding however many scalars a kernel reads (so an Adam
+    update of a parameter and its two moments fits in one kernel under WebGPU's default
+    limit of 8 storage buffers)."""
+    packed: dict[tuple, list[float]] = {}
+    slots = []
+    for value, like in values:
+        key = (like.device, like.dtype)
+        slots.append((key, len(packed.setdefault(key, []))))
+        packed[key].append(value)
+    buffers = {key: Tensor(np.array(vals, dtype=key[1].np), device=key[0]).lazydata for key, vals in packed.items()}
+    return [Tensor._from_lazy(buffers[key]._view(View.contiguous((), i))) for key, i in slots]
 
 
 class Optimizer:
@@ -162,19 +164,21 @@ class Optimizer:
                     work.append((p, grad, gi, state, keys, values))
             if not work:
                 return loss
-            scalars = StepScalars()
-            tensors: list[Tensor] = []
-            layout = []
-            for p, grad, gi, state, keys, values in work:
+            layout, pairs = [], []
+            for p, _, gi, _, keys, values in work:
                 names = tuple(sorted(values))
-                tensors += [p.detach(), grad, *(state[k] for k in keys), *(scalars(values[n], p) for n in names)]
                 layout.append((gi, keys, names))
+                pairs += [(values[n], p) for n in names]
+            scalars = iter(_step_scalars(pairs))
+            tensors: list[Tensor] = []
+            for (p, grad, _, state, keys, _), (_, _, names) in zip(work, layout):
+                tensors += [p.detach(), grad, *(state[k] for k in keys), *(next(scalars) for _ in names)]
             key = (type(self), tuple(layout), tuple(self._options(g) for g in self.param_groups))
-            new = self._replay(key, lambda *ts: self._update_all(layout, ts), tensors)
+            new = iter(self._replay(key, lambda *ts: self._update_all(layout, ts), tensors))
             for p, _, _, state, keys, _ in work:
-                p.data = new.pop(0)
+                p.data = next(new)
                 for k in keys:
-                    state[k] = new.pop(0)
+                    state[k] = next(new)
                 self.state[p] = state
         return loss
 
