@@ -5,6 +5,8 @@ Shapes, dtypes and devices are checked and broadcast by Tensor before these run.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .autograd import Function
 from .dtypes import DType
 from .lazy import LazyBuffer
@@ -306,6 +308,49 @@ class Linear(Function):
             return gx, gw
         gb = g.r(Op.SUM, (0,)).reshape((self.w.shape[0],)) if self.needs_input_grad[2] else None
         return gx, gw, gb
+
+
+class CrossEntropy(Function):
+    """Cross-entropy of logits x (N, C) against class indices t (N,), skipping targets
+    equal to `ignore_index`; reduction "mean", "sum" or "none".
+
+    One op for log-softmax and the pick of the target's log-probability: its backward
+    is (softmax(x) - one_hot(t)) * scale, one fused kernel, where the composite records
+    about twenty ops (and as many Tensors) per call."""
+
+    def forward(self, x: LazyBuffer, t: LazyBuffer, ignore_index: int, reduction: str) -> LazyBuffer:
+        n, c = x.shape
+        self.t, self.reduction = t, reduction
+        self.x, self.row_max = x, x.r(Op.RMAX, (1,))
+        # log-sum-exp and the pick both use x - max: exact for logits of any magnitude
+        shifted = x.e(Op.SUB, self.row_max.expand((n, c)))
+        self.log_sum = shifted.e(Op.EXP).r(Op.SUM, (1,)).e(Op.LOG)
+        self.classes = LazyBuffer.load(np.arange(c), t.dtype, t.device)
+        self.valid = t.e(Op.NE, LazyBuffer.const(ignore_index, (n,), t.dtype, t.device))
+        picked = self._one_hot().e(Op.WHERE, shifted, shifted.const_like(0.0)).r(Op.SUM, (1,))
+        nll = self.log_sum.e(Op.SUB, picked).reshape((n,))
+        nll = self.valid.e(Op.WHERE, nll, nll.const_like(0.0))
+        if reduction == "none":
+            return nll
+        total = nll.r(Op.SUM, (0,)).reshape(())
+        if reduction == "sum":
+            return total
+        self.count = self.valid.cast(x.dtype).r(Op.SUM, (0,)).reshape(())
+        return total.e(Op.DIV, self.count)
+
+    def _one_hot(self) -> LazyBuffer:
+        n, c = self.t.shape[0], self.classes.shape[0]
+        return self.classes.reshape((1, c)).expand((n, c)).e(Op.EQ, self.t.reshape((n, 1)).expand((n, c)))
+
+    def backward(self, g: LazyBuffer):
+        n, c = self.x.shape
+        log_softmax = self.x.e(Op.SUB, self.row_max.expand((n, c))).e(Op.SUB, self.log_sum.expand((n, c)))
+        diff = log_softmax.e(Op.EXP).e(Op.SUB, self._one_hot().cast(self.x.dtype))
+        if self.reduction == "mean":
+            g = g.e(Op.DIV, self.count)
+        scale = g if self.reduction == "none" else g.reshape((1,)).expand((n,))
+        scale = self.valid.e(Op.WHERE, scale, scale.const_like(0.0))
+        return diff.e(Op.MUL, scale.reshape((n, 1)).expand((n, c))), None
 
 
 class Gather(Function):

@@ -248,3 +248,21 @@ def test_bce_with_logits_shape_mismatch_raises():
 def test_loss_module_repr_shows_non_default_reduction():
     assert repr(nn.MSELoss()) == "MSELoss()"
     assert repr(nn.MSELoss(reduction="sum")) == "MSELoss(reduction='sum')"
+
+
+def test_cross_entropy_of_class_indices_is_one_recorded_op(device):
+    """(N, C) logits with class indices take the fused op; int32 targets give the same."""
+    x = rand(6, 5, low=-3, high=3)
+    t = np.array([0, 4, -100, 3, 1, 4])
+    results = []
+    for dtype in (np.int64, np.int32):
+        xs = sg.tensor(x, device=device, requires_grad=True)
+        loss = F.cross_entropy(xs, sg.tensor(t.astype(dtype), device=device))
+        assert loss.grad_fn.name == "CrossEntropyBackward"
+        loss.backward()
+        results.append((loss.item(), xs.grad.numpy()))
+    want = cross_entropy_np(x.astype(np.float64), t)
+    for value, grad in results:
+        assert value == pytest.approx(want, rel=1e-5)
+        assert np.all(grad[2] == 0)  # an ignored target gets no gradient
+    np.testing.assert_array_equal(results[0][1], results[1][1])

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import dtypes
+from ..function import CrossEntropy as CrossEntropyOp
 from ..function import Linear as LinearOp
 from ..function import Windows
 from ..tensor import Tensor, arange, where
@@ -470,6 +471,11 @@ def cross_entropy(
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     class_dim = 1 if input.ndim >= 2 else 0
+    if input.ndim == 2 and not target.dtype.is_floating_point and weight is None and label_smoothing == 0.0:
+        _class_targets("cross_entropy", input, target, ignore_index)
+        if not input.dtype.is_floating_point:
+            raise RuntimeError(f"cross_entropy: expected floating point logits, got {input.dtype.name}")
+        return CrossEntropyOp.apply(input, target, ignore_index=ignore_index, reduction=reduction)
     logp = input.log_softmax(class_dim)
     n_classes = input.shape[class_dim]
     if target.dtype.is_floating_point:
