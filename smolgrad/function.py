@@ -327,12 +327,15 @@ class CrossEntropy(Function):
         self.log_sum = shifted.e(Op.EXP).r(Op.SUM, (1,)).e(Op.LOG)
         self.classes = LazyBuffer.load(np.arange(c), t.dtype, t.device)
         self.valid = t.e(Op.NE, LazyBuffer.const(ignore_index, (n,), t.dtype, t.device))
-        picked = self._one_hot().e(Op.WHERE, shifted, shifted.const_like(0.0)).r(Op.SUM, (1,))
-        nll = self.log_sum.e(Op.SUB, picked).reshape((n,))
-        nll = self.valid.e(Op.WHERE, nll, nll.const_like(0.0))
         if reduction == "none":
-            return nll
-        total = nll.r(Op.SUM, (0,)).reshape(())
+            picked = self._one_hot().e(Op.WHERE, shifted, shifted.const_like(0.0)).r(Op.SUM, (1,))
+            nll = self.log_sum.e(Op.SUB, picked).reshape((n,))
+            return self.valid.e(Op.WHERE, nll, nll.const_like(0.0))
+        # -log_softmax at the counted targets, summed over both dims: one reduction
+        counted = self.valid.reshape((n, 1)).expand((n, c))
+        counted = counted.e(Op.WHERE, self._one_hot(), counted.const_like(False))
+        nll = self.log_sum.expand((n, c)).e(Op.SUB, shifted)
+        total = counted.e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
         if reduction == "sum":
             return total
         self.count = self.valid.cast(x.dtype).r(Op.SUM, (0,)).reshape(())

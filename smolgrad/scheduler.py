@@ -34,7 +34,7 @@ import bisect
 import os
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .dtypes import DType
 from .graph import postorder
@@ -54,9 +54,9 @@ def fusion_enabled() -> bool:
 
 
 # --------------------------------------------------------------------------- kernel IR
-@dataclass(frozen=True)
-class Operand:
-    """A buffer a kernel reads: the computed base node `node` seen through `view`."""
+class Operand(NamedTuple):
+    """A buffer a kernel reads: the computed base node `node` seen through `view`.
+    (A named tuple: kernels are re-created every step, and these are cheap to make.)"""
 
     node: LazyBuffer
     view: View
@@ -384,20 +384,29 @@ _schedule_cache: OrderedDict[tuple, list[tuple]] = OrderedDict()
 
 def _structure(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> tuple[tuple, list[LazyBuffer]]:
     """(a key equal for graphs scheduled alike, the graph's nodes in a canonical order)."""
-    nodes = postorder(targets, lambda n: [] if n.realized is not None else [s.base for s in n.srcs])
+    nodes = postorder(targets, _unrealized_sources)
     index = {id(n): i for i, n in enumerate(nodes)}
     parts = []
     for n in nodes:
         if n.realized is not None:
             parts.append((n.shape, n.dtype.name))
-        else:
-            arg = n.arg.name if isinstance(n.arg, DType) else n.arg
-            if n.op in (Op.CONST, Op.PAD):  # by repr: 0.0 == -0.0, and nan != nan
-                arg = repr(arg)
-            srcs = tuple((index[id(s.base)], s.arg if s.op is Op.VIEW else None) for s in n.srcs)
-            parts.append((n.op, n.shape, n.dtype.name, n.saved, arg, srcs))
+            continue
+        arg = n.arg
+        if isinstance(arg, DType):
+            arg = arg.name
+        elif n.op is Op.CONST or n.op is Op.PAD:  # by repr: 0.0 == -0.0, and nan != nan
+            arg = repr(arg)
+        srcs = tuple((index[id(s)], None) if s.op is not Op.VIEW else (index[id(s.srcs[0])], s.arg) for s in n.srcs)
+        parts.append((n.op, n.shape, n.dtype.name, n.saved, arg, srcs))
     key = (fuse, max_buffers, tuple(index[id(t)] for t in targets), tuple(parts))
     return key, nodes
+
+
+def _unrealized_sources(n: LazyBuffer) -> list[LazyBuffer]:
+    """The base nodes `n` reads, unless `n` is computed (then it is a leaf)."""
+    if n.realized is not None:
+        return []
+    return [s if s.op is not Op.VIEW else s.srcs[0] for s in n.srcs]
 
 
 def _template(kernels: list[Kernel], index: dict[int, int]) -> list[tuple]:
