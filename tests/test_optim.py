@@ -261,9 +261,10 @@ def test_step_runs_everything_in_one_backend_run(monkeypatch):
     [lambda ps: Adam(ps, lr=0.1), lambda ps: AdamW(ps, lr=0.1), lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True)],
     ids=["adam", "adamw", "sgd-nesterov"],
 )
-def test_update_of_a_parameter_and_its_state_is_one_kernel(device, make_opt):
+def test_update_of_a_parameter_and_its_state_is_one_kernel(device, make_opt, monkeypatch):
     """The step's scalars share one buffer, so a parameter's whole update fits in one
     kernel under the WebGPU default of 8 storage buffers."""
+    monkeypatch.setenv("SMOLGRAD_FUSION", "1")  # (CI also runs the suite with fusion off)
     _, params = make_params(device)
     opt = make_opt(params)
     for _ in range(2):
