@@ -97,3 +97,18 @@ def test_published_peaks():
     assert runner.published_peak("NVIDIA H100 80GB HBM3")["name"] == "NVIDIA H100 SXM"
     assert runner.published_peak("NVIDIA H100 PCIe")["GBps"] == 2000
     assert runner.published_peak("llvmpipe (LLVM 15.0.6, 256 bits)") is None
+
+
+def test_mnist_mlp_against_torch_script_runs_and_breaks_a_step_down(capsys):
+    import os
+
+    data = Path(os.environ.get("SMOLGRAD_DATA") or ROOT.parent / "shared" / "data")
+    if not (data / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("the real MNIST files are not here: set SMOLGRAD_DATA to a folder with mnist/*.gz")
+    from benchmarks import mnist_mlp_torch
+
+    assert mnist_mlp_torch.main(["--data", str(data), "--batches", "8", "--profile-steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "smolgrad (numpy):" in out and "per step" in out
+    for part in ("graph building, other Python", "scheduling (Python)", "backend run (kernels)", "Python work:"):
+        assert part in out
