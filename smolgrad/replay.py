@@ -63,15 +63,20 @@ class Replay:
         if any(lb.base.realized is None for lb in lbs) or any(lb.device != device for lb in lbs):
             # a constant input (an unrealized broadcast) or mixed devices: not replayable
             return self._eager(fn, tensors)
-        first: dict[int, int] = {}
-        sharing = tuple(first.setdefault(id(lb.base), i) for i, lb in enumerate(lbs))
+        bases: list[LazyBuffer] = []  # the inputs' distinct buffers, in order: the first slots
+        slots: dict[int, int] = {}  # id(base) -> its slot (inputs sharing a buffer share one)
+        for lb in lbs:
+            if id(lb.base) not in slots:
+                slots[id(lb.base)] = len(bases)
+                bases.append(lb.base)
+        sharing = tuple(slots[id(lb.base)] for lb in lbs)
         full_key = (key, device, fusion_enabled(), sharing, tuple(_layout(lb) for lb in lbs))
         recording = self._recordings.get(full_key)
         if recording is not None:
             self._recordings.move_to_end(full_key)
             self.replayed += 1
-            return self._run(recording, lbs, device)
-        outs, recording = self._record(fn, tensors, lbs, device)
+            return self._run(recording, bases, device)
+        outs, recording = self._record(fn, tensors, slots, device)
         self._recordings[full_key] = recording
         if len(self._recordings) > self.max_entries:
             self._recordings.popitem(last=False)
@@ -84,7 +89,7 @@ class Replay:
         realize(*[o.lazydata for o in outs])
         return outs
 
-    def _record(self, fn, tensors, lbs: list[LazyBuffer], device: str) -> tuple[list[Tensor], _Recording | None]:
+    def _record(self, fn, tensors, slots: dict[int, int], device: str) -> tuple[list[Tensor], _Recording | None]:
         """Run fn eagerly, keeping its kernel list if it can be replayed."""
         self.recorded += 1
         with no_grad():
@@ -97,13 +102,13 @@ class Replay:
         for k in kernels:
             for out in k.outs:
                 out.srcs = ()
-        return outs, self._recording(kernels, lbs, out_lbs)
+        return outs, self._recording(kernels, dict(slots), out_lbs, device)
 
     @staticmethod
-    def _recording(kernels: list[Kernel], lbs: list[LazyBuffer], out_lbs: list[LazyBuffer]) -> _Recording | None:
-        slots: dict[int, int] = {}
-        for lb in lbs:
-            slots.setdefault(id(lb.base), len(slots))
+    def _recording(
+        kernels: list[Kernel], slots: dict[int, int], out_lbs: list[LazyBuffer], device: str
+    ) -> _Recording | None:
+        """`slots` maps the inputs' bases to slots 0, 1, ...; computed nodes are added."""
         n_inputs = len(slots)
         computed = []
         for k in kernels:
@@ -116,19 +121,13 @@ class Replay:
         outputs = []
         for lb in out_lbs:
             slot = slots.get(id(lb.base))
-            if slot is None or lb.device != lbs[0].device:
+            if slot is None or lb.device != device:
                 return None  # a constant, or a value from outside the inputs
             outputs.append((slot, lb.arg if lb.op is Op.VIEW else None))
         return _Recording(n_inputs, tuple(computed), _template(kernels, slots), tuple(outputs))
 
-    def _run(self, rec: _Recording, lbs: list[LazyBuffer], device: str) -> list[Tensor]:
-        nodes: list[LazyBuffer] = []
-        seen: set[int] = set()
-        for lb in lbs:
-            if id(lb.base) not in seen:
-                seen.add(id(lb.base))
-                nodes.append(lb.base)
-        nodes += [LazyBuffer(shape, dtype, device, op, (), arg) for shape, dtype, op, arg in rec.computed]
+    def _run(self, rec: _Recording, bases: list[LazyBuffer], device: str) -> list[Tensor]:
+        nodes = bases + [LazyBuffer(shape, dtype, device, op, (), arg) for shape, dtype, op, arg in rec.computed]
         kernels = _instantiate(rec.template, nodes)
         if kernels:
             get_backend(device).run(kernels)

@@ -61,6 +61,15 @@ def broadcast_shapes(*shapes: tuple[int, ...], op: str = "broadcast") -> tuple[i
     return tuple(out)
 
 
+def check_same_device(a: Tensor, b: Tensor, op: str) -> None:
+    """PyTorch's error for an op given tensors on two devices."""
+    if a.device != b.device:
+        raise RuntimeError(
+            f"Expected all tensors to be on the same device, but found at least two devices, "
+            f"{a.device} and {b.device}! (in {op})"
+        )
+
+
 class Tensor:
     """An n-dimensional array on a device ('webgpu' or 'numpy'), lazily computed,
     with reverse-mode automatic differentiation."""
@@ -300,11 +309,7 @@ class Tensor:
     def _operands(self, other, op: str, reverse: bool = False, float_result: bool = False):
         """(a, b) of one dtype and device, broadcast to one shape."""
         if isinstance(other, Tensor):
-            if other.device != self.device:
-                raise RuntimeError(
-                    f"Expected all tensors to be on the same device, but found at least two devices, "
-                    f"{self.device} and {other.device}! (in {op})"
-                )
+            check_same_device(self, other, op)
             dt = dtypes.promote(self.dtype, other.dtype)
         elif isinstance(other, (bool, int, float)) or isinstance(other, np.generic):
             other = other.item() if isinstance(other, np.generic) else other
@@ -617,11 +622,7 @@ class Tensor:
     def matmul(self, other) -> Tensor:
         """Matrix product with PyTorch's rules for 1-D, 2-D, batched and broadcast operands."""
         other = Tensor._coerce(other, self)
-        if other.device != self.device:
-            raise RuntimeError(
-                f"Expected all tensors to be on the same device, but found at least two devices, "
-                f"{self.device} and {other.device}! (in matmul)"
-            )
+        check_same_device(self, other, "matmul")
         if self.ndim == 0 or other.ndim == 0:
             raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes {self.shape} and {other.shape}")
         dt = dtypes.promote(self.dtype, other.dtype)

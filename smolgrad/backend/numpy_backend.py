@@ -392,7 +392,7 @@ class NumpyBackend(Backend):
         Kernels the scheduler re-creates from its cache share their expression objects
         (compared by identity) and views, so a training step compiles nothing after the
         first. An operand whose view is not the plan's is read without the plan's help."""
-        key = (k.exprs, k.program, k.pre_program, k.shape, k.pre_shape)
+        key = (k.exprs, k.pre, k.shape, k.pre_shape)  # (the programs follow from the expressions)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = _Plan(k)

@@ -15,7 +15,7 @@ from .. import dtypes
 from ..function import CrossEntropy as CrossEntropyOp
 from ..function import Linear as LinearOp
 from ..function import Windows
-from ..tensor import Tensor, arange, where
+from ..tensor import Tensor, arange, check_same_device, where
 
 # ----- padding -----
 
@@ -107,14 +107,9 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"but the weight of shape {weight.shape} expects {weight.shape[1]}"
         )
     tensors = [input, weight] + ([bias] if bias is not None else [])
-    for t in tensors[1:]:
-        if t.device != input.device:
-            raise RuntimeError(
-                f"Expected all tensors to be on the same device, but found at least two devices, "
-                f"{input.device} and {t.device}! (in linear)"
-            )
     dt = input.dtype
     for t in tensors[1:]:
+        check_same_device(input, t, "linear")
         dt = dtypes.promote(dt, t.dtype)
     if not dt.is_floating_point:
         raise TypeError(f"linear: expected floating point tensors, got {', '.join(t.dtype.name for t in tensors)}")
