@@ -74,7 +74,7 @@ class Tensor:
     """An n-dimensional array on a device ('webgpu' or 'numpy'), lazily computed,
     with reverse-mode automatic differentiation."""
 
-    __slots__ = ("lazydata", "requires_grad", "grad", "_ctx", "__weakref__")
+    __slots__ = ("lazydata", "requires_grad", "grad", "_ctx", "_fw", "__weakref__")
     __array_priority__ = 1000  # numpy_array + tensor goes to Tensor.__radd__
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
@@ -99,6 +99,7 @@ class Tensor:
         self.lazydata: LazyBuffer = lb
         self.grad: Tensor | None = None
         self._ctx = None
+        self._fw = None  # (forward-AD level, tangent) while a dual_level is active
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -106,7 +107,7 @@ class Tensor:
     @staticmethod
     def _from_lazy(lb: LazyBuffer, requires_grad: bool = False) -> Tensor:
         t = Tensor.__new__(Tensor)
-        t.lazydata, t.grad, t._ctx, t.requires_grad = lb, None, None, requires_grad
+        t.lazydata, t.grad, t._ctx, t._fw, t.requires_grad = lb, None, None, None, requires_grad
         return t
 
     # ----- properties -----
@@ -190,13 +191,25 @@ class Tensor:
             )
         self.lazydata = value.lazydata
 
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad."""
-        run_backward([self], [gradient], retain_graph)
+    def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False, inputs=None) -> None:
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad (or only of
+        `inputs`); with `create_graph=True` the gradients are differentiable again."""
+        inputs = None if inputs is None else ([inputs] if isinstance(inputs, Tensor) else list(inputs))
+        run_backward([self], [gradient], retain_graph, create_graph, inputs)
 
-    def _accumulate_grad(self, g: LazyBuffer) -> None:
-        g = g.cast(self.dtype)
-        self.grad = Tensor._from_lazy(g if self.grad is None else self.grad.lazydata.e(Op.ADD, g))
+    @property
+    def _version(self) -> int:
+        """How many times this tensor's storage was changed in place (torch's _version)."""
+        return 0
+
+    def _accumulate_grad(self, g: Tensor, create_graph: bool = False) -> None:
+        if g.dtype != self.dtype:
+            g = g.type(self.dtype)
+        if create_graph:  # keep the gradient's history (a new tensor object, so grads don't alias)
+            self.grad = F.Alias.apply(g) if self.grad is None else self.grad + g
+        else:
+            g = g.lazydata
+            self.grad = Tensor._from_lazy(g if self.grad is None else self.grad.lazydata.e(Op.ADD, g))
 
     # ----- evaluation -----
     def realize(self) -> Tensor:
@@ -1023,13 +1036,16 @@ def _index_rows(x: Tensor, dim: int, index: Tensor) -> Tensor:
 
 class ToDevice(F.Function):
     def forward(self, x: LazyBuffer, device: str) -> LazyBuffer:
-        self.src_device = x.device
+        self.src_device, self.device = x.device, device
         if x.dtype == dtypes.float64 and device == "webgpu":
             raise TypeError("float64 is only supported on the numpy device; call .float() before .to('webgpu')")
         return LazyBuffer.load(x.numpy(), x.dtype, device)
 
-    def backward(self, g: LazyBuffer) -> LazyBuffer:
-        return LazyBuffer.load(g.numpy(), g.dtype, self.src_device)
+    def backward(self, g: Tensor) -> Tensor:
+        return ToDevice.apply(g, device=self.src_device)
+
+    def jvp(self, t: Tensor) -> Tensor:
+        return ToDevice.apply(t, device=self.device)
 
 
 # ----- free functions that Tensor methods use (the rest are in creation.py) -----

@@ -19,6 +19,7 @@ class Parameter(Tensor):
         self.lazydata = data.lazydata
         self.grad = None
         self._ctx = None
+        self._fw = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)

@@ -1,0 +1,209 @@
+"""Function transforms after torch.func: `grad`, `grad_and_value`, `vjp`, `jvp`, `jacrev`,
+`jacfwd`, `hessian`.
+
+Each takes a function of Tensors and returns a new function. Inputs need not require grad.
+Transforms nest: `grad(grad(f))`, `jacrev(jacrev(f))` (reverse over reverse) and
+`jacfwd(jacrev(f))` (forward over reverse, what `hessian` uses). Forward mode cannot nest
+inside itself (`jacfwd(jacfwd(f))`): one forward-AD level at a time, as in forward_ad.
+Jacobians are built one row (jacrev) or one column (jacfwd) at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from .autograd import forward_ad
+from .autograd.engine import enable_grad, grad as _autograd_grad, is_grad_enabled
+from .autograd.functional import differentiable_input
+from .tensor import Tensor
+
+__all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian"]
+
+
+def _argnums(argnums, n: int, fn: str) -> tuple[tuple[int, ...], bool]:
+    is_tuple = isinstance(argnums, (tuple, list))
+    nums = tuple(argnums) if is_tuple else (argnums,)
+    for a in nums:
+        if not isinstance(a, int) or not -n <= a < n:
+            raise RuntimeError(f"{fn}: got argnums={argnums!r} for a function called with {n} positional arguments")
+    return tuple(a % n for a in nums), is_tuple
+
+
+def _split_aux(out, has_aux: bool, fn: str):
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise RuntimeError(f"{fn}(f, has_aux=True): f must return a (output, aux) tuple")
+    return out
+
+
+def _track(args: Sequence, nums: tuple[int, ...], fn: str) -> tuple[list, bool]:
+    """args with those at `nums` made differentiable; whether an outer derivative needs the graph."""
+    args = list(args)
+    keep = any(isinstance(a, Tensor) and a.requires_grad for a in args)  # an outer transform is differentiating
+    for i in nums:
+        if not isinstance(args[i], Tensor):
+            raise RuntimeError(f"{fn}: argument {i} must be a Tensor, got {type(args[i]).__name__}")
+        args[i] = differentiable_input(args[i], keep)
+    return args, keep and is_grad_enabled()
+
+
+def _detach(t: Tensor, keep: bool) -> Tensor:
+    return t if keep or not t.requires_grad else t.detach()
+
+
+def _grads_of(out: Tensor, inputs: list, grad_output, create_graph: bool) -> tuple:
+    from .creation import zeros_like
+
+    grads = _autograd_grad(out, inputs, grad_output, retain_graph=True, create_graph=create_graph, allow_unused=True) if out.requires_grad else [None] * len(inputs)
+    return tuple(zeros_like(x.detach()) if g is None else g for g, x in zip(grads, inputs))
+
+
+def grad_and_value(func: Callable, argnums=0, has_aux: bool = False) -> Callable:
+    """A function returning (gradient of func's scalar output w.r.t. args[argnums], output)."""
+
+    def wrapper(*args, **kwargs):
+        nums, is_tuple = _argnums(argnums, len(args), "grad")
+        with enable_grad():
+            tracked, keep = _track(args, nums, "grad")
+            out, aux = _split_aux(func(*tracked, **kwargs), has_aux, "grad")
+            if not isinstance(out, Tensor) or out.numel() != 1:
+                raise RuntimeError(
+                    f"grad(f)(*args): Expected f(*args) to return a scalar Tensor, got "
+                    f"{'a tensor of shape ' + str(out.shape) if isinstance(out, Tensor) else type(out).__name__}"
+                )
+            grads = _grads_of(out, [tracked[i] for i in nums], None, keep)
+        grads = tuple(_detach(g, keep) for g in grads)
+        g = grads if is_tuple else grads[0]
+        value = _detach(out, keep)
+        return (g, (value, aux)) if has_aux else (g, value)
+
+    return wrapper
+
+
+def grad(func: Callable, argnums=0, has_aux: bool = False) -> Callable:
+    """A function returning the gradient of func's scalar output w.r.t. args[argnums]."""
+    both = grad_and_value(func, argnums, has_aux)
+
+    def wrapper(*args, **kwargs):
+        g, value = both(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
+
+    return wrapper
+
+
+def vjp(func: Callable, *primals: Tensor, has_aux: bool = False):
+    """(func(*primals), vjp_fn[, aux]); vjp_fn(cotangent) gives one gradient per primal."""
+    with enable_grad():
+        tracked, keep = _track(primals, tuple(range(len(primals))), "vjp")
+        out, aux = _split_aux(func(*tracked), has_aux, "vjp")
+    outs = out if isinstance(out, tuple) else (out,)
+
+    def vjp_fn(*cotangents):
+        cts = cotangents[0] if len(cotangents) == 1 and isinstance(out, tuple) else cotangents
+        if len(cts) != len(outs):
+            raise RuntimeError(f"vjp_fn: expected {len(outs)} cotangents (one per output), got {len(cts)}")
+        for o, c in zip(outs, cts):
+            if c.shape != o.shape:
+                raise RuntimeError(f"vjp_fn: cotangent of shape {c.shape} for an output of shape {o.shape}")
+        with enable_grad():
+            pairs = [(o, c) for o, c in zip(outs, cts) if o.requires_grad]
+            grads = _autograd_grad([o for o, _ in pairs], tracked, [c for _, c in pairs], retain_graph=True,
+                                   create_graph=keep, allow_unused=True) if pairs else [None] * len(tracked)  # fmt: skip
+        from .creation import zeros_like
+
+        return tuple(_detach(zeros_like(x.detach()) if g is None else g, keep) for g, x in zip(grads, tracked))
+
+    result = tuple(_detach(o, keep) for o in outs)
+    result = result if isinstance(out, tuple) else result[0]
+    return (result, vjp_fn, aux) if has_aux else (result, vjp_fn)
+
+
+def jvp(func: Callable, primals: Sequence[Tensor], tangents: Sequence[Tensor], *, strict: bool = False, has_aux: bool = False):
+    """(func(*primals), J @ tangents[, aux]) by forward mode."""
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to be tuples")
+    if len(primals) != len(tangents):
+        raise RuntimeError(f"jvp: got {len(primals)} primals but {len(tangents)} tangents")
+    from .creation import zeros_like
+
+    with forward_ad.dual_level():
+        out, aux = _split_aux(func(*[forward_ad.make_dual(p, t) for p, t in zip(primals, tangents)]), has_aux, "jvp")
+        outs = out if isinstance(out, tuple) else (out,)
+        unpacked = [forward_ad.unpack_dual(o) for o in outs]
+    values = tuple(p for p, _ in unpacked)
+    tans = tuple(zeros_like(p.detach()) if t is None else t for p, t in unpacked)
+    if isinstance(out, tuple):
+        return (values, tans, aux) if has_aux else (values, tans)
+    return (values[0], tans[0], aux) if has_aux else (values[0], tans[0])
+
+
+def jacrev(func: Callable, argnums=0, *, has_aux: bool = False, chunk_size=None) -> Callable:
+    """A function returning the Jacobian of func w.r.t. args[argnums] by reverse mode,
+    of shape output.shape + input.shape (one backward pass per output element)."""
+    from .creation import stack
+
+    def wrapper(*args, **kwargs):
+        nums, is_tuple = _argnums(argnums, len(args), "jacrev")
+        with enable_grad():
+            tracked, keep = _track(args, nums, "jacrev")
+            out, aux = _split_aux(func(*tracked, **kwargs), has_aux, "jacrev")
+            inputs = [tracked[i] for i in nums]
+            outs = out if isinstance(out, tuple) else (out,)
+            blocks = []
+            for o in outs:
+                flat = o.reshape(-1)
+                rows = [_grads_of(flat[k], inputs, None, keep) for k in range(o.numel())]
+                blocks.append(tuple(
+                    _detach(stack([r[j] for r in rows]).reshape(*o.shape, *x.shape), keep) for j, x in enumerate(inputs)
+                ))  # fmt: skip
+        blocks = [b if is_tuple else b[0] for b in blocks]
+        jac = tuple(blocks) if isinstance(out, tuple) else blocks[0]
+        return (jac, aux) if has_aux else jac
+
+    return wrapper
+
+
+def jacfwd(func: Callable, argnums=0, has_aux: bool = False, *, randomness: str = "error") -> Callable:
+    """A function returning the Jacobian of func w.r.t. args[argnums] by forward mode,
+    of shape output.shape + input.shape (one forward pass per input element)."""
+    from .creation import eye, stack, zeros_like
+
+    def wrapper(*args, **kwargs):
+        nums, is_tuple = _argnums(argnums, len(args), "jacfwd")
+        for i in nums:
+            if not isinstance(args[i], Tensor):
+                raise RuntimeError(f"jacfwd: argument {i} must be a Tensor, got {type(args[i]).__name__}")
+        columns = []  # per differentiated input: per element, the outputs' tangents
+        out = aux = None
+        for i in nums:
+            x = args[i]
+            basis = eye(x.numel(), dtype=x.dtype, device=x.device)
+            cols = []
+            for k in range(x.numel()):
+                with forward_ad.dual_level():
+                    dual = list(args)
+                    dual[i] = forward_ad.make_dual(x, basis[k].reshape(x.shape))
+                    out, aux = _split_aux(func(*dual, **kwargs), has_aux, "jacfwd")
+                    outs = out if isinstance(out, tuple) else (out,)
+                    unpacked = [forward_ad.unpack_dual(o) for o in outs]
+                cols.append(tuple(zeros_like(p.detach()) if t is None else t for p, t in unpacked))
+            columns.append(cols)
+        if out is None:
+            raise RuntimeError("jacfwd: the differentiated inputs have no elements")
+        outs = out if isinstance(out, tuple) else (out,)
+        blocks = []
+        for oi, o in enumerate(outs):
+            per_input = tuple(
+                stack([c[oi] for c in columns[j]], dim=-1).reshape(*o.shape, *args[i].shape) for j, i in enumerate(nums)
+            )
+            blocks.append(per_input if is_tuple else per_input[0])
+        jac = tuple(blocks) if isinstance(out, tuple) else blocks[0]
+        return (jac, aux) if has_aux else jac
+
+    return wrapper
+
+
+def hessian(func: Callable, argnums=0) -> Callable:
+    """The Hessian of a scalar func w.r.t. args[argnums]: jacfwd(jacrev(func)), forward over reverse."""
+    return jacfwd(jacrev(func, argnums), argnums)
