@@ -604,7 +604,8 @@ def _expm1(x: Tensor) -> Tensor:
 
 def _softplus(x: Tensor) -> Tensor:
     """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): finite for any x."""
-    return x.relu() + _log1p((-x.abs()).exp())
+    # maximum splits the gradient at the tie x = 0, giving sigmoid(0) = 1/2 (relu would give 0)
+    return x.maximum(0.0) + _log1p((-x.abs()).exp())
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
