@@ -259,3 +259,17 @@ def test_activations_train_a_tiny_model_identically_on_both_devices(webgpu):
         results.append((y.item(), x.grad.numpy()))
     assert math.isclose(results[0][0], results[1][0], rel_tol=1e-5)
     assert_close(results[1][1], results[0][1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_activation_is_one_fused_kernel(device, name, monkeypatch):
+    monkeypatch.setenv("SMOLGRAD_FUSION", "1")
+    fn, ref, _ = ACTIVATIONS[name]
+    a = rand(33, low=-8, high=8)
+    (x,) = on(device, a)
+    x.realize()
+    out = fn(x)
+    sg.reset_stats(device)
+    sg.realize(out)
+    assert sg.stats(device)["dispatches"] == 1
+    assert_close(out, ref(a.astype(np.float64)).astype(np.float32), atol=1e-6)

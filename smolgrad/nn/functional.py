@@ -571,8 +571,9 @@ __all__ = [
 
 
 # ===== activations, distances and losses (issue 12: LeakyReLU ... TripletMarginLoss) =====
-# Kept in one block; the private helpers (_log1p, _expm1, _vector_norm) stand in for Tensor
-# methods that do not exist yet.
+# Kept in one block; the private helpers (_log1p, _expm1, _vector_norm, _xlogy) stand in for
+# Tensor methods that do not exist yet. `inplace=True` is accepted for torch's signatures and
+# computed out of place (same output; the input tensor is left as it was).
 
 from ..tensor import _norm_dim, broadcast_shapes  # noqa: E402
 
@@ -609,13 +610,13 @@ def _softplus(x: Tensor) -> Tensor:
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
-    """x where x > 0, else negative_slope * x. inplace=True is computed out of place."""
+    """x where x > 0, else negative_slope * x."""
     x = _float_input("leaky_relu", input)
     return where(x > 0, x, x * negative_slope)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
-    """x where x > 0, else alpha * (exp(x) - 1). inplace=True is computed out of place."""
+    """x where x > 0, else alpha * (exp(x) - 1)."""
     x = _float_input("elu", input)
     return where(x > 0, x, alpha * _expm1(x.clamp(max=0.0)))  # clamp: no exp overflow in the unused branch
 
