@@ -12,6 +12,36 @@ from .module import Module
 from .parameter import Parameter
 from .pooling import AvgPool2d, MaxPool2d
 
+# activations, distances and losses of issue 12
+from .activation import (
+    CELU,
+    ELU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    Mish,
+    PReLU,
+    ReLU6,
+    Softplus,
+    Softsign,
+    Tanhshrink,
+)
+from .distance import CosineSimilarity, PairwiseDistance
+from .loss import (
+    BCELoss,
+    CosineEmbeddingLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MarginRankingLoss,
+    PoissonNLLLoss,
+    SmoothL1Loss,
+    TripletMarginLoss,
+)
+
 __all__ = [
     "functional",
     "init",
@@ -41,4 +71,31 @@ __all__ = [
     "NLLLoss",
     "MSELoss",
     "BCEWithLogitsLoss",
+]
+__all__ += [
+    "LeakyReLU",
+    "ELU",
+    "CELU",
+    "SELU",
+    "Softplus",
+    "Mish",
+    "Hardtanh",
+    "ReLU6",
+    "Hardsigmoid",
+    "Hardswish",
+    "PReLU",
+    "LogSigmoid",
+    "Softsign",
+    "Tanhshrink",
+    "CosineSimilarity",
+    "PairwiseDistance",
+    "L1Loss",
+    "SmoothL1Loss",
+    "HuberLoss",
+    "KLDivLoss",
+    "BCELoss",
+    "PoissonNLLLoss",
+    "CosineEmbeddingLoss",
+    "MarginRankingLoss",
+    "TripletMarginLoss",
 ]

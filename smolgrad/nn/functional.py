@@ -568,3 +568,502 @@ __all__ = [
     "mse_loss",
     "binary_cross_entropy_with_logits",
 ]
+
+
+# ===== activations, distances and losses (issue 12: LeakyReLU ... TripletMarginLoss) =====
+# Kept in one block; the private helpers (_log1p, _expm1, _vector_norm, _xlogy) stand in for
+# Tensor methods that do not exist yet. `inplace=True` is accepted for torch's signatures and
+# computed out of place (same output; the input tensor is left as it was).
+
+from ..tensor import _norm_dim, broadcast_shapes  # noqa: E402
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _float_input(op: str, input: Tensor) -> Tensor:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: expected a Tensor as input, got {type(input).__name__}")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"{op}: expected a floating point input, got {input.dtype.name}; convert it with .float()")
+    return input
+
+
+def _log1p(x: Tensor) -> Tensor:
+    """log(1 + x), accurate for small |x| (a Taylor series below 1e-2, where 1 + x rounds)."""
+    small = x.abs() < 1e-2
+    series = x * (1.0 - x * (1 / 2 - x * (1 / 3 - x * (1 / 4 - x * (1 / 5 - x * (1 / 6 - x * (1 / 7 - x / 8)))))))
+    return where(small, series, (where(small, 0.0, x) + 1.0).log())
+
+
+def _expm1(x: Tensor) -> Tensor:
+    """exp(x) - 1, accurate for small |x| (a Taylor series below 1e-2)."""
+    small = x.abs() < 1e-2
+    series = x * (1.0 + x * (1 / 2 + x * (1 / 6 + x * (1 / 24 + x * (1 / 120 + x * (1 / 720 + x / 5040))))))
+    return where(small, series, x.exp() - 1.0)
+
+
+def _softplus(x: Tensor) -> Tensor:
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): finite for any x."""
+    # maximum splits the gradient at the tie x = 0, giving sigmoid(0) = 1/2 (relu would give 0)
+    return x.maximum(0.0) + _log1p((-x.abs()).exp())
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x where x > 0, else negative_slope * x."""
+    x = _float_input("leaky_relu", input)
+    return where(x > 0, x, x * negative_slope)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+    x = _float_input("elu", input)
+    return where(x > 0, x, alpha * _expm1(x.clamp(max=0.0)))  # clamp: no exp overflow in the unused branch
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with the self-normalising constants alpha ~ 1.6733, scale ~ 1.0507."""
+    return _SELU_SCALE * elu(_float_input("selu", input), _SELU_ALPHA)
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
+    x = _float_input("celu", input)
+    if alpha == 0:
+        raise ValueError("celu: alpha must be nonzero (the formula divides by it)")
+    return where(x > 0, x, alpha * _expm1((x / alpha).clamp(max=0.0)))
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (like torch);
+    finite for inputs of any magnitude."""
+    x = _float_input("softplus", input)
+    bx = x * beta if beta != 1.0 else x
+    soft = _softplus(bx) / beta if beta != 1.0 else _softplus(bx)
+    return where(bx > threshold, x, soft)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * tanh(softplus(x))."""
+    x = _float_input("mish", input)
+    return x * _softplus(x).tanh()
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """x clamped to [min_val, max_val]; the gradient is zero at and beyond the bounds (like torch)."""
+    x = _float_input("hardtanh", input)
+    if max_val < min_val:
+        raise ValueError(f"hardtanh: max_val ({max_val}) must be greater than or equal to min_val ({min_val})")
+    return where(x <= min_val, min_val, where(x >= max_val, max_val, x))
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(0, x), 6)."""
+    return hardtanh(_float_input("relu6", input), 0.0, 6.0)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """0 for x <= -3, 1 for x >= 3, else x / 6 + 1 / 2."""
+    x = _float_input("hardsigmoid", input)
+    return where(x <= -3.0, 0.0, where(x >= 3.0, 1.0, x / 6.0 + 0.5))
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """0 for x <= -3, x for x >= 3, else x * (x + 3) / 6 (torch's gradient at +-3 included)."""
+    x = _float_input("hardswish", input)
+    return where(x < -3.0, 0.0, where(x <= 3.0, x * (x + 3.0) / 6.0, x))
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """x where x > 0, else weight * x, with one weight shared or one per channel (dim 1)."""
+    x = _float_input("prelu", input)
+    n = weight.numel()
+    channels = x.shape[1] if x.ndim >= 2 else 1
+    if weight.ndim > 1 or n not in (1, channels):
+        raise RuntimeError(
+            f"prelu: weight must be 1-D with 1 or {channels} (the input's channels, dim 1) entries; "
+            f"got weight of shape {weight.shape} for input of shape {x.shape}"
+        )
+    check_same_device(x, weight, "prelu")
+    w = weight.type(x.dtype)
+    if n > 1:
+        w = w.reshape((1, n) + (1,) * (x.ndim - 2))
+    elif x.ndim:
+        w = w.reshape((1,) * x.ndim)
+    else:
+        w = w.reshape(())
+    return where(x > 0, x, w * x)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): finite for any x."""
+    x = _float_input("logsigmoid", input)
+    return -_softplus(-x)
+
+
+def softsign(input: Tensor) -> Tensor:
+    """x / (1 + |x|)."""
+    x = _float_input("softsign", input)
+    return x / (x.abs() + 1.0)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    """x - tanh(x)."""
+    x = _float_input("tanhshrink", input)
+    return x - x.tanh()
+
+
+# ----- distances -----
+
+
+def _vector_norm(x: Tensor, p: float, dim: int, keepdim: bool = False) -> Tensor:
+    """The p-norm along dim: (sum |x|^p)^(1/p), max |x| for p=inf, min |x| for p=-inf, the
+    count of nonzeros for p=0. The gradient at a zero vector is 0, as in torch."""
+    a = x.abs()
+    if p == math.inf:
+        return a.amax(dim, keepdim=keepdim)
+    if p == -math.inf:
+        return a.amin(dim, keepdim=keepdim)
+    if p == 0:
+        return (a != 0).type(x.dtype).sum(dim, keepdim=keepdim)
+    if p == 1:
+        return a.sum(dim, keepdim=keepdim)
+    total = (x * x if p == 2 else a**p).sum(dim, keepdim=keepdim)
+    nonzero = total > 0
+    safe = where(nonzero, total, 1.0)  # the unused branch's gradient must not be 0 * inf
+    root = safe.sqrt() if p == 2 else safe ** (1.0 / p)
+    return where(nonzero, root, 0.0)
+
+
+def _check_pair(op: str, x1: Tensor, x2: Tensor) -> tuple[int, ...]:
+    for t in (x1, x2):
+        _float_input(op, t)
+    check_same_device(x1, x2, op)
+    return _broadcast_shape(op, x1, x2)
+
+
+def _broadcast_shape(op: str, *tensors: Tensor) -> tuple[int, ...]:
+    return broadcast_shapes(*(t.shape for t in tensors), op=op)
+
+
+def _check_p(op: str, p: float) -> None:
+    if p < 0:
+        raise ValueError(f"{op}: p must be non-negative (or math.inf), got {p}")
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
+    """The p-norm of x1 - x2 + eps along the last dim (torch's formula, eps inside)."""
+    _check_p("pairwise_distance", p)
+    shape = _check_pair("pairwise_distance", x1, x2)
+    if not shape:
+        raise RuntimeError("pairwise_distance: expected inputs with at least 1 dim, got two 0-d tensors")
+    return _vector_norm(x1 - x2 + eps, p, len(shape) - 1, keepdim)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """sum(x1 * x2) / (max(||x1||, eps) * max(||x2||, eps)) along dim, inputs broadcast."""
+    shape = _check_pair("cosine_similarity", x1, x2)
+    d = _norm_dim(dim, len(shape), "cosine_similarity")
+    x1, x2 = x1._broadcast_to(shape), x2._broadcast_to(shape)
+    return ((x1 / _clamped_l2_norm(x1, d, eps)) * (x2 / _clamped_l2_norm(x2, d, eps))).sum(d)
+
+
+def _clamped_l2_norm(x: Tensor, dim: int, eps: float) -> Tensor:
+    """max(||x||_2, eps) along dim (kept), as sqrt(max(sum x^2, eps^2)): finite gradient at x = 0."""
+    squares = (x * x).sum(dim, keepdim=True)
+    return where(squares < eps * eps, eps * eps, squares).sqrt()
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: Tensor | None = None) -> Tensor:
+    """input / max(||input||_p, eps) along dim."""
+    x = _float_input("normalize", input)
+    if out is not None:
+        raise NotImplementedError("normalize: out= is not supported; use the returned tensor")
+    _check_p("normalize", p)
+    d = _norm_dim(dim, x.ndim, "normalize")
+    return x / _vector_norm(x, p, d, keepdim=True).clamp(min=eps)
+
+
+# ----- losses -----
+
+
+def _legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
+    """torch's rule for the deprecated size_average/reduce arguments (None: use `reduction`)."""
+    if size_average is None and reduce is None:
+        return reduction
+    warnings.warn("size_average and reduce args will be deprecated, please use reduction='mean', 'sum' or 'none' instead.", stacklevel=3)
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "none" if not reduce else ("mean" if size_average else "sum")
+
+
+def _check_loss_pair(op: str, input: Tensor, target: Tensor, warn: bool = True) -> None:
+    """Float input, target on its device and broadcastable to it; torch's warning when the
+    shapes differ (a broadcast that is usually a bug, e.g. (N, 1) against (N,))."""
+    _float_input(op, input)
+    if not isinstance(target, Tensor):
+        raise TypeError(f"{op}: expected a Tensor as target, got {type(target).__name__}")
+    check_same_device(input, target, op)
+    _broadcast_shape(op, input, target)
+    if warn and target.shape != input.shape:
+        warnings.warn(
+            f"{op}: target size {target.shape} is different from the input size {input.shape}; they will be "
+            "broadcast, which is likely not what you want. Make sure they have the same size.",
+            stacklevel=3,
+        )
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """Mean (or sum) of |input - target|."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _check_loss_pair("l1_loss", input, target)
+    return _reduce((input - target).abs(), reduction)
+
+
+def smooth_l1_loss(
+    input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0
+) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta, with d = input - target (L1 for beta=0)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _check_loss_pair("smooth_l1_loss", input, target)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss does not support negative values for beta, got {beta}")
+    d = (input - target).abs()
+    if beta == 0:
+        return _reduce(d, reduction)
+    return _reduce(where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), with d = input - target."""
+    _check_reduction(reduction)
+    _check_loss_pair("huber_loss", input, target)
+    if delta <= 0:
+        raise ValueError(f"huber_loss does not support non-positive values for delta, got {delta}")
+    d = (input - target).abs()
+    return _reduce(where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta)), reduction)
+
+
+def _xlogy(x: Tensor, y: Tensor) -> Tensor:
+    """x * log(y), and 0 where x == 0 (torch.xlogy), with finite gradients there."""
+    zero = x == 0
+    return where(zero, 0.0, x * where(zero, 1.0, y).log())
+
+
+def kl_div(
+    input: Tensor,
+    target: Tensor,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+    log_target: bool = False,
+) -> Tensor:
+    """Pointwise KL divergence target * (log(target) - input), input being log-probabilities
+    (target too when log_target). 'batchmean' divides the sum by the batch size (the true KL);
+    'mean' divides by the number of elements, as torch (which warns about it)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if reduction not in ("mean", "batchmean", "sum", "none"):
+        raise ValueError(f"{reduction!r} is not a valid value for reduction; use 'mean', 'batchmean', 'sum' or 'none'")
+    _check_loss_pair("kl_div", input, target, warn=False)
+    if reduction == "mean":
+        warnings.warn(
+            "reduction: 'mean' divides the total loss by both the batch size and the support size. 'batchmean' "
+            "divides only by the batch size, and aligns with the KL div math definition. 'mean' will be changed "
+            "to behave the same as 'batchmean' in the next major release.",
+            stacklevel=2,
+        )
+    target = target.type(input.dtype)
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        loss = _xlogy(target, target) - target * input
+    if reduction == "batchmean":
+        return loss.sum() / input.shape[0] if input.ndim else loss.sum()
+    return _reduce(loss, reduction)
+
+
+def _check_probabilities(op: str, input: Tensor) -> None:
+    """Raise for values outside [0, 1] that are already realized (computed ones are not forced)."""
+    if not input.lazydata.is_realized() or input.numel() == 0:
+        return
+    vals = input.detach().numpy()
+    if ((vals < 0) | (vals > 1)).any() or np.isnan(vals).any():
+        raise RuntimeError(f"{op}: all elements of input should be between 0 and 1 (probabilities; apply sigmoid first, or use binary_cross_entropy_with_logits)")
+
+
+def _clamped_log(x: Tensor) -> Tensor:
+    """log(x) clamped to >= -100 (torch's BCE), so x = 0 gives a finite loss and gradient."""
+    positive = x > 0
+    return where(positive, where(positive, x, 1.0).log().clamp(min=-100.0), -100.0)
+
+
+def binary_cross_entropy(
+    input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None, reduce=None, reduction: str = "mean"
+) -> Tensor:
+    """-weight * (target log(input) + (1 - target) log(1 - input)), input being probabilities;
+    the logs are clamped to >= -100 like torch."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _float_input("binary_cross_entropy", input)
+    if target.shape != input.shape:
+        raise ValueError(
+            f"binary_cross_entropy: using a target size ({target.shape}) that is different to the input size "
+            f"({input.shape}) is deprecated. Please ensure they have the same size."
+        )
+    check_same_device(input, target, "binary_cross_entropy")
+    _check_probabilities("binary_cross_entropy", input)
+    target = target.type(input.dtype)
+    loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
+    if weight is not None:
+        check_same_device(input, weight, "binary_cross_entropy")
+        if _broadcast_shape("binary_cross_entropy", weight, input) != input.shape:
+            raise RuntimeError(f"binary_cross_entropy: weight of shape {weight.shape} must broadcast to the input's shape {input.shape}")
+        loss = loss * weight.type(input.dtype)
+    return _reduce(loss, reduction)
+
+
+def poisson_nll_loss(
+    input: Tensor,
+    target: Tensor,
+    log_input: bool = True,
+    full: bool = False,
+    size_average=None,
+    eps: float = 1e-8,
+    reduce=None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Poisson negative log-likelihood: exp(input) - target * input (log_input), or
+    input - target * log(input + eps); full adds Stirling's approximation of log(target!)
+    where target > 1."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _check_loss_pair("poisson_nll_loss", input, target, warn=False)
+    target = target.type(input.dtype)
+    if log_input:
+        loss = input.exp() - target * input
+    else:
+        loss = input - target * (input + eps).log()
+    if full:
+        big = target > 1
+        t = where(big, target, 2.0)  # the log of the unused branch stays finite
+        stirling = t * t.log() - t + 0.5 * (2 * math.pi * t).log()
+        loss = loss + where(big, stirling, 0.0)
+    return _reduce(loss, reduction)
+
+
+def _check_target_rows(op: str, input1: Tensor, input2: Tensor, target: Tensor) -> None:
+    """cosine_embedding_loss's shapes: (N, D) inputs with an (N,) target, or (D,) with a 0-d one."""
+    _check_pair(op, input1, input2)
+    check_same_device(input1, target, op)
+    if target.ndim not in (0, 1):
+        raise RuntimeError(f"{op}: 0D or 1D target tensor expected, multi-target not supported; got shape {target.shape}")
+    want = target.ndim + 1
+    if input1.ndim != want or input2.ndim != want:
+        raise RuntimeError(
+            f"{op}: {target.ndim}D target tensor expects {want}D input tensors, but found inputs with sizes "
+            f"{input1.shape} and {input2.shape}"
+        )
+    if input1.shape != input2.shape or input1.shape[:-1] != target.shape:
+        raise RuntimeError(
+            f"{op}: input1 {input1.shape}, input2 {input2.shape} and target {target.shape} must agree: "
+            "(N, D), (N, D) and (N,), or (D,), (D,) and ()"
+        )
+
+
+def cosine_embedding_loss(
+    input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0, size_average=None, reduce=None, reduction: str = "mean"
+) -> Tensor:
+    """1 - cos(x1, x2) where target == 1, max(0, cos(x1, x2) - margin) where target == -1."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    op = "cosine_embedding_loss"
+    _check_target_rows(op, input1, input2, target)
+    d = target.ndim  # the feature dim
+    dot = (input1 * input2).sum(d)
+    # torch's formula: eps 1e-12 added to each squared magnitude
+    cos = dot / (((input1 * input1).sum(d) + 1e-12) * ((input2 * input2).sum(d) + 1e-12)).sqrt()
+    loss = where(target == 1, 1.0 - cos, 0.0) + where(target == -1, (cos - margin).clamp(min=0.0), 0.0)
+    return _reduce(loss, reduction)
+
+
+def margin_ranking_loss(
+    input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0, size_average=None, reduce=None, reduction: str = "mean"
+) -> Tensor:
+    """max(0, -target * (input1 - input2) + margin), target being 1 or -1."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    op = "margin_ranking_loss"
+    _check_pair(op, input1, input2)
+    check_same_device(input1, target, op)
+    if not input1.ndim == input2.ndim == target.ndim:
+        raise RuntimeError(
+            f"{op}: all input tensors should have the same number of dims but got sizes: input1: {input1.shape}, "
+            f"input2: {input2.shape}, target: {target.shape}"
+        )
+    _broadcast_shape(op, input1, input2, target)
+    loss = (-target.type(input1.dtype) * (input1 - input2) + margin).clamp(min=0.0)
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_loss(
+    anchor: Tensor,
+    positive: Tensor,
+    negative: Tensor,
+    margin: float = 1.0,
+    p: float = 2,
+    eps: float = 1e-6,
+    swap: bool = False,
+    size_average=None,
+    reduce=None,
+    reduction: str = "mean",
+) -> Tensor:
+    """max(d(a, p) - d(a, n) + margin, 0) with d the pairwise p-norm distance (eps inside);
+    swap uses min(d(a, n), d(p, n)) as the negative distance."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    op = "triplet_margin_loss"
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise RuntimeError(
+            f"{op}: the anchor, positive, and negative tensors are expected to have the same number of dimensions, "
+            f"but got: anchor {anchor.ndim}D, positive {positive.ndim}D, and negative {negative.ndim}D inputs"
+        )
+    _check_p(op, p)
+    for t in (positive, negative):
+        _check_pair(op, anchor, t)
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = d_neg.minimum(pairwise_distance(positive, negative, p, eps))
+    return _reduce((margin + d_pos - d_neg).clamp(min=0.0), reduction)
+
+
+__all__ += [
+    "leaky_relu",
+    "elu",
+    "selu",
+    "celu",
+    "softplus",
+    "mish",
+    "hardtanh",
+    "relu6",
+    "hardsigmoid",
+    "hardswish",
+    "prelu",
+    "logsigmoid",
+    "softsign",
+    "tanhshrink",
+    "pairwise_distance",
+    "cosine_similarity",
+    "normalize",
+    "l1_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "kl_div",
+    "binary_cross_entropy",
+    "poisson_nll_loss",
+    "cosine_embedding_loss",
+    "margin_ranking_loss",
+    "triplet_margin_loss",
+]
