@@ -184,11 +184,11 @@ class Relu(Function):
     # anyway, so backward never needs the input recomputed
     def backward(self, g):
         (out,) = self.saved_tensors
-        return g * (out > 0)
+        return Where.apply(out > 0, g, _zeros(g))
 
     def jvp(self, t):
         (out,) = self.saved_tensors
-        return t * (out > 0)
+        return Where.apply(out > 0, t, _zeros(t))
 
 
 class Abs(Function):
@@ -485,7 +485,7 @@ class Linear(Function):
         gw = Matmul.apply(_mT(g), x) if self.needs_input_grad[1] else None
         if len(self.needs_input_grad) == 2:
             return gx, gw
-        gb = Sum.apply(g, axes=(0,)).reshape(w.shape[0]) if self.needs_input_grad[2] else None
+        gb = Reshape.apply(Sum.apply(g, axes=(0,)), shape=(w.shape[0],)) if self.needs_input_grad[2] else None
         return gx, gw, gb
 
     def jvp(self, tx, tw, tb=None):
@@ -505,49 +505,51 @@ class CrossEntropy(Function):
         n, c = x.shape
         self.reduction = reduction
         row_max = x.r(Op.RMAX, (1,))
-        # log-sum-exp and the pick both use x - max: exact for logits of any magnitude
+        # log-sum-exp from x - max: exact for logits of any magnitude
         shifted = x.e(Op.SUB, row_max.expand((n, c)))
-        log_sum = shifted.e(Op.EXP).r(Op.SUM, (1,)).e(Op.LOG)
-        classes = LazyBuffer.load(np.arange(c), t.dtype, t.device)
-        one_hot = classes.reshape((1, c)).expand((n, c)).e(Op.EQ, t.reshape((n, 1)).expand((n, c)))
+        lse = shifted.e(Op.EXP).r(Op.SUM, (1,)).e(Op.LOG).e(Op.ADD, row_max)  # (n, 1)
+        classes = LazyBuffer.load(np.arange(c), t.dtype, t.device).reshape((1, c)).expand((n, c))
+        targets = t.reshape((n, 1)).expand((n, c))
+        one_hot = classes.e(Op.EQ, targets)
         valid = t.e(Op.NE, LazyBuffer.const(ignore_index, (n,), t.dtype, t.device))
         count = valid.cast(x.dtype).r(Op.SUM, (0,)).reshape(()) if reduction == "mean" else None
-        self.save_for_backward(x, t, classes, valid, count, row_max, log_sum)
+        self.save_for_backward(x, classes, targets, valid.reshape((n, 1)).expand((n, c)), count, lse)
         if reduction == "none":
-            picked = one_hot.e(Op.WHERE, shifted, shifted.const_like(0.0)).r(Op.SUM, (1,))
-            nll = log_sum.e(Op.SUB, picked).reshape((n,))
+            picked = one_hot.e(Op.WHERE, x, x.const_like(0.0)).r(Op.SUM, (1,))
+            nll = lse.e(Op.SUB, picked).reshape((n,))
             return valid.e(Op.WHERE, nll, nll.const_like(0.0))
         # -log_softmax at the counted targets, summed over both dims: one reduction
         counted = valid.reshape((n, 1)).expand((n, c))
         counted = counted.e(Op.WHERE, one_hot, counted.const_like(False))
-        nll = log_sum.expand((n, c)).e(Op.SUB, shifted)
+        nll = lse.expand((n, c)).e(Op.SUB, x)
         total = counted.e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
         return total if reduction == "sum" else total.e(Op.DIV, count)
 
     def _softmax_minus_one_hot(self):
-        x, t, classes, _, _, row_max, log_sum = self.saved_tensors
+        """d loss_row / d x (rows of ignored targets included)."""
+        x, classes, targets, _, _, lse = self.saved_tensors
         if is_grad_enabled() or forward_ad.has_tangent(x):  # log_softmax recomputed from x: differentiable again
             log_softmax = x.log_softmax(1)
-        else:  # first order: reuse forward's row max and log-sum-exp
-            log_softmax = x - row_max - log_sum
-        one_hot = classes.reshape(1, -1) == t.reshape(-1, 1)
-        return log_softmax.exp() - one_hot.type(x.dtype)
+        else:  # first order: reuse forward's log-sum-exp
+            log_softmax = x - lse
+        return log_softmax.exp() - (classes == targets).type(x.dtype)
 
-    def _row_scale(self, g):
-        """The factor of each row's (softmax - one_hot): g, per row or spread, 0 at ignored rows."""
-        valid, count = self.saved_tensors[3:5]
-        if self.reduction == "mean":
+    def _scaled(self, d, g):
+        """d (n, c) times the loss's gradient g per row, and 0 at rows of ignored targets."""
+        _, _, _, valid, count, _ = self.saved_tensors
+        if self.reduction == "none":
+            g = g.reshape(-1, 1)
+        elif self.reduction == "mean":
             g = g / count
-        scale = g if self.reduction == "none" else g.reshape(1).expand(valid.shape[0])
-        return Where.apply(valid, scale, _zeros(scale))
+        return Where.apply(valid, d * g, _zeros(d))
 
     def backward(self, g):
-        return self._softmax_minus_one_hot() * self._row_scale(g).reshape(-1, 1), None
+        return self._scaled(self._softmax_minus_one_hot(), g), None
 
     def jvp(self, tx, _):
-        valid, count = self.saved_tensors[3:5]
-        row = (self._softmax_minus_one_hot() * tx).sum(1)
-        per_row = Where.apply(valid, row, _zeros(row))
+        per_row = (self._softmax_minus_one_hot() * tx).sum(1)
+        _, _, _, valid, count, _ = self.saved_tensors
+        per_row = Where.apply(valid[:, 0], per_row, _zeros(per_row))
         if self.reduction == "none":
             return per_row
         return per_row.sum() if self.reduction == "sum" else per_row.sum() / count

@@ -9,6 +9,10 @@ from enum import Enum, auto
 
 
 class Op(Enum):
+    # Enum hashes members by name, in Python; graph building tests op-set membership for
+    # every node, so hash by identity in C instead (members are singletons; equality is identity)
+    __hash__ = object.__hash__
+
     # sources
     LOAD = auto()  # data uploaded from the host; always realized
     CONST = auto()  # a scalar (arg=value) of shape (), expanded by a view; inlined into kernels

@@ -321,6 +321,14 @@ class Tensor:
     # ----- broadcasting helpers -----
     def _operands(self, other, op: str, reverse: bool = False, float_result: bool = False):
         """(a, b) of one dtype and device, broadcast to one shape."""
+        if (
+            type(other) is Tensor
+            and other.lazydata.shape == self.lazydata.shape
+            and other.dtype is self.dtype
+            and other.device == self.device
+            and (self.dtype.is_floating_point or not float_result)
+        ):  # the common case (and every backward formula): nothing to convert
+            return (other, self) if reverse else (self, other)
         if isinstance(other, Tensor):
             check_same_device(self, other, op)
             dt = dtypes.promote(self.dtype, other.dtype)

@@ -72,13 +72,8 @@ class Function:
       inputs without one; `self.has_tangent` says which were given), in Tensor ops.
     """
 
-    def __init__(self, *tensors: Tensor):
-        self.needs_input_grad = tuple(t.requires_grad for t in tensors)
-        self.requires_grad = is_grad_enabled() and any(self.needs_input_grad)
-        # where each input's gradient goes: its Function, the leaf itself, or None
-        self.next = tuple((t._ctx or t) if t.requires_grad else None for t in tensors) if self.requires_grad else ()
-        self.released = False
-        self._to_save: tuple[LazyBuffer, ...] = ()
+    released = False  # set by release() after backward
+    _to_save: tuple = ()
 
     def forward(self, *args, **kwargs) -> LazyBuffer:
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -118,27 +113,28 @@ class Function:
 
     @classmethod
     def apply(cls, *tensors: Tensor, **kwargs) -> Tensor:
-        from ..tensor import Tensor
-
-        ctx = cls(*tensors)
+        """Run the op on `tensors`; record it for backward when an input requires grad in grad
+        mode; give the output a tangent when an input has one (forward AD)."""
+        ctx = cls.__new__(cls)  # (no __init__: this is the hottest path of graph building)
+        ctx.needs_input_grad = needs = tuple([t.requires_grad for t in tensors])
+        ctx.requires_grad = requires_grad = True in needs and is_grad_enabled()
         in_lbs = [t.lazydata for t in tensors]
-        out = Tensor._from_lazy(ctx.forward(*in_lbs, **kwargs), requires_grad=ctx.requires_grad)
-        tangents = forward_ad.input_tangents(tensors)
-        if ctx.requires_grad or tangents is not None:
-            ctx._pack(tensors, in_lbs, out)
-        if ctx.requires_grad:
+        out = _tensor_class()._from_lazy(ctx.forward(*in_lbs, **kwargs), requires_grad)
+        tangents = forward_ad.input_tangents(tensors) if forward_ad._current is not None else None
+        if requires_grad:
+            # where each input's gradient goes: its Function, the leaf itself, or None
+            ctx.next = tuple([(t._ctx or t) if t.requires_grad else None for t in tensors])
             out._ctx = ctx
+        if requires_grad or tangents is not None:
+            ctx._pack(tensors, in_lbs, out)
         if tangents is not None:
             forward_ad.set_output_tangent(out, ctx, tensors, tangents)
-        if not ctx.requires_grad:
-            ctx._saved = ()
         return out
 
     def _pack(self, tensors: Sequence[Tensor], in_lbs: list[LazyBuffer], out: Tensor) -> None:
         """Turn what forward saved into Tensors: the input or output tensor itself where it is
         one (so double backward sees its history), a constant otherwise."""
-        from ..tensor import Tensor
-
+        Tensor = _tensor_class()
         saved = []
         for lb in self._to_save:
             if lb is None:
@@ -171,6 +167,19 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+_TENSOR = None
+
+
+def _tensor_class():
+    """smolgrad.tensor.Tensor (imported on first use: tensor.py imports this module)."""
+    global _TENSOR
+    if _TENSOR is None:
+        from ..tensor import Tensor
+
+        _TENSOR = Tensor
+    return _TENSOR
 
 
 def _node(t: Tensor):
