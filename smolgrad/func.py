@@ -17,7 +17,7 @@ from .autograd.engine import enable_grad, grad as _autograd_grad, is_grad_enable
 from .autograd.functional import differentiable_input
 from .tensor import Tensor
 
-__all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian"]
+__all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap"]
 
 
 def _argnums(argnums, n: int, fn: str) -> tuple[tuple[int, ...], bool]:
@@ -207,3 +207,75 @@ def jacfwd(func: Callable, argnums=0, has_aux: bool = False, *, randomness: str 
 def hessian(func: Callable, argnums=0) -> Callable:
     """The Hessian of a scalar func w.r.t. args[argnums]: jacfwd(jacrev(func)), forward over reverse."""
     return jacfwd(jacrev(func, argnums), argnums)
+
+
+def vmap(func: Callable, in_dims=0, out_dims=0, randomness: str = "error", *, chunk_size=None) -> Callable:
+    """`func` evaluated over a batch dimension of its inputs, as one batched graph.
+
+    `func` is traced once on one example's shapes, and the lazy graph it builds is rewritten
+    into one graph over the whole batch (smolgrad/batching.py: a batching rule per primitive
+    op), so nothing runs per example. `in_dims`: an int or None (not batched) per positional
+    argument, or one int for all; `out_dims`: where the batch dim goes in each output.
+    Limits: the function cannot read values (`.item()`, control flow on tensors); its outputs
+    carry no autograd history, so differentiate inside (`vmap(grad(f))` gives per-example
+    gradients) — a function whose output requires grad is refused; random draws inside are
+    the same for every example (PyTorch's randomness="same")."""
+    from . import batching
+
+    if chunk_size is not None:
+        raise NotImplementedError("vmap: chunk_size is not supported (the whole batch is one graph)")
+
+    def wrapper(*args):
+        dims = tuple(in_dims) if isinstance(in_dims, (tuple, list)) else (in_dims,) * len(args)
+        if len(dims) != len(args):
+            raise ValueError(f"vmap: in_dims has {len(dims)} entries but the function got {len(args)} positional arguments")
+        size, traced, inputs = None, [], {}
+        for i, (a, d) in enumerate(zip(args, dims)):
+            if d is None:
+                traced.append(a)
+                continue
+            if not isinstance(a, Tensor):
+                raise ValueError(f"vmap: got in_dim={d} for argument {i}, which is a {type(a).__name__}, not a Tensor; use None for it")
+            if a.ndim == 0 or not -a.ndim <= d < a.ndim:
+                raise ValueError(f"vmap: in_dim={d} is out of range for argument {i} of shape {a.shape}")
+            if a.requires_grad:
+                raise RuntimeError(
+                    f"vmap: argument {i} requires grad, but vmap's outputs carry no autograd history; differentiate "
+                    "inside the vmapped function (vmap(grad(f))) or pass a detached tensor"
+                )
+            d %= a.ndim
+            if size is not None and a.shape[d] != size:
+                raise ValueError(f"vmap: expected all batched arguments to have the same size {size} along their in_dim, argument {i} has {a.shape[d]}")
+            size = a.shape[d]
+            order = (d, *[k for k in range(a.ndim) if k != d])
+            batched = a.lazydata.permute(order).contiguous()
+            p = batching.placeholder(batched.shape[1:], a.dtype, a.device)
+            inputs[id(p)] = batched
+            traced.append(Tensor._from_lazy(p))
+        if size is None:
+            raise ValueError("vmap: at least one argument must be batched (in_dims all None)")
+        batching.tracing += 1
+        try:
+            out = func(*traced)
+        finally:
+            batching.tracing -= 1
+        is_tuple = isinstance(out, tuple)
+        outs = out if is_tuple else (out,)
+        for o in outs:
+            if not isinstance(o, Tensor):
+                raise ValueError(f"vmap: the function must return Tensors, got {type(o).__name__}")
+            if o.requires_grad:
+                raise RuntimeError(
+                    "vmap: the function's output requires grad (it uses tensors that require grad, e.g. a model's "
+                    "parameters), but vmap's outputs carry no autograd history; differentiate inside the vmapped "
+                    "function (vmap(grad(f))) or run it under no_grad"
+                )
+        o_dims = tuple(out_dims) if isinstance(out_dims, (tuple, list)) else (out_dims,) * len(outs)
+        results = []
+        for lb, d in zip(batching.batch([o.lazydata for o in outs], inputs, size), o_dims):
+            t = Tensor._from_lazy(lb)
+            d %= t.ndim
+            results.append(t if d == 0 else t.permute(*range(1, d + 1), 0, *range(d + 1, t.ndim)))
+        return tuple(results) if is_tuple else results[0]
+
+    return wrapper

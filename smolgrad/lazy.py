@@ -181,6 +181,7 @@ class LazyBuffer:
 
 def realize(*lbs: LazyBuffer) -> None:
     """Compute every given node that is not yet computed, one backend run per device."""
+    from . import batching
     from .device import get_backend
     from .scheduler import schedule
 
@@ -189,6 +190,8 @@ def realize(*lbs: LazyBuffer) -> None:
         base = lb.base
         if base.realized is None and base.op is not Op.CONST:
             by_device.setdefault(base.device, []).append(base)
+    if batching.tracing:
+        batching.check_no_placeholders([b for bases in by_device.values() for b in bases])
     for device, bases in by_device.items():
         backend = get_backend(device)
         kernels = schedule(bases, backend.max_storage_buffers)
