@@ -568,3 +568,10 @@ __all__ = [
     "mse_loss",
     "binary_cross_entropy_with_logits",
 ]
+
+
+# ----- attention (defined in attention.py, which builds on the functions above) -----
+
+from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402
+
+__all__ += ["scaled_dot_product_attention", "multi_head_attention_forward"]
