@@ -65,8 +65,23 @@ def _check_state(op: str, name: str, state, expected: tuple[int, ...], input: Te
         raise RuntimeError(f"{op}: {name} is on {state.device} but the input is on {input.device}")
 
 
+def _stack(tensors: list[Tensor]) -> Tensor:
+    """stack(tensors, 0) joined pairwise in a tree: cat pads each piece to the full
+    result, so a flat stack of L steps would cost O(L^2); the tree costs O(L log L)."""
+    if len(tensors) <= 2:
+        return stack(tensors, 0)
+    half = len(tensors) // 2
+    return creation.cat([_stack(tensors[:half]), _stack(tensors[half:])], 0)
+
+
 def _unstack(t: Tensor) -> list[Tensor]:
-    return [t[i] for i in range(t.shape[0])]
+    """t[0], t[1], ... sliced pairwise in a tree: the gradient of a slice is padded to
+    its source's size, so L flat slices would cost O(L^2) in backward; the tree O(L log L)."""
+    n = t.shape[0]
+    if n <= 2:
+        return [t[i] for i in range(n)]
+    half = n // 2
+    return _unstack(t.narrow(0, 0, half)) + _unstack(t.narrow(0, half, n - half))
 
 
 # ----- full-sequence layers -----
@@ -90,6 +105,8 @@ class RNNBase(Module):
         dtype=None,
     ):
         super().__init__()
+        if mode not in _GATES:
+            raise ValueError(f"RNNBase: unrecognized mode {mode!r}; expected one of {', '.join(_GATES)}")
         name = {"RNN_TANH": "RNN", "RNN_RELU": "RNN"}.get(mode, mode)
         if not isinstance(hidden_size, int) or hidden_size <= 0:
             raise ValueError(f"{name}: hidden_size must be a positive integer, got {hidden_size!r}")
@@ -141,8 +158,10 @@ class RNNBase(Module):
 
     def _layer_params(self, layer: int, direction: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
-        get = lambda kind: getattr(self, kind + suffix) if self.bias or kind.startswith("weight") else None  # noqa: E731
-        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+        w_ih, w_hh = getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix)
+        if not self.bias:
+            return w_ih, w_hh, None, None
+        return w_ih, w_hh, getattr(self, "bias_ih" + suffix), getattr(self, "bias_hh" + suffix)
 
     def _states(self, hx, input: Tensor) -> tuple[list[Tensor], list[Tensor] | None]:
         """The initial h (and c for LSTM) per layer and direction, each (N, H), from hx
@@ -216,17 +235,18 @@ class RNNBase(Module):
         """One layer in one direction over (L, N, in): (output (L, N, H), h_n, c_n or None)."""
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, direction)
         x_proj = F.linear(x, w_ih, b_ih)  # every step's input projection in one matmul
+        x_steps = _unstack(x_proj)
         steps = range(x.shape[0] - 1, -1, -1) if direction else range(x.shape[0])
         outputs: list[Tensor | None] = [None] * x.shape[0]
         for t in steps:
             if self.mode == "LSTM":
-                h, c = _lstm_step(x_proj[t], h, c, w_hh, b_hh)
+                h, c = _lstm_step(x_steps[t], h, c, w_hh, b_hh)
             elif self.mode == "GRU":
-                h = _gru_step(x_proj[t], h, w_hh, b_hh)
+                h = _gru_step(x_steps[t], h, w_hh, b_hh)
             else:
-                h = _rnn_step(x_proj[t], h, w_hh, b_hh, relu=self.mode == "RNN_RELU")
+                h = _rnn_step(x_steps[t], h, w_hh, b_hh, relu=self.mode == "RNN_RELU")
             outputs[t] = h
-        return stack(outputs, 0), h, c
+        return _stack(outputs), h, c
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
