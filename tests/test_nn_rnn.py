@@ -124,6 +124,13 @@ def test_init_is_uniform_within_one_over_sqrt_hidden():
     assert np.abs(cell.weight_hh.detach().numpy()).max() <= 1 / 4
 
 
+def test_all_weights_groups_parameters_per_layer_and_direction():
+    gru = nn.GRU(3, 2, num_layers=2, bidirectional=True)
+    groups = gru.all_weights
+    assert len(groups) == 4 and groups[1][0] is gru.weight_ih_l0_reverse and groups[3][3] is gru.bias_hh_l1_reverse
+    assert [len(g) for g in nn.LSTM(3, 2, bias=False).all_weights] == [2]
+
+
 def test_repr_matches_torch():
     assert repr(nn.LSTM(10, 20, num_layers=2, batch_first=True, bidirectional=True)) == (
         "LSTM(10, 20, num_layers=2, batch_first=True, bidirectional=True)"
@@ -324,6 +331,8 @@ def test_bad_inputs_and_states_are_clear():
         lstm(x, sg.zeros(2, 5, 2))
     with pytest.raises(RuntimeError, match=r"LSTM: expected c_0 of size \(2, 5, 2\)"):
         lstm(x, (sg.zeros(2, 5, 2), sg.zeros(1, 5, 2)))
+    with pytest.raises(RuntimeError, match="GRU: expected sequence length to be larger than 0"):
+        gru(sg.zeros(0, 5, 3))
     with pytest.raises(TypeError, match="PackedSequence is not supported"):
         lstm([x])
     with pytest.raises(RuntimeError, match="LSTMCell: expected input to be 1-D or 2-D"):

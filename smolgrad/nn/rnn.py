@@ -190,7 +190,7 @@ class RNNBase(Module):
         want = 3 if batched else 2
         for s in states:
             if not isinstance(s, Tensor):
-                raise TypeError(f"{self._name}: hx must be Tensors, got {type(s).__name__}")
+                raise TypeError(f"{self._name}: the initial state must be a Tensor, got {type(s).__name__}")
             if s.ndim != want:
                 kind = "batched 3-D" if batched else "unbatched 2-D"
                 raise RuntimeError(f"{self._name}: for {kind} input, hx should also be {want}-D but got a {s.ndim}-D tensor of shape {s.shape}")
@@ -208,6 +208,8 @@ class RNNBase(Module):
             input = input.unsqueeze(1)
         elif self.batch_first:
             input = input.transpose(0, 1)
+        if input.shape[0] == 0:
+            raise RuntimeError(f"{self._name}: expected sequence length to be larger than 0, got input of shape {input.shape}")
         hs, cs = self._states(hx, input)
         directions = 2 if self.bidirectional else 1
         h_n, c_n = [], []
