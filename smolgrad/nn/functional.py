@@ -1067,3 +1067,9 @@ __all__ += [
     "margin_ranking_loss",
     "triplet_margin_loss",
 ]
+
+# ----- attention (defined in attention.py, which builds on the functions above) -----
+
+from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402
+
+__all__ += ["scaled_dot_product_attention", "multi_head_attention_forward"]
