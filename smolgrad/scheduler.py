@@ -478,18 +478,18 @@ def _schedule(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> list[K
     while True:
         plan = _plan(order, consumers, wanted, forced, fuse)
         gids = sorted(range(len(plan.groups)), key=lambda g: position[id(plan.groups[g].root)])
-        built, too_big = [], None
+        built, too_big = [], []
         for gid in gids:
             k, b = _build(plan, {gid}, [plan.groups[gid].root])
             if b.buffers(1) > max_buffers:
-                too_big = _split_candidate(b)
-                if too_big is None:
+                split = _split_candidate(b)
+                if split is None:
                     raise RuntimeError(f"internal: kernel {k.name} needs more than {max_buffers} buffers")
-                break
+                too_big.append(split)  # every oversized kernel of this plan, then one re-plan
             built.append((k, b))
-        if too_big is None:
+        if not too_big:
             break
-        forced.add(id(too_big))
+        forced.update(id(n) for n in too_big)
     if fuse:
         built = _merge(built, max_buffers)
     return [k for k, _ in built]
