@@ -273,15 +273,17 @@ def _fit(value: Tensor, shape: tuple[int, ...], op: str) -> Tensor:
 
 def setitem(x: Tensor, key, value) -> None:
     """x[key] = value, in place, with PyTorch's rules (see the module docstring)."""
-    storage.check_inplace(x, "setitem")
     key = _expand_key(x, key)
     val = _value_tensor(value, x, "setitem")
     only_mask = isinstance(key[0], Tensor) and key[0].dtype.is_bool and all(
         isinstance(k, slice) and k == slice(None) for k in key[1:]
     )
-    if only_mask and _mask_where(x, key[0], val):
-        return
+    if only_mask:
+        storage.check_inplace(x, "setitem")  # index_put_ on x itself, as in torch
+        if _mask_where(x, key[0], val):
+            return
     v, advanced = _basic_view(x, key)
+    storage.check_inplace(v, "setitem")
     if not advanced:
         storage.write(v, _fit(val, v.shape, "setitem"), "setitem")
         return

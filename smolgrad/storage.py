@@ -227,11 +227,6 @@ def unchain(value: Tensor, root_shape: tuple[int, ...], chain: tuple) -> Tensor:
             value = unslice(value, arg, in_shape)
         elif kind == "expand":
             raise RuntimeError(OVERLAP_ERROR)
-        elif kind == "windows":
-            raise RuntimeError(
-                "in-place write through an unfold() view is not supported; write to the tensor it was "
-                "unfolded from, or clone() the view first"
-            )
     return value
 
 
@@ -261,18 +256,21 @@ def unslice(g: Tensor, bounds: tuple, in_shape: tuple[int, ...]) -> Tensor:
 _MASKS: dict = {}
 
 
+def positions(sview: View) -> np.ndarray:
+    """The flat position in the root of each element of a view (an array of its shape)."""
+    index = np.full(sview.shape, sview.offset, dtype=np.int64)
+    for d, (n, s) in enumerate(zip(sview.shape, sview.strides)):
+        index += np.arange(n, dtype=np.int64).reshape([-1 if i == d else 1 for i in range(len(sview.shape))]) * s
+    return index
+
+
 def write_mask(root_shape: tuple[int, ...], sview: View, device: str) -> LazyBuffer:
     """The bool mask, of the root's shape, of the elements a view reads (built on the host
     once per view layout and device, then reused)."""
     key = (tuple(root_shape), sview, device)
     if key not in _MASKS:
         flat = np.zeros(math.prod(root_shape), dtype=bool)
-        if sview.numel:
-            index = sview.offset + sum(
-                np.arange(n).reshape([-1 if i == d else 1 for i in range(len(sview.shape))]) * s
-                for d, (n, s) in enumerate(zip(sview.shape, sview.strides))
-            )
-            flat[np.asarray(index).reshape(-1)] = True
+        flat[positions(sview).reshape(-1)] = True
         if len(_MASKS) >= 64:
             _MASKS.clear()
         _MASKS[key] = LazyBuffer.load(flat.reshape(root_shape), dtypes.bool_, device)
@@ -363,6 +361,11 @@ def write(target: Tensor, new: Tensor, op: str, root_snapshot: Tensor | None = N
         with _grad_mode(record):
             if sview == View.contiguous(root.shape):  # the view covers the root in order
                 new = F.Reshape.apply(new, shape=root.shape) if new.shape != root.shape else new
+            elif any(kind == "windows" for kind, _ in info.chain):  # unfold: no movement op undoes it
+                from .indexing import put_flat
+
+                s = snapshot(root) if root_snapshot is None else root_snapshot
+                new = put_flat(s, positions(sview), new)
             else:
                 placed = unchain(new, root.shape, info.chain)
                 mask = root._from_lazy(write_mask(root.shape, sview, root.device))

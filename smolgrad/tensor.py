@@ -785,6 +785,23 @@ class Tensor:
             raise IndexError(f"narrow: start {start} + length {length} exceeds dimension {dim} of size {self.shape[dim]}")
         return self._slice_view([(start, start + length, 1) if i == dim else (0, n, 1) for i, n in enumerate(self.shape)])
 
+    def select(self, dim: int, index: int) -> Tensor:
+        """The slice at `index` along `dim`, that dim removed: a view (x.select(0, i) is x[i])."""
+        d = _norm_dim(dim, self.ndim, "select")
+        n = self.shape[d]
+        if not -n <= index < n:
+            raise IndexError(f"select(): index {index} out of range for tensor of size {self.shape} at dimension {d}")
+        return self.narrow(d, index % n, 1).squeeze(d)
+
+    def unbind(self, dim: int = 0) -> tuple[Tensor, ...]:
+        """Every slice along `dim`, that dim removed, as views."""
+        d = _norm_dim(dim, self.ndim, "unbind")
+        return tuple(self.select(d, i) for i in range(self.shape[d]))
+
+    def clone(self) -> Tensor:
+        """A copy with its own storage (differentiable)."""
+        return F.Contiguous.apply(self)
+
     def split(self, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
         dim = _norm_dim(dim, self.ndim, "split")
         n = self.shape[dim]
