@@ -363,7 +363,12 @@ def _src_tensor(x: Tensor, index: Tensor, src, op: str) -> Tensor:
     if isinstance(src, Tensor):
         if src.device != x.device:
             raise RuntimeError(f"{op}(): src is on {src.device} but self is on {x.device}")
-        return src._slice(tuple((0, n, 1) for n in index.shape)).type(x.dtype)
+        if src.dtype != x.dtype:
+            raise RuntimeError(
+                f"{op}(): Expected self.dtype to be equal to src.dtype (got {x.dtype.name} and {src.dtype.name}); "
+                "convert one with .to(dtype)"
+            )
+        return src._slice(tuple((0, n, 1) for n in index.shape))
     return Tensor._from_lazy(LazyBuffer.const(src, index.shape, x.dtype, x.device))
 
 
