@@ -208,8 +208,9 @@ def replay_lazy(lb: LazyBuffer, chain: tuple) -> LazyBuffer:
 
 
 def unchain(value: Tensor, root_shape: tuple[int, ...], chain: tuple) -> Tensor:
-    """A tensor of the root's shape holding `value` where the view `chain` reads (zeros
-    elsewhere): each movement op undone in reverse, with differentiable ops."""
+    """A tensor of the root's shape holding `value` where the view `chain` reads (anything
+    elsewhere: the caller masks it): each movement op undone in reverse, with
+    differentiable ops."""
     shapes = [tuple(root_shape)]
     v = View.contiguous(tuple(root_shape))
     for kind, arg in chain:
@@ -231,9 +232,16 @@ def unchain(value: Tensor, root_shape: tuple[int, ...], chain: tuple) -> Tensor:
 
 
 def unslice(g: Tensor, bounds: tuple, in_shape: tuple[int, ...]) -> Tensor:
-    """The inverse of x[bounds] for a value g: zeros interleaved for steps, then padded."""
+    """g placed where x[bounds] reads in a tensor of x's shape: zeros interleaved for steps,
+    then padded; a dim that selects one element is expanded instead (a view, no kernel:
+    the writer masks the positions the view does not read)."""
     if 0 in g.shape:
         return g._from_lazy(LazyBuffer.const(0, in_shape, g.dtype, g.device))
+    one = [d for d, n in enumerate(in_shape) if g.shape[d] == 1 and n > 1]
+    if one:
+        shape = tuple(n if d in one else s for d, (s, n) in enumerate(zip(g.shape, in_shape)))
+        g = F.Expand.apply(g, shape=shape)
+        bounds = tuple((0, n, 1) if d in one else b for d, (b, n) in enumerate(zip(bounds, in_shape)))
     for d, ((start, _, step), n) in enumerate(zip(bounds, in_shape)):
         m = g.shape[d]
         if step > 1:
