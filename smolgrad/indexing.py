@@ -17,8 +17,7 @@ from . import function as F
 from . import storage
 from .autograd import Function
 from .lazy import LazyBuffer
-from .ops import Op
-from .tensor import Tensor, _broadcasts_to, _check_index_range, _norm_dim, broadcast_shapes, where
+from .tensor import Tensor, _broadcasts_to, _check_index_range, _norm_dim, where
 
 
 class ScatterAdd(Function):
