@@ -10,6 +10,7 @@ import numpy as np
 
 from . import dtypes
 from . import function as F
+from . import storage
 from .autograd import run_backward
 from .device import canonical
 from .dtypes import DType
@@ -74,7 +75,10 @@ class Tensor:
     """An n-dimensional array on a device ('webgpu' or 'numpy'), lazily computed,
     with reverse-mode automatic differentiation."""
 
-    __slots__ = ("lazydata", "requires_grad", "grad", "_ctx", "_fw", "__weakref__")
+    # _storage: the Storage this tensor is the root of, or views (None until a view or an
+    # in-place op needs one); _view: how a view derives from its root (storage.ViewInfo);
+    # _fw: (forward-AD level, tangent) while a dual_level is active
+    __slots__ = ("lazydata", "requires_grad", "grad", "_ctx", "_storage", "_view", "_fw", "__weakref__")
     __array_priority__ = 1000  # numpy_array + tensor goes to Tensor.__radd__
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
@@ -99,7 +103,7 @@ class Tensor:
         self.lazydata: LazyBuffer = lb
         self.grad: Tensor | None = None
         self._ctx = None
-        self._fw = None  # (forward-AD level, tangent) while a dual_level is active
+        self._storage = self._view = self._fw = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -107,7 +111,8 @@ class Tensor:
     @staticmethod
     def _from_lazy(lb: LazyBuffer, requires_grad: bool = False) -> Tensor:
         t = Tensor.__new__(Tensor)
-        t.lazydata, t.grad, t._ctx, t._fw, t.requires_grad = lb, None, None, None, requires_grad
+        t.lazydata, t.grad, t._ctx, t.requires_grad = lb, None, None, requires_grad
+        t._storage = t._view = t._fw = None
         return t
 
     # ----- properties -----
@@ -134,6 +139,20 @@ class Tensor:
     @property
     def grad_fn(self):
         return self._ctx
+
+    @property
+    def _version(self) -> int:
+        """How many in-place ops have changed this tensor's storage (torch's version counter)."""
+        root = self if self._view is None else self._view.root
+        return 0 if root._storage is None else root._storage.version
+
+    @property
+    def _base(self) -> Tensor | None:
+        """The tensor whose storage this view shares, or None when it is not a view."""
+        info = self._view
+        if info is None or all(kind == "detach" for kind, _ in info.chain):
+            return None
+        return info.root
 
     @property
     def T(self) -> Tensor:
@@ -170,12 +189,13 @@ class Tensor:
         return self
 
     def detach(self) -> Tensor:
-        return Tensor._from_lazy(self.lazydata)
+        """A tensor outside autograd sharing this one's storage (in-place changes show in both)."""
+        return storage.register_view(self, Tensor._from_lazy(self.lazydata), ("detach", None))
 
     @property
     def data(self) -> Tensor:
-        """The value as a new tensor outside autograd (shares the value, like torch)."""
-        return Tensor._from_lazy(self.lazydata)
+        """This tensor's storage as a tensor outside autograd (like torch's .data)."""
+        return self.detach()
 
     @data.setter
     def data(self, value: Tensor) -> None:
@@ -189,18 +209,13 @@ class Tensor:
                 f"but the tensor has shape {self.shape}, dtype {self.dtype.name}, device {self.device}; "
                 "convert it first (reshape, .to(dtype), .to(device))"
             )
-        self.lazydata = value.lazydata
+        storage.alias(self, value)
 
     def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False, inputs=None) -> None:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad (or only of
         `inputs`); with `create_graph=True` the gradients are differentiable again."""
         inputs = None if inputs is None else ([inputs] if isinstance(inputs, Tensor) else list(inputs))
         run_backward([self], [gradient], retain_graph, create_graph, inputs)
-
-    @property
-    def _version(self) -> int:
-        """How many times this tensor's storage was changed in place (torch's _version)."""
-        return 0
 
     def _accumulate_grad(self, g: Tensor, create_graph: bool = False) -> None:
         if g.dtype != self.dtype:
@@ -267,11 +282,9 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self)
 
-    def __setitem__(self, key, value):
-        raise TypeError(
-            "smolgrad tensors do not support in-place assignment; build a new tensor instead "
-            "(e.g. with smolgrad.where, torch-style masks, or smolgrad.cat)"
-        )
+    def __setitem__(self, key, value) -> None:
+        """x[key] = value in place: ints, slices, None, ..., bool masks, integer tensors."""
+        indexing.setitem(self, key, value)
 
     # ----- device and dtype -----
     def to(self, *args, **kwargs) -> Tensor:
@@ -352,8 +365,12 @@ class Tensor:
     def _broadcast_to(self, shape: tuple[int, ...]) -> Tensor:
         if self.shape == shape:
             return self
-        x = self.reshape((1,) * (len(shape) - self.ndim) + self.shape) if self.ndim < len(shape) else self
+        x = self._reshape((1,) * (len(shape) - self.ndim) + self.shape) if self.ndim < len(shape) else self
         return F.Expand.apply(x, shape=shape)
+
+    def _reshape(self, shape: tuple[int, ...]) -> Tensor:
+        """reshape for internal use: the result is not registered as a view."""
+        return self if shape == self.shape else F.Reshape.apply(self, shape=shape)
 
     # ----- elementwise: arithmetic -----
     def add(self, other, alpha=None) -> Tensor:
@@ -521,13 +538,16 @@ class Tensor:
         return self * self
 
     def contiguous(self) -> Tensor:
+        """self when its elements are already in order in its storage, else a copy (torch's rule)."""
+        if storage.is_storage_contiguous(self) and self.lazydata.view.is_contiguous:
+            return self
         return F.Contiguous.apply(self)
 
     # ----- reductions -----
     def _reduce_shape(self, out: Tensor, axes: tuple[int, ...], keepdim: bool) -> Tensor:
         if keepdim:
             return out
-        return out.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
+        return out._reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
 
     def sum(self, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
         x = self.type(dtype) if dtype is not None else self
@@ -684,12 +704,16 @@ class Tensor:
             shape = tuple(self.numel() // known if s == -1 else s for s in shape)
         if math.prod(shape) != self.numel() or any(s < 0 for s in shape):
             raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {self.numel()}")
-        return self if shape == self.shape else F.Reshape.apply(self, shape=shape)
+        if shape == self.shape:
+            return self
+        out = F.Reshape.apply(self, shape=shape)
+        # a view when strides can express it (as torch decides), else a copy with its own storage
+        return storage.register_view(self, out, ("reshape", shape)) if storage.reshape_is_view(self, shape) else out
 
     def view(self, *shape) -> Tensor:
         """Like reshape, but never copies: raises when the strides cannot express it."""
         out = self.reshape(*shape)
-        if out is not self and self.lazydata.view.reshape(out.shape) is None:
+        if out is not self and out._view is None:
             raise RuntimeError(
                 f"view size is not compatible with input tensor's size and stride (shape {self.shape} -> "
                 f"{out.shape}); at least one dimension spans across two contiguous subspaces. Use .reshape(...) instead."
@@ -701,7 +725,9 @@ class Tensor:
         order = tuple(_norm_dim(d, self.ndim, "permute") for d in dims)
         if sorted(order) != list(range(self.ndim)):
             raise RuntimeError(f"permute: dims {tuple(dims)} are not a permutation of the {self.ndim} dims of {self.shape}")
-        return self if order == tuple(range(self.ndim)) else F.Permute.apply(self, order=order)
+        if order == tuple(range(self.ndim)):
+            return self
+        return storage.register_view(self, F.Permute.apply(self, order=order), ("permute", order))
 
     def transpose(self, dim0: int, dim1: int) -> Tensor:
         order = list(range(self.ndim))
@@ -723,7 +749,13 @@ class Tensor:
         for s, n in zip(src, target):
             if s != 1 and s != n:
                 raise RuntimeError(f"expand: the expanded size {n} must match the existing size {s} (shape {self.shape} -> {shape})")
-        return self._broadcast_to(target)
+        out = self._broadcast_to(target)
+        if out is self:
+            return self
+        entries = (("expand", target),)
+        if len(target) > self.ndim:
+            entries = (("reshape", (1,) * (len(target) - self.ndim) + self.shape), *entries)
+        return storage.register_view(self, out, *entries)
 
     def expand_as(self, other: Tensor) -> Tensor:
         return self.expand(other.shape)
@@ -751,9 +783,15 @@ class Tensor:
         return F.Flip.apply(self, axes=axes) if axes else self
 
     def _slice(self, bounds) -> Tensor:
+        """self[bounds] for internal use (not registered as a view; see _slice_view)."""
         if all(b == (0, n, 1) for b, n in zip(bounds, self.shape)):
             return self
         return F.Slice.apply(self, bounds=tuple(bounds))
+
+    def _slice_view(self, bounds) -> Tensor:
+        """self[bounds] as a view sharing this tensor's storage."""
+        bounds = tuple(tuple(b) for b in bounds)
+        return storage.register_view(self, self._slice(bounds), ("slice", bounds))
 
     def narrow(self, dim: int, start: int, length: int) -> Tensor:
         dim = _norm_dim(dim, self.ndim, "narrow")
@@ -761,7 +799,24 @@ class Tensor:
             start += self.shape[dim]
         if not (0 <= start and start + length <= self.shape[dim] and length >= 0):
             raise IndexError(f"narrow: start {start} + length {length} exceeds dimension {dim} of size {self.shape[dim]}")
-        return self._slice([(start, start + length, 1) if i == dim else (0, n, 1) for i, n in enumerate(self.shape)])
+        return self._slice_view([(start, start + length, 1) if i == dim else (0, n, 1) for i, n in enumerate(self.shape)])
+
+    def select(self, dim: int, index: int) -> Tensor:
+        """The slice at `index` along `dim`, that dim removed: a view (x.select(0, i) is x[i])."""
+        d = _norm_dim(dim, self.ndim, "select")
+        n = self.shape[d]
+        if not -n <= index < n:
+            raise IndexError(f"select(): index {index} out of range for tensor of size {self.shape} at dimension {d}")
+        return self.narrow(d, index % n, 1).squeeze(d)
+
+    def unbind(self, dim: int = 0) -> tuple[Tensor, ...]:
+        """Every slice along `dim`, that dim removed, as views."""
+        d = _norm_dim(dim, self.ndim, "unbind")
+        return tuple(self.select(d, i) for i in range(self.shape[d]))
+
+    def clone(self) -> Tensor:
+        """A copy with its own storage (differentiable)."""
+        return F.Contiguous.apply(self)
 
     def split(self, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
         dim = _norm_dim(dim, self.ndim, "split")
@@ -799,7 +854,7 @@ class Tensor:
 
     # ----- indexing -----
     def __getitem__(self, key) -> Tensor:
-        return _getitem(self, key)
+        return indexing.getitem(self, key)
 
     def gather(self, dim: int, index: Tensor) -> Tensor:
         """out[i][j][k] = self[index[i][j][k]][j][k] (for dim=0), like torch.gather."""
@@ -857,41 +912,94 @@ class Tensor:
             raise RuntimeError(f"unfold: step is {step} but must be > 0")
         if not 0 <= size <= self.shape[dim]:
             raise RuntimeError(f"unfold: maximum size for tensor at dimension {dim} is {self.shape[dim]} but size is {size}")
-        return F.Windows.apply(self, dims=(dim,), kernel=(size,), stride=(step,), dilation=(1,))
+        arg = ((dim,), (size,), (step,), (1,))
+        out = F.Windows.apply(self, dims=arg[0], kernel=arg[1], stride=arg[2], dilation=arg[3])
+        return storage.register_view(self, out, ("windows", arg))
 
     def erf(self) -> Tensor:
         """The error function (accurate to about 1.2e-7; the gradient is exact)."""
         return self._float_unary(F.Erf)
 
-    # ----- in-place updates (nn.init, optimizers, load_state_dict) -----
-    # smolgrad values are immutable lazy nodes: an in-place op rebinds this tensor to a new
-    # value, keeping its identity, grad and requires_grad. Nothing is recorded for autograd.
-    def _assign(self, value: Tensor, op: str) -> Tensor:
-        from .autograd import is_grad_enabled
+    # ----- in-place ops (PyTorch's storage semantics: smolgrad/storage.py) -----
+    def _inplace(self, op: str, compute) -> Tensor:
+        """Set this tensor's value (and its views') to compute(current value), in place.
 
-        if self.requires_grad and not self.is_leaf:
-            raise RuntimeError(
-                f"{op}: smolgrad does not record in-place ops, and this tensor is the result of an op that "
-                "requires grad; use an out-of-place op instead (e.g. x = x * 0 rather than x.zero_())"
-            )
-        if self.requires_grad and is_grad_enabled():
-            raise RuntimeError(
-                f"{op}: a leaf Variable that requires grad is being used in an in-place operation; "
-                "do it inside `with smolgrad.no_grad():` (as nn.init and the optimizers do)"
-            )
-        if value.shape != self.shape:
-            raise RuntimeError(f"{op}: internal: value of shape {value.shape} for a tensor of shape {self.shape}")
-        self.lazydata = value.lazydata
+        compute gets a snapshot of the current value and builds the new one with ordinary
+        (differentiable) ops; in grad mode this tensor becomes that op's output."""
+        storage.check_inplace(self, op)
+        value, root = storage.current(self)
+        return storage.write(self, compute(value), op, root)
+
+    def _assign(self, value: Tensor, op: str) -> Tensor:
+        """Make this tensor share `value`'s storage, of any dtype and device (torch's
+        `self.data = value`; nn.Module.to uses it)."""
+        storage.alias(self, value)
         return self
 
+    def add_(self, other, alpha=None) -> Tensor:
+        """self += alpha * other, in place."""
+        return self._inplace("add_", lambda s: s.add(other, alpha=alpha))
+
+    def sub_(self, other, alpha=None) -> Tensor:
+        """self -= alpha * other, in place."""
+        return self._inplace("sub_", lambda s: s.sub(other, alpha=alpha))
+
+    def mul_(self, other) -> Tensor:
+        """self *= other, in place."""
+        return self._inplace("mul_", lambda s: s.mul(other))
+
+    def div_(self, other) -> Tensor:
+        """self /= other, in place (an integer tensor cannot hold the result)."""
+        return self._inplace("div_", lambda s: s.div(other))
+
+    def pow_(self, exponent) -> Tensor:
+        """self **= exponent, in place."""
+        return self._inplace("pow_", lambda s: s.pow(exponent))
+
+    def neg_(self) -> Tensor:
+        return self._inplace("neg_", lambda s: -s)
+
+    def exp_(self) -> Tensor:
+        return self._inplace("exp_", lambda s: s.exp())
+
+    def sqrt_(self) -> Tensor:
+        return self._inplace("sqrt_", lambda s: s.sqrt())
+
+    def abs_(self) -> Tensor:
+        return self._inplace("abs_", lambda s: s.abs())
+
+    def clamp_(self, min=None, max=None) -> Tensor:
+        """Clamp into [min, max], in place."""
+        return self._inplace("clamp_", lambda s: s.clamp(min, max))
+
+    clip_ = clamp_
+
+    def __iadd__(self, other) -> Tensor:
+        return self.add_(other)
+
+    def __isub__(self, other) -> Tensor:
+        return self.sub_(other)
+
+    def __imul__(self, other) -> Tensor:
+        return self.mul_(other)
+
+    def __itruediv__(self, other) -> Tensor:
+        return self.div_(other)
+
+    def masked_fill_(self, mask: Tensor, value) -> Tensor:
+        """Set the elements where the bool `mask` is True to `value`, in place."""
+        return self._inplace("masked_fill_", lambda s: s.masked_fill(mask, value))
+
     def copy_(self, src) -> Tensor:
-        """Set this tensor's value to `src`, broadcast to its shape and converted to its dtype and device."""
+        """Set this tensor's value to `src`, broadcast to its shape and converted to its dtype
+        and device (differentiable with respect to src)."""
         if not isinstance(src, Tensor):
             src = Tensor(src, dtype=self.dtype, device=self.device)
         if not _broadcasts_to(src.shape, self.shape):
             raise RuntimeError(f"copy_: source of shape {src.shape} does not broadcast to the tensor's shape {self.shape}")
-        value = src.detach().to(self.device).type(self.dtype)
-        return self._assign(value._broadcast_to(self.shape), "copy_")
+        value = src.to(self.device).type(self.dtype)._broadcast_to(self.shape)
+        storage.check_inplace(self, "copy_")
+        return storage.write(self, value, "copy_")
 
     def fill_(self, value) -> Tensor:
         """Set every element to `value` (a Python number or a 0-d tensor)."""
@@ -899,7 +1007,8 @@ class Tensor:
             if value.ndim != 0:
                 raise RuntimeError(f"fill_ only supports a 0-dimensional value tensor, but got one with {value.ndim} dims")
             return self.copy_(value)
-        return self._assign(Tensor._from_lazy(LazyBuffer.const(value, self.shape, self.dtype, self.device)), "fill_")
+        storage.check_inplace(self, "fill_")
+        return storage.write(self, Tensor._from_lazy(LazyBuffer.const(value, self.shape, self.dtype, self.device)), "fill_")
 
     def zero_(self) -> Tensor:
         """Set every element to 0."""
@@ -907,13 +1016,15 @@ class Tensor:
 
     def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
         """Fill with samples from U(a, b), drawn from smolgrad's seeded generator."""
-        return self._assign(self._sampled("uniform_", lambda rng: rng.uniform(a, b, self.shape)), "uniform_")
+        storage.check_inplace(self, "uniform_")
+        return storage.write(self, self._sampled("uniform_", lambda rng: rng.uniform(a, b, self.shape)), "uniform_")
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
         """Fill with samples from N(mean, std^2), drawn from smolgrad's seeded generator."""
         if std < 0:
             raise RuntimeError(f"normal_ expects std >= 0.0, but found std {std}")
-        return self._assign(self._sampled("normal_", lambda rng: rng.normal(mean, std, self.shape)), "normal_")
+        storage.check_inplace(self, "normal_")
+        return storage.write(self, self._sampled("normal_", lambda rng: rng.normal(mean, std, self.shape)), "normal_")
 
     def _sampled(self, op: str, draw) -> Tensor:
         from .creation import generator
@@ -921,6 +1032,42 @@ class Tensor:
         if not self.dtype.is_floating_point:
             raise RuntimeError(f"{op}: expected a floating point tensor, got {self.dtype.name}")
         return Tensor(np.asarray(draw(generator())).astype(self.dtype.np), dtype=self.dtype, device=self.device)
+
+    # ----- scatter and index_add families (smolgrad/indexing.py) -----
+    def scatter(self, dim: int, index: Tensor, src=None, value=None, reduce: str | None = None) -> Tensor:
+        """A copy with src[i][j] (or value) written at [index[i][j]][j] for dim 0, and so on."""
+        return indexing.scatter(self, dim, index, src, value=value, reduce=reduce)
+
+    def scatter_(self, dim: int, index: Tensor, src=None, value=None, reduce: str | None = None) -> Tensor:
+        return self._inplace("scatter_", lambda s: indexing.scatter(s, dim, index, src, value=value, reduce=reduce))
+
+    def scatter_add(self, dim: int, index: Tensor, src: Tensor) -> Tensor:
+        """A copy with src[i][j] added at [index[i][j]][j] for dim 0, and so on."""
+        return indexing.scatter_add(self, dim, index, src)
+
+    def scatter_add_(self, dim: int, index: Tensor, src: Tensor) -> Tensor:
+        return self._inplace("scatter_add_", lambda s: indexing.scatter_add(s, dim, index, src))
+
+    def index_add(self, dim: int, index: Tensor, source: Tensor, alpha=1) -> Tensor:
+        """A copy with alpha * source[i] added at row index[i] along dim."""
+        return indexing.index_add(self, dim, index, source, alpha=alpha)
+
+    def index_add_(self, dim: int, index: Tensor, source: Tensor, alpha=1) -> Tensor:
+        return self._inplace("index_add_", lambda s: indexing.index_add(s, dim, index, source, alpha=alpha))
+
+    def index_copy(self, dim: int, index: Tensor, source: Tensor) -> Tensor:
+        """A copy with row index[i] along dim set to source[i]."""
+        return indexing.index_copy(self, dim, index, source)
+
+    def index_copy_(self, dim: int, index: Tensor, source: Tensor) -> Tensor:
+        return self._inplace("index_copy_", lambda s: indexing.index_copy(s, dim, index, source))
+
+    def index_fill(self, dim: int, index: Tensor, value) -> Tensor:
+        """A copy with the rows index along dim set to value."""
+        return indexing.index_fill(self, dim, index, value)
+
+    def index_fill_(self, dim: int, index: Tensor, value) -> Tensor:
+        return self._inplace("index_fill_", lambda s: indexing.index_fill(s, dim, index, value))
 
 
 def _check_index_range(index: Tensor, size: int, op: str, allow_negative: bool = True) -> None:
@@ -958,88 +1105,6 @@ def _triangle_mask(n: int, m: int, diagonal: int, upper: bool, device: str) -> L
             _TRIANGLES.clear()
         _TRIANGLES[key] = LazyBuffer.load(mask, dtypes.bool_, device)
     return _TRIANGLES[key]
-
-
-def _wrap_negative(index: Tensor, size: int) -> Tensor:
-    return where(index < 0, index + size, index)
-
-
-def _getitem(x: Tensor, key) -> Tensor:
-    """Basic indexing (ints, slices, None, Ellipsis) plus one integer-tensor index."""
-    if not isinstance(key, tuple):
-        key = (key,)
-    tensor_keys = [i for i, k in enumerate(key) if isinstance(k, (Tensor, list, np.ndarray))]
-    if len(tensor_keys) > 1:
-        raise IndexError("indexing with more than one integer tensor is not supported; index one dim at a time")
-    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
-    if n_real > x.ndim:
-        raise IndexError(f"too many indices for tensor of dimension {x.ndim} (got {n_real})")
-    ellipses = [i for i, k in enumerate(key) if k is Ellipsis]
-    if len(ellipses) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    if ellipses:
-        i = ellipses[0]
-        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1 :]
-    key = key + (slice(None),) * (x.ndim - sum(1 for k in key if k is not None))
-
-    bounds, out_shape, int_dims, tensor_dim, tensor_index = [], [], [], None, None
-    d = 0
-    for k in key:
-        if k is None:
-            out_shape.append(("new",))
-            continue
-        n = x.shape[d]
-        if isinstance(k, slice):
-            start, stop, step = k.indices(n)
-            if step <= 0:
-                raise ValueError("step must be greater than zero")
-            stop = max(stop, start)
-            bounds.append((start, stop, step))
-            out_shape.append(("dim", d))
-        elif isinstance(k, (Tensor, list, np.ndarray)):
-            bounds.append((0, n, 1))
-            tensor_dim = d
-            tensor_index = k if isinstance(k, Tensor) else Tensor(np.asarray(k), device=x.device)
-            out_shape.append(("tensor", d))
-        else:
-            try:
-                i = int(k.__index__() if hasattr(k, "__index__") else k)
-            except TypeError:
-                raise IndexError(f"unsupported index {k!r}: use ints, slices, None, ... or an integer tensor") from None
-            if not -n <= i < n:
-                raise IndexError(f"index {i} is out of bounds for dimension {d} with size {n}")
-            i %= n
-            bounds.append((i, i + 1, 1))
-            int_dims.append(d)
-        d += 1
-    out = x._slice(bounds)
-    if tensor_index is not None:
-        out = _index_rows(out, tensor_dim, tensor_index)
-    shape = []
-    for item in out_shape:
-        if item[0] == "new":
-            shape.append(1)
-        elif item[0] == "dim":
-            shape.append(out.shape[item[1]] if tensor_dim is None or item[1] < tensor_dim else out.shape[item[1] + tensor_index.ndim - 1])
-        else:
-            shape.extend(tensor_index.shape)
-    return out.reshape(tuple(shape))
-
-
-def _index_rows(x: Tensor, dim: int, index: Tensor) -> Tensor:
-    """x indexed along `dim` by an integer tensor: shape x[:dim] + index.shape + x[dim+1:]."""
-    if index.dtype.is_floating_point or index.dtype.is_bool:
-        raise IndexError(f"tensors used as indices must be integer tensors, got {index.dtype.name}")
-    if index.device != x.device:
-        raise RuntimeError(f"indexing: index is on {index.device} but the tensor is on {x.device}")
-    n = x.shape[dim]
-    _check_index_range(index, n, "index")
-    flat = _wrap_negative(index.detach().reshape(-1), n)
-    p = flat.shape[0]
-    idx_shape = tuple(p if i == dim else 1 for i in range(x.ndim))
-    target = tuple(p if i == dim else s for i, s in enumerate(x.shape))
-    gathered = F.Gather.apply(x, flat.reshape(idx_shape).expand(target).detach(), dim=dim)
-    return gathered.reshape(x.shape[:dim] + index.shape + x.shape[dim + 1 :])
 
 
 class ToDevice(F.Function):
@@ -1115,4 +1180,32 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad: bool
     return Tensor(values.astype(dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-__all__ = ["Tensor", "where", "arange", "broadcast_shapes", "MinMax", "triu", "tril", "erf", "masked_fill"]
+from . import indexing  # noqa: E402  (indexing builds on Tensor)
+
+
+def scatter(input: Tensor, dim: int, index: Tensor, src=None, value=None, reduce: str | None = None) -> Tensor:
+    """`input` with src (or value) written at index along dim (torch.scatter)."""
+    return input.scatter(dim, index, src, value=value, reduce=reduce)
+
+
+def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
+    """`input` with src added at index along dim (torch.scatter_add)."""
+    return input.scatter_add(dim, index, src)
+
+
+def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, alpha=1) -> Tensor:
+    """`input` with alpha * source added at the rows index along dim (torch.index_add)."""
+    return input.index_add(dim, index, source, alpha=alpha)
+
+
+def index_copy(input: Tensor, dim: int, index: Tensor, source: Tensor) -> Tensor:
+    """`input` with source copied into the rows index along dim (torch.index_copy)."""
+    return input.index_copy(dim, index, source)
+
+
+def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
+    """`input` with the rows index along dim set to value (torch.index_fill)."""
+    return input.index_fill(dim, index, value)
+
+
+__all__ = ["Tensor", "where", "scatter", "scatter_add", "index_add", "index_copy", "index_fill", "arange", "broadcast_shapes", "MinMax", "triu", "tril", "erf", "masked_fill"]

@@ -195,12 +195,6 @@ def test_too_many_indices_raises(device):
         x[0, 0, 0]
 
 
-def test_setitem_is_refused(device):
-    (x,) = on(device, arange_np(2, 2))
-    with pytest.raises(TypeError):
-        x[0] = 1.0
-
-
 # ----- contiguous -----
 
 

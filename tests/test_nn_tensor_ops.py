@@ -84,11 +84,14 @@ def test_inplace_on_leaf_requiring_grad_works_under_no_grad():
     assert_close(w.grad, np.ones(3, np.float32))
 
 
-def test_inplace_on_non_leaf_requiring_grad_raises():
-    w = sg.zeros(3, requires_grad=True)
+def test_inplace_on_non_leaf_under_no_grad_changes_the_value_and_keeps_grad_fn():
+    w = sg.ones(3, requires_grad=True)
     y = w * 2
-    with sg.no_grad(), pytest.raises(RuntimeError, match="out-of-place"):
+    fn = y.grad_fn
+    with sg.no_grad():
         y.zero_()
+    assert y.grad_fn is fn and y.requires_grad
+    assert_close(y.detach(), np.zeros(3, np.float32))
 
 
 def test_uniform_on_integer_tensor_raises():

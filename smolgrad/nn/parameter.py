@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import storage
 from ..tensor import Tensor
 
 
@@ -19,8 +20,9 @@ class Parameter(Tensor):
         self.lazydata = data.lazydata
         self.grad = None
         self._ctx = None
-        self._fw = None
+        self._storage = self._view = self._fw = None
         self.requires_grad = False
+        storage.register_view(data, self, ("detach", None))  # shares data's storage, as in torch
         if requires_grad:
             self.requires_grad_(True)
 
