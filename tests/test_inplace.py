@@ -334,9 +334,9 @@ def _twice_plus_one(x):
 
 
 def _view_mul(x):
-    y = x.exp()
+    y = x * 2.0  # (x.exp() would save its output, and changing it in place is an error, as in torch)
     y[1:].mul_(x[:-1])
-    return y
+    return y.exp()
 
 
 def _setitem_mask_and_index(x):

@@ -87,6 +87,14 @@ class Function:
             "derivative) yet; compute this derivative with reverse mode (autograd.grad) instead"
         )
 
+    def needed_for(self, value: LazyBuffer, *inputs: int) -> LazyBuffer | None:
+        """`value` if the gradient of one of `inputs` (by position) needs it, or forward AD
+        is on; else None. Saving only what is needed, as PyTorch does, means changing the
+        rest in place later is allowed."""
+        if forward_ad._current is not None or any(self.needs_input_grad[i] for i in inputs):
+            return value
+        return None
+
     def save_for_backward(self, *values: LazyBuffer | None) -> None:
         """Keep these for backward/jvp: any of forward's inputs, its output, other values, or None."""
         self._to_save = values
