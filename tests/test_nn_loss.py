@@ -240,6 +240,15 @@ def test_bce_with_logits_gradients():
     gradcheck(lambda x: F.binary_cross_entropy_with_logits(x, t, pos_weight=pw), rand(2, 3, low=-3, high=3))
 
 
+def test_bce_with_logits_gradient_is_exact_at_zero_logits(device):
+    """The gradient is (sigmoid(x) - t) / n at x = 0 too, where relu(-x) + log1p(exp(-|x|))
+    would give autograd two zero subgradients (a model initialised at zero learned wrong)."""
+    t = np.array([0.0, 1.0, 1.0, 0.25], np.float32)
+    x = sg.zeros(4, device=device, requires_grad=True)
+    F.binary_cross_entropy_with_logits(x, sg.tensor(t, device=device)).backward()
+    assert_close(x.grad, (0.5 - t) / 4, rtol=1e-6, atol=1e-7)
+
+
 def test_bce_with_logits_shape_mismatch_raises():
     with pytest.raises(ValueError, match="Target size"):
         F.binary_cross_entropy_with_logits(sg.zeros(3), sg.zeros(3, 1))

@@ -536,7 +536,11 @@ def binary_cross_entropy_with_logits(
     if target.shape != input.shape:
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
     target = target.type(input.dtype)
-    softplus_neg = (-input).relu() + (-input.abs()).exp().add(1.0).log()  # log(1 + exp(-x)), no overflow
+    # softplus(-x) = log(1 + exp(-x)) as m + log(exp(-m) + exp(-x - m)) with m = max(-x, 0):
+    # no exponent above 0, and (unlike relu(-x) + log1p(exp(-|x|)), whose kinks at 0 both give
+    # a zero subgradient) the gradient is exact at x = 0 too: -sigmoid(-x)
+    m = (-input).clamp(min=0.0)
+    softplus_neg = m + ((-m).exp() + (-input - m).exp()).log()
     if pos_weight is not None:
         loss = (1.0 - target) * input + (1.0 + (pos_weight - 1.0) * target) * softplus_neg
     else:
