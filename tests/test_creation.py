@@ -116,12 +116,6 @@ def test_scalar_conversions(device):
         bool(sg.ones(2, device=device))
 
 
-def test_setitem_is_refused_with_a_hint():
-    x = sg.zeros(3, device="numpy")
-    with pytest.raises(TypeError, match="in-place"):
-        x[0] = 1.0
-
-
 def test_unsupported_dtype_raises():
     with pytest.raises(TypeError, match="unsupported dtype"):
         sg.tensor(["a", "b"])

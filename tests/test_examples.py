@@ -186,3 +186,17 @@ def test_mnist_example_on_webgpu_matches_numpy(webgpu, mnist_dir, tmp_path, scri
     on_gpu = run(script, "--device", webgpu, *args)
     on_numpy = run(script, "--device", "numpy", *args)
     assert loss_in(on_gpu) == pytest.approx(loss_in(on_numpy), abs=2e-3)
+
+
+def test_autodiff_example_forward_and_reverse_mode_agree_and_newton_converges():
+    result = subprocess.run([sys.executable, str(EXAMPLES / "autodiff.py"), "--n", "8", "--device", "numpy"],
+                            capture_output=True, text=True, timeout=600, env=ENV)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    differences = [float(d) for d in re.findall(r"max difference ([0-9.e+-]+)", out)]
+    assert len(differences) == 2 and max(differences) < 1e-6
+    assert metric(out, r"reverse over reverse agrees to ([0-9.e+-]+)") < 1e-5
+    newton = [float(v) for v in re.findall(r"Newton step \d: loss ([0-9.]+)", out)]
+    gradient_descent = metric(out, r"gradient descent step 200: loss ([0-9.]+)")
+    assert newton[-1] == pytest.approx(gradient_descent, abs=1e-4)  # the same minimum
+    assert metric(out, r"Newton step 6: loss [0-9.]+, \|grad\| ([0-9.e+-]+)") < 1e-4  # quadratic convergence
