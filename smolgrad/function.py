@@ -14,7 +14,6 @@ from .autograd import Function, forward_ad, is_grad_enabled
 from .dtypes import DType
 from .lazy import LazyBuffer
 from .ops import Op
-from .view import View
 
 
 def _zeros(like) -> "Tensor":  # noqa: F821
@@ -728,14 +727,7 @@ class Windows(Function):
         dilation: tuple[int, ...],
     ) -> LazyBuffer:
         self.in_shape, self.geometry = x.shape, dict(dims=dims, kernel=kernel, stride=stride, dilation=dilation)
-        v = x.view
-        shape, strides = list(x.shape), list(v.strides)
-        for d, k, s, dl in zip(dims, kernel, stride, dilation):
-            shape[d] = (x.shape[d] - dl * (k - 1) - 1) // s + 1
-            strides[d] = v.strides[d] * s
-        shape += list(kernel)
-        strides += [v.strides[d] * dl for d, dl in zip(dims, dilation)]
-        return x._view(View(tuple(shape), tuple(strides), v.offset))
+        return x._view(x.view.windows(dims, kernel, stride, dilation))
 
     def backward(self, g):
         return WindowSum.apply(g, in_shape=self.in_shape, **self.geometry)

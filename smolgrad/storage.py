@@ -148,14 +148,7 @@ def _step_view(v: View, kind: str, arg) -> View:
     if kind == "slice":
         return v.slice(arg)
     if kind == "windows":
-        dims, kernel, stride, dilation = arg
-        shape, strides = list(v.shape), list(v.strides)
-        for d, k, s, dl in zip(dims, kernel, stride, dilation):
-            shape[d] = (v.shape[d] - dl * (k - 1) - 1) // s + 1
-            strides[d] = v.strides[d] * s
-        shape += list(kernel)
-        strides += [v.strides[d] * dl for d, dl in zip(dims, dilation)]
-        return View(tuple(shape), tuple(strides), v.offset)
+        return v.windows(*arg)
     return v  # detach
 
 

@@ -70,6 +70,17 @@ class View:
             strides[a] = -strides[a]
         return View(self.shape, tuple(strides), offset)
 
+    def windows(self, dims, kernel, stride, dilation) -> View:
+        """Sliding windows over `dims` (see function.Windows): each window dim becomes the
+        number of windows, and one trailing dim per window dim holds the window's taps."""
+        shape, strides = list(self.shape), list(self.strides)
+        for d, k, s, dl in zip(dims, kernel, stride, dilation):
+            shape[d] = (self.shape[d] - dl * (k - 1) - 1) // s + 1
+            strides[d] = self.strides[d] * s
+        shape += list(kernel)
+        strides += [self.strides[d] * dl for d, dl in zip(dims, dilation)]
+        return View(tuple(shape), tuple(strides), self.offset)
+
     def reshape(self, shape: tuple[int, ...]) -> View | None:
         """The same elements seen with a new shape, or None when that needs a copy.
 
