@@ -494,14 +494,15 @@ class Linear(Function):
 
 
 class CrossEntropy(Function):
-    """Cross-entropy of logits x (N, C) against class indices t (N,), skipping targets
-    equal to `ignore_index`; reduction "mean", "sum" or "none".
+    """Cross-entropy of logits x (N, C) against class indices t (N,), each row weighted by
+    w (N,) (its class's weight, 0 for an ignored target: nn.functional works these out);
+    reduction "mean" (divided by the sum of the weights), "sum" or "none".
 
-    One op for log-softmax and the pick of the target's log-probability: its backward
-    is (softmax(x) - one_hot(t)) * scale, one fused kernel, where the composite records
-    about twenty ops (and as many Tensors) per call."""
+    One op for log-softmax and the pick of the target's log-probability: the forward is
+    one reduction, its backward (softmax(x) - one_hot(t)) * w * g one fused kernel, where
+    the composite records about twenty ops (and as many Tensors) per call."""
 
-    def forward(self, x: LazyBuffer, t: LazyBuffer, ignore_index: int, reduction: str) -> LazyBuffer:
+    def forward(self, x: LazyBuffer, t: LazyBuffer, w: LazyBuffer, reduction: str) -> LazyBuffer:
         n, c = x.shape
         self.reduction = reduction
         row_max = x.r(Op.RMAX, (1,))
@@ -511,22 +512,19 @@ class CrossEntropy(Function):
         classes = LazyBuffer.load(np.arange(c), t.dtype, t.device).reshape((1, c)).expand((n, c))
         targets = t.reshape((n, 1)).expand((n, c))
         one_hot = classes.e(Op.EQ, targets)
-        valid = t.e(Op.NE, LazyBuffer.const(ignore_index, (n,), t.dtype, t.device))
-        count = valid.cast(x.dtype).r(Op.SUM, (0,)).reshape(()) if reduction == "mean" else None
-        self.save_for_backward(x, classes, targets, valid.reshape((n, 1)).expand((n, c)), count, lse)
+        row_weights = w.reshape((n, 1)).expand((n, c))
+        total_weight = w.r(Op.SUM, (0,)).reshape(()) if reduction == "mean" else None
+        self.save_for_backward(x, classes, targets, row_weights, total_weight, lse)
         if reduction == "none":
             picked = one_hot.e(Op.WHERE, x, x.const_like(0.0)).r(Op.SUM, (1,))
-            nll = lse.e(Op.SUB, picked).reshape((n,))
-            return valid.e(Op.WHERE, nll, nll.const_like(0.0))
-        # -log_softmax at the counted targets, summed over both dims: one reduction
-        counted = valid.reshape((n, 1)).expand((n, c))
-        counted = counted.e(Op.WHERE, one_hot, counted.const_like(False))
-        nll = lse.expand((n, c)).e(Op.SUB, x)
-        total = counted.e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
-        return total if reduction == "sum" else total.e(Op.DIV, count)
+            return lse.e(Op.SUB, picked).reshape((n,)).e(Op.MUL, w)
+        # -log_softmax at the targets, weighted and summed over both dims: one reduction
+        nll = lse.expand((n, c)).e(Op.SUB, x).e(Op.MUL, row_weights)
+        total = one_hot.e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
+        return total if reduction == "sum" else total.e(Op.DIV, total_weight)
 
     def _softmax_minus_one_hot(self):
-        """d loss_row / d x (rows of ignored targets included)."""
+        """d loss_row / d x, before the row's weight."""
         x, classes, targets, _, _, lse = self.saved_tensors
         if is_grad_enabled() or forward_ad.has_tangent(x):  # log_softmax recomputed from x: differentiable again
             log_softmax = x.log_softmax(1)
@@ -534,25 +532,20 @@ class CrossEntropy(Function):
             log_softmax = x - lse
         return log_softmax.exp() - (classes == targets).type(x.dtype)
 
-    def _scaled(self, d, g):
-        """d (n, c) times the loss's gradient g per row, and 0 at rows of ignored targets."""
-        _, _, _, valid, count, _ = self.saved_tensors
+    def backward(self, g):
+        _, _, _, row_weights, total_weight, _ = self.saved_tensors
         if self.reduction == "none":
             g = g.reshape(-1, 1)
         elif self.reduction == "mean":
-            g = g / count
-        return Where.apply(valid, d * g, _zeros(d))
+            g = g / total_weight
+        return self._softmax_minus_one_hot() * (row_weights * g), None, None
 
-    def backward(self, g):
-        return self._scaled(self._softmax_minus_one_hot(), g), None
-
-    def jvp(self, tx, _):
-        per_row = (self._softmax_minus_one_hot() * tx).sum(1)
-        _, _, _, valid, count, _ = self.saved_tensors
-        per_row = Where.apply(valid[:, 0], per_row, _zeros(per_row))
+    def jvp(self, tx, _, __):
+        _, _, _, row_weights, total_weight, _ = self.saved_tensors
+        per_row = (self._softmax_minus_one_hot() * tx * row_weights).sum(1)
         if self.reduction == "none":
             return per_row
-        return per_row.sum() if self.reduction == "sum" else per_row.sum() / count
+        return per_row.sum() if self.reduction == "sum" else per_row.sum() / total_weight
 
 
 class Gather(Function):

@@ -416,16 +416,30 @@ def _class_weight(weight: Tensor | None, input: Tensor, class_dim: int, op: str)
     return weight.type(input.dtype)
 
 
-def _pick(logp: Tensor, target: Tensor, class_dim: int, ignore_index: int):
-    """(logp at the target class, mask of targets that count) with the class dim removed."""
+def _target_weights(target: Tensor, weight: Tensor | None, ignore_index: int, dtype) -> Tensor:
+    """Each target's weight in the loss: its class's weight (1 without `weight`), and 0 for
+    ignore_index. 'mean' divides by the sum of these (nll_loss and cross_entropy alike)."""
     valid = target != ignore_index
+    if weight is None:
+        return valid.type(dtype)
     safe = where(valid, target, 0).long()
+    return where(valid, weight.gather(0, safe.reshape(-1)).reshape(target.shape), 0.0)
+
+
+def _weighted_reduce(loss: Tensor, target_weights: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / target_weights.sum()
+
+
+def _pick(logp: Tensor, target: Tensor, class_dim: int, ignore_index: int) -> Tensor:
+    """logp at each target's class, with the class dim removed (0 at ignored targets)."""
+    safe = where(target != ignore_index, target, 0).long()
     # a one-hot mask instead of gather: compare, select and sum fuse into one reduction,
     # and its backward is elementwise (gather's would be a scatter-add)
     classes = arange(logp.shape[class_dim], device=logp.device)
     classes = classes.reshape(tuple(-1 if d == class_dim else 1 for d in range(logp.ndim)))
-    picked = where(classes == safe.unsqueeze(class_dim), logp, 0.0).sum(class_dim)
-    return picked, valid, safe
+    return where(classes == safe.unsqueeze(class_dim), logp, 0.0).sum(class_dim)
 
 
 def nll_loss(
@@ -441,14 +455,9 @@ def nll_loss(
     _check_reduction(reduction)
     class_dim = _class_targets("nll_loss", input, target, ignore_index)
     w = _class_weight(weight, input, class_dim, "nll_loss")
-    picked, valid, safe = _pick(input, target, class_dim, ignore_index)
-    per = valid.type(input.dtype) if w is None else where(valid, w[safe], 0.0)
-    loss = -picked * per
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / per.sum()
+    target_weights = _target_weights(target, w, ignore_index, input.dtype)
+    loss = -_pick(input, target, class_dim, ignore_index) * target_weights
+    return _weighted_reduce(loss, target_weights, reduction)
 
 
 def cross_entropy(
@@ -465,30 +474,32 @@ def cross_entropy(
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"cross_entropy: expected floating point logits, got {input.dtype.name}")
     class_dim = 1 if input.ndim >= 2 else 0
-    if input.ndim == 2 and not target.dtype.is_floating_point and weight is None and label_smoothing == 0.0:
-        _class_targets("cross_entropy", input, target, ignore_index)
-        if not input.dtype.is_floating_point:
-            raise RuntimeError(f"cross_entropy: expected floating point logits, got {input.dtype.name}")
-        return CrossEntropyOp.apply(input, target, ignore_index=ignore_index, reduction=reduction)
-    logp = input.log_softmax(class_dim)
-    n_classes = input.shape[class_dim]
     if target.dtype.is_floating_point:
-        return _soft_cross_entropy(logp, target, weight, reduction, label_smoothing, class_dim)
-    nll = nll_loss(logp, target, weight, ignore_index, reduction)
-    if label_smoothing == 0.0:
-        return nll
+        return _soft_cross_entropy(input.log_softmax(class_dim), target, weight, reduction, label_smoothing, class_dim)
+    _class_targets("cross_entropy", input, target, ignore_index)
     w = _class_weight(weight, input, class_dim, "cross_entropy")
-    bshape = tuple(n_classes if d == class_dim else 1 for d in range(input.ndim))
-    smooth = -(logp * w.reshape(bshape) if w is not None else logp).sum(class_dim)
-    valid = target != ignore_index
-    smooth = where(valid, smooth, 0.0)
-    if reduction == "mean":
-        denom = valid.type(input.dtype).sum() if w is None else where(valid, w[where(valid, target, 0).long()], 0.0).sum()
-        smooth = smooth.sum() / denom
-    elif reduction == "sum":
-        smooth = smooth.sum()
-    return (1.0 - label_smoothing) * nll + smooth * (label_smoothing / n_classes)
+    n_classes = input.shape[class_dim]
+    # one row of logits per target: (N, C, d1, ...) -> (N * d1 * ..., C)
+    if input.ndim != 2:
+        rows = input.permute(*[d for d in range(input.ndim) if d != class_dim], class_dim).reshape(-1, n_classes)
+    else:
+        rows = input
+    flat_target = target.reshape(-1)
+    target_weights = _target_weights(flat_target, w, ignore_index, input.dtype).detach()
+    if label_smoothing == 0.0:
+        loss = CrossEntropyOp.apply(rows, flat_target, target_weights, reduction=reduction)
+        return loss.reshape(target.shape) if reduction == "none" else loss
+    # torch: (1 - eps) * nll + eps / C * sum over classes of -weight_c * logp_c, per target
+    logp = rows.log_softmax(1)
+    nll = -_pick(logp, flat_target, 1, ignore_index) * target_weights
+    smooth = -(logp * w if w is not None else logp).sum(1)
+    smooth = where(flat_target != ignore_index, smooth, 0.0)
+    loss = (1.0 - label_smoothing) * nll + (label_smoothing / n_classes) * smooth
+    loss = _weighted_reduce(loss, target_weights, reduction)
+    return loss.reshape(target.shape) if reduction == "none" else loss
 
 
 def _soft_cross_entropy(logp, target, weight, reduction, label_smoothing, class_dim):
