@@ -116,6 +116,8 @@ class _NormBase(Module):
 class _BatchNorm(_NormBase):
     def forward(self, input: Tensor) -> Tensor:
         self._check_input(input)
+        if self.training and input.numel() <= input.shape[1]:  # checked before the batch is counted
+            raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when training, got input of shape {input.shape}")
         update = self.training and self.track_running_stats
         momentum = self._momentum() if update else 0.0
         # batch statistics in training, or whenever there are no running ones
