@@ -753,11 +753,12 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
             f"conv1d: given groups={groups}, weight of size {list(weight.shape)}, expected input{list(input.shape)} to have "
             f"{cg * groups} channels, but got {c} channels instead (out_channels must also be divisible by groups)"
         )
+    stride, dilation = _single(stride, "stride"), _single(dilation, "dilation")
     if not isinstance(padding, str):
-        padding = (0, _single(padding, "padding"))
-    out = conv2d(
-        input.unsqueeze(-2), weight.unsqueeze(2), bias, (1, _single(stride, "stride")), padding, (1, _single(dilation, "dilation")), groups
-    )
+        p = _single(padding, "padding")
+        _window_geometry("conv1d", input.shape[-1:], weight.shape[-1:], (stride,), [(p, p)], (dilation,))  # size errors name conv1d
+        padding = (0, p)
+    out = conv2d(input.unsqueeze(-2), weight.unsqueeze(2), bias, (1, stride), padding, (1, dilation), groups)
     return out.squeeze(-2)
 
 
