@@ -125,11 +125,9 @@ def test_max_pool1d(device, c):
     assert_close(m(on(device, x[0])[0]), ref[0], rtol=1e-5, atol=1e-5)  # unbatched (C, L)
 
 
-@pytest.mark.parametrize("c", POOL1D_CASES)
+@pytest.mark.parametrize("c", [c for c in POOL1D_CASES if "d" not in c])  # avg_pool1d has no dilation
 @pytest.mark.parametrize("count_include_pad", [True, False])
 def test_avg_pool1d(device, c, count_include_pad):
-    if "d" in c:
-        return  # avg_pool1d has no dilation
     x = rand(2, 3, 9, seed=1)
     m = nn.AvgPool1d(c["k"], c["s"], c["p"], ceil_mode=c.get("ceil_mode", False), count_include_pad=count_include_pad)
     ref = pool1d_ref(x, c["k"], c["s"], c["p"], 1, c.get("ceil_mode", False), "avg", count_include_pad)
