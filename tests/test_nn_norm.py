@@ -174,16 +174,22 @@ def test_batch_norm_errors():
         nn.BatchNorm1d(3)(sg.zeros(2, 3, 4, 4))
     with pytest.raises(ValueError, match="BatchNorm2d: expected 3 channels.*got 4"):
         nn.BatchNorm2d(3)(sg.zeros(2, 4, 4, 4))
-    with pytest.raises(ValueError, match="more than 1 value per channel"):
+    with pytest.raises(ValueError, match="batch_norm: expected more than 1 value per channel"):
         nn.BatchNorm1d(3)(sg.zeros(1, 3))
     with pytest.raises(RuntimeError, match="batch_norm: running_mean should have shape \\(3,\\)"):
         F.batch_norm(sg.zeros(2, 3), sg.zeros(4), sg.ones(3))
     with pytest.raises(RuntimeError, match="batch_norm: running_mean and running_var are needed"):
         F.batch_norm(sg.zeros(2, 3), None, None, training=False)
+
+
+def test_batch_norm_rejected_batch_changes_nothing(webgpu):
     bn = nn.BatchNorm1d(3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
         bn(sg.zeros(1, 3))
-    assert bn.num_batches_tracked.item() == 0  # a rejected batch is not counted (torch counts it)
+    with pytest.raises(RuntimeError, match="batch_norm: input is on webgpu but running_mean is on numpy"):
+        bn(sg.ones(2, 3, device=webgpu))
+    assert bn.num_batches_tracked.item() == 0  # a rejected batch is not counted (torch counts the first)
+    assert_close(bn.running_mean, np.zeros(3, np.float32))
 
 
 # ----- InstanceNorm -----

@@ -96,16 +96,6 @@ class _NormBase(Module):
         if pending:
             realize(*[b.lazydata for b in pending])
 
-    def _momentum(self) -> float | Tensor:
-        """This step's averaging factor; counts the batch. momentum=None: 1 / num_batches_tracked
-        (a cumulative moving average), as a lazy 0-d tensor so no value is read back."""
-        self._finish_pending_update()
-        with no_grad():
-            self.num_batches_tracked.copy_(self.num_batches_tracked + 1)
-        if self.momentum is None:
-            return 1.0 / self.num_batches_tracked.type(self.running_mean.dtype)
-        return self.momentum
-
     def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -116,14 +106,17 @@ class _NormBase(Module):
 class _BatchNorm(_NormBase):
     def forward(self, input: Tensor) -> Tensor:
         self._check_input(input)
-        if self.training and input.numel() <= input.shape[1]:  # checked before the batch is counted
-            raise ValueError(f"{type(self).__name__}: expected more than 1 value per channel when training, got input of shape {input.shape}")
         update = self.training and self.track_running_stats
-        momentum = self._momentum() if update else 0.0
+        momentum = 0.0
+        if update:
+            self._finish_pending_update()
+            momentum = self.momentum
+            if momentum is None:  # a cumulative moving average: 1 / (batches so far), lazily (no read back)
+                momentum = 1.0 / (self.num_batches_tracked + 1).type(self.running_mean.dtype)
         # batch statistics in training, or whenever there are no running ones
         use_batch = self.training or self.running_mean is None
         track = update or not self.training
-        return F.batch_norm(
+        out = F.batch_norm(
             input,
             self.running_mean if track else None,
             self.running_var if track else None,
@@ -133,6 +126,10 @@ class _BatchNorm(_NormBase):
             momentum,
             self.eps,
         )
+        if update:  # counted only once the batch was accepted
+            with no_grad():
+                self.num_batches_tracked.copy_(self.num_batches_tracked + 1)
+        return out
 
 
 class BatchNorm1d(_BatchNorm):
