@@ -638,12 +638,24 @@ def batch_norm(
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape {input.shape}")
         dims = (0,) + tuple(range(2, input.ndim))
-        mean = input.mean(dims, keepdim=True)
-        centered = input - mean
-        var = (centered * centered).mean(dims, keepdim=True)
-        out = centered * (var + eps).rsqrt()
-        _update_running(running_mean, mean.reshape(-1), momentum)
+        # var = E[x^2] - E[x]^2 with x shifted by one sample per channel (the shifted-data method:
+        # no catastrophic cancellation when |mean| >> std). The output is then x * scale + shift with
+        # per-channel scale and shift, so forward reads x in two reductions and one elementwise pass,
+        # and backward needs just two reductions (sum dy, sum dy * x) and one elementwise pass.
+        # The shift is detached: the result does not depend on it, so the gradient stays exact.
+        shift = input[(0, slice(None)) + (0,) * (input.ndim - 2)].detach().reshape(shape)
+        x = input - shift
+        mean = x.mean(dims, keepdim=True)
+        var = ((x * x).mean(dims, keepdim=True) - mean * mean).relu()  # relu: rounding can dip below 0
+        scale = (var + eps).rsqrt()
+        if weight is not None:
+            scale = scale * weight.reshape(shape)
+        offset = -mean * scale
+        if bias is not None:
+            offset = offset + bias.reshape(shape)
+        _update_running(running_mean, (mean + shift).reshape(-1), momentum)
         _update_running(running_var, var.reshape(-1) * (count / (count - 1)), momentum)
+        return x * scale + offset
     else:
         if running_mean is None or running_var is None:
             raise RuntimeError("batch_norm: running_mean and running_var are needed when training=False")
