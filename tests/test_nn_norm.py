@@ -147,6 +147,17 @@ def test_batch_norm_non_contiguous_odd(device):
     assert_close(bn(xt), bn_ref(xn, mean, var), rtol=1e-4, atol=1e-4)
 
 
+def test_batch_norm_stable_for_a_large_mean_and_a_constant_channel(device):
+    x = (rand(8, 2, 3, 3, seed=15) * 0.5 + 1e4).astype(np.float32)  # E[x^2] - E[x]^2 unshifted would lose it all
+    x[:, 1] = 3.0  # a constant channel: variance 0, output 0 (not NaN)
+    bn = nn.BatchNorm2d(2).to(device)
+    out = bn(on(device, x)[0])
+    mean, var, unbiased = batch_stats(x.astype(np.float64))
+    assert_close(out, bn_ref(x.astype(np.float64), mean, var), rtol=1e-3, atol=2e-3)
+    assert_close(bn.running_var, 0.9 + 0.1 * unbiased, rtol=1e-3, atol=1e-5)
+    assert_close(bn.running_mean, 0.1 * mean, rtol=1e-5, atol=1e-5)
+
+
 def test_batch_norm_gradients():
     x, w, b = rand(4, 3, 5, seed=7), rand(3, seed=8), rand(3, seed=9)
     gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), x, w, b)
