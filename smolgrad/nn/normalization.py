@@ -20,6 +20,7 @@ class _NormBase(Module):
 
     _expected_dims: tuple[int, ...] = ()
     _input_names = ""
+    _channel_error: type[Exception] = ValueError  # the exception torch raises for a wrong channel count
 
     def __init__(
         self,
@@ -76,7 +77,7 @@ class _NormBase(Module):
                 stacklevel=3,
             )
         elif c != self.num_features:
-            raise ValueError(
+            raise self._channel_error(
                 f"{name}: expected {self.num_features} channels (num_features) in dim {self._channel_dim(input)} "
                 f"of the input, got {c} (input shape {input.shape})"
             )
@@ -104,6 +105,7 @@ class _NormBase(Module):
 
 
 class _BatchNorm(_NormBase):
+    _channel_error = RuntimeError
     def forward(self, input: Tensor) -> Tensor:
         self._check_input(input)
         update = self.training and self.track_running_stats
@@ -220,7 +222,7 @@ class GroupNorm(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         if input.ndim < 2 or input.shape[1] != self.num_channels:
-            raise ValueError(
+            raise RuntimeError(
                 f"GroupNorm: expected an (N, {self.num_channels}, *) input ({self.num_channels} channels in dim 1), "
                 f"got shape {input.shape}"
             )
