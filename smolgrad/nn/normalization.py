@@ -70,23 +70,21 @@ class _NormBase(Module):
         if input.ndim not in self._expected_dims:
             raise ValueError(f"{name}: expected {self._input_names} input, got a {input.ndim}-D input of shape {input.shape}")
         c = input.shape[self._channel_dim(input)]
-        if c != self.num_features and not self._channels_matter():
-            warnings.warn(
-                f"{name}: input has {c} channels but num_features is {self.num_features}; without affine "
-                "parameters or running statistics num_features is not used",
-                stacklevel=3,
-            )
-        elif c != self.num_features:
+        if c == self.num_features:
+            return
+        if self.affine or self.track_running_stats:
             raise self._channel_error(
                 f"{name}: expected {self.num_features} channels (num_features) in dim {self._channel_dim(input)} "
                 f"of the input, got {c} (input shape {input.shape})"
             )
+        warnings.warn(
+            f"{name}: input has {c} channels but num_features is {self.num_features}; without affine "
+            "parameters or running statistics num_features is not used",
+            stacklevel=3,
+        )
 
     def _channel_dim(self, input: Tensor) -> int:
         return 1
-
-    def _channels_matter(self) -> bool:
-        return True
 
     def _finish_pending_update(self) -> None:
         """Compute last step's (lazy) running-stat update now.
@@ -106,6 +104,7 @@ class _NormBase(Module):
 
 class _BatchNorm(_NormBase):
     _channel_error = RuntimeError
+
     def forward(self, input: Tensor) -> Tensor:
         self._check_input(input)
         update = self.training and self.track_running_stats
@@ -164,10 +163,6 @@ class _InstanceNorm(_NormBase):
 
     def _channel_dim(self, input: Tensor) -> int:
         return 0 if input.ndim == self._expected_dims[0] else 1
-
-    def _channels_matter(self) -> bool:
-        return self.affine or self.track_running_stats
-
     def forward(self, input: Tensor) -> Tensor:
         self._check_input(input)
         unbatched = input.ndim == self._expected_dims[0]
