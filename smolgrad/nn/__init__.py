@@ -113,3 +113,39 @@ __all__ += [
     "MarginRankingLoss",
     "TripletMarginLoss",
 ]
+
+# normalisation, conv1d / transposed convs, 1-d and adaptive pooling, resampling (issue 12)
+from .conv import Conv1d, ConvTranspose1d, ConvTranspose2d  # noqa: E402
+from .layers import Unflatten  # noqa: E402
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, RMSNorm  # noqa: E402
+from .pooling import (  # noqa: E402
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    MaxPool1d,
+)
+from .upsampling import PixelShuffle, PixelUnshuffle, Upsample  # noqa: E402
+
+__all__ += [
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "RMSNorm",
+    "Conv1d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "MaxPool1d",
+    "AvgPool1d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "Upsample",
+    "PixelShuffle",
+    "PixelUnshuffle",
+    "Unflatten",
+]

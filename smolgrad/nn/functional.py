@@ -1088,3 +1088,562 @@ __all__ += [
 from .attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: E402
 
 __all__ += ["scaled_dot_product_attention", "multi_head_attention_forward"]
+
+# ===== normalisation, conv1d and transposed convs, 1-d and adaptive pooling, resampling =====
+# (issue 12; one block so merges with the other nn additions stay easy)
+
+
+def _stat_shape(input: Tensor) -> tuple[int, ...]:
+    """(1, C, 1, ...): a per-channel tensor broadcast against an (N, C, *) input."""
+    return (1, input.shape[1]) + (1,) * (input.ndim - 2)
+
+
+def _check_per_channel(op: str, input: Tensor, **tensors: Tensor | None) -> None:
+    c = input.shape[1]
+    for name, t in tensors.items():
+        if t is not None and t.shape != (c,):
+            raise RuntimeError(
+                f"{op}: {name} should have shape ({c},), one entry per channel of the input of shape {input.shape}, "
+                f"got {t.shape}"
+            )
+        if t is not None and t.device != input.device:
+            raise RuntimeError(f"{op}: input is on {input.device} but {name} is on {t.device}; move them to one device")
+
+
+def _affine(out: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tuple[int, ...]) -> Tensor:
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def _update_running(running: Tensor | None, stat: Tensor, momentum) -> None:
+    """running = (1 - momentum) * running + momentum * stat, as a lazy rebinding of the buffer."""
+    if running is None:
+        return
+    from ..autograd import no_grad
+
+    with no_grad():
+        stat = stat.detach().type(running.dtype)
+        if isinstance(momentum, Tensor):
+            momentum = momentum.detach().type(running.dtype)
+        running.copy_(running + (stat - running) * momentum)
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float | Tensor = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise each channel of an (N, C, *) input: (x - mean) / sqrt(var + eps) * weight + bias.
+
+    training=True uses the batch's statistics (biased variance) and, where running_mean /
+    running_var are given, updates them in place (lazily) with
+    running = (1 - momentum) * running + momentum * batch_stat (unbiased variance).
+    training=False uses running_mean and running_var. momentum may be a 0-d tensor (how
+    BatchNorm passes 1 / num_batches_tracked for momentum=None)."""
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input of shape (N, C, *) with at least 2 dims, got shape {input.shape}")
+    _check_per_channel("batch_norm", input, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
+    shape = _stat_shape(input)
+    if training:
+        count = input.numel() // max(input.shape[1], 1)
+        if count <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of shape {input.shape}")
+        dims = (0,) + tuple(range(2, input.ndim))
+        # var = E[x^2] - E[x]^2 with x shifted by one sample per channel (the shifted-data method:
+        # no catastrophic cancellation when |mean| >> std). The output is then x * scale + shift with
+        # per-channel scale and shift, so forward reads x in two reductions and one elementwise pass,
+        # and backward needs just two reductions (sum dy, sum dy * x) and one elementwise pass.
+        # The shift is detached: the result does not depend on it, so the gradient stays exact.
+        shift = input[(0, slice(None)) + (0,) * (input.ndim - 2)].detach().reshape(shape)
+        x = input - shift
+        mean = x.mean(dims, keepdim=True)
+        var = ((x * x).mean(dims, keepdim=True) - mean * mean).relu()  # relu: rounding can dip below 0
+        scale = (var + eps).rsqrt()
+        if weight is not None:
+            scale = scale * weight.reshape(shape)
+        offset = -mean * scale
+        if bias is not None:
+            offset = offset + bias.reshape(shape)
+        _update_running(running_mean, (mean + shift).reshape(-1), momentum)
+        _update_running(running_var, var.reshape(-1) * (count / (count - 1)), momentum)
+        return x * scale + offset
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("batch_norm: running_mean and running_var are needed when training=False")
+        scale = (running_var.type(input.dtype) + eps).rsqrt()
+        out = (input - running_mean.type(input.dtype).reshape(shape)) * scale.reshape(shape)
+    return _affine(out, weight, bias, shape)
+
+
+def instance_norm(
+    input: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float | Tensor = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise each channel of each sample of an (N, C, *) input over its spatial dims.
+
+    With use_input_stats the per-instance statistics are used, and running_mean /
+    running_var (when given) move toward their mean over the batch (unbiased variance),
+    as torch does; otherwise the running statistics are used."""
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected an input of shape (N, C, *) with at least 3 dims, got shape {input.shape}")
+    _check_per_channel("instance_norm", input, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
+    shape = _stat_shape(input)
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("instance_norm: running_mean and running_var are needed when use_input_stats=False")
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    count = math.prod(input.shape[2:])
+    if count <= 1:
+        raise ValueError(f"instance_norm: expected more than 1 spatial element per channel when training, got input of shape {input.shape}")
+    dims = tuple(range(2, input.ndim))
+    mean = input.mean(dims, keepdim=True)
+    centered = input - mean
+    var = (centered * centered).mean(dims, keepdim=True)
+    out = centered * (var + eps).rsqrt()
+    if running_mean is not None or running_var is not None:
+        c = input.shape[1]
+        _update_running(running_mean, mean.reshape(-1, c).mean(0), momentum)
+        _update_running(running_var, (var * (count / (count - 1))).reshape(-1, c).mean(0), momentum)
+    return _affine(out, weight, bias, shape)
+
+
+def group_norm(
+    input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
+) -> Tensor:
+    """Split the C channels of an (N, C, *) input into num_groups groups and normalise each
+    group of each sample (biased variance), then scale and shift per channel."""
+    if input.ndim < 2:
+        raise RuntimeError(f"group_norm: expected an input of shape (N, C, *) with at least 2 dims, got shape {input.shape}")
+    n, c = input.shape[:2]
+    if num_groups < 1 or c % num_groups:
+        raise RuntimeError(f"group_norm: the {c} channels of the input of shape {input.shape} must be divisible by num_groups={num_groups}")
+    _check_per_channel("group_norm", input, weight=weight, bias=bias)
+    x = input.reshape(n, num_groups, -1)
+    mean = x.mean(2, keepdim=True)
+    centered = x - mean
+    var = (centered * centered).mean(2, keepdim=True)
+    out = (centered * (var + eps).rsqrt()).reshape(input.shape)
+    return _affine(out, weight, bias, _stat_shape(input))
+
+
+def rms_norm(
+    input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None, eps: float | None = None
+) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) * weight over the last len(normalized_shape) dims;
+    eps=None means the machine epsilon of the input's dtype."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if len(shape) > input.ndim or input.shape[input.ndim - len(shape) :] != shape:
+        raise RuntimeError(f"rms_norm: expected input with shape [*, {', '.join(map(str, shape))}], but got input of size {input.shape}")
+    if weight is not None and weight.shape != shape:
+        raise RuntimeError(f"rms_norm: weight should have shape {shape}, got {weight.shape}")
+    if eps is None:
+        eps = float(np.finfo(input.dtype.np).eps)
+    dims = tuple(range(input.ndim - len(shape), input.ndim))
+    out = input * ((input * input).mean(dims, keepdim=True) + eps).rsqrt()
+    return out * weight if weight is not None else out
+
+
+# ----- 1-d convolution and transposed convolutions -----
+
+
+def _single(value, name: str) -> int:
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, int):
+        raise ValueError(f"{name} must be an int or a 1-tuple of ints, got {value!r}")
+    return value
+
+
+def _check_1d_input(op: str, input: Tensor, weight: Tensor | None = None) -> None:
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"{op}: expected a 2-D (C, L) or 3-D (N, C, L) input, got shape {input.shape}")
+    if weight is not None and weight.ndim != 3:
+        raise RuntimeError(f"{op}: weight must be 3-D, got shape {weight.shape}")
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
+    """1-D cross-correlation of (N, C, L) input with (OC, C/groups, K) weight (conv2d over a height of 1)."""
+    _check_1d_input("conv1d", input, weight)
+    c, cg = input.shape[-2], weight.shape[1]
+    if groups < 1 or c != cg * groups or weight.shape[0] % groups:
+        raise RuntimeError(
+            f"conv1d: given groups={groups}, weight of size {list(weight.shape)}, expected input{list(input.shape)} to have "
+            f"{cg * groups} channels, but got {c} channels instead (out_channels must also be divisible by groups)"
+        )
+    stride, dilation = _single(stride, "stride"), _single(dilation, "dilation")
+    if not isinstance(padding, str):
+        p = _single(padding, "padding")
+        _window_geometry("conv1d", input.shape[-1:], weight.shape[-1:], (stride,), [(p, p)], (dilation,))  # size errors name conv1d
+        padding = (0, p)
+    out = conv2d(input.unsqueeze(-2), weight.unsqueeze(2), bias, (1, stride), padding, (1, dilation), groups)
+    return out.squeeze(-2)
+
+
+def _zero_interleave(x: Tensor, stride: tuple[int, ...]) -> Tensor:
+    """Insert stride-1 zeros between neighbours along the trailing len(stride) dims."""
+    lead = x.ndim - len(stride)
+    for i, s in enumerate(stride):
+        if s == 1:
+            continue
+        d = lead + i
+        n = x.shape[d]
+        x = x.unsqueeze(d + 1).pad([(0, 0)] * (d + 1) + [(0, s - 1)] + [(0, 0)] * (x.ndim - d - 1))
+        x = x.reshape(*x.shape[:d], n * s, *x.shape[d + 2 :]).narrow(d, 0, (n - 1) * s + 1)
+    return x
+
+
+def _conv_transpose(op: str, x: Tensor, weight: Tensor, bias, stride, padding, output_padding, groups, dilation) -> Tensor:
+    """Transposed convolution of a 4-D (N, C, H, W) x with (C, OC/groups, KH, KW) weight:
+    a stride-1 conv2d of the zero-interleaved, padded input with the flipped kernel."""
+    n, c, h, w = x.shape
+    cin, ocg, kh, kw = weight.shape
+    if groups < 1 or c != cin or cin % groups:
+        raise RuntimeError(
+            f"{op}: weight of shape {list(weight.shape)} expects {cin} input channels (divisible by groups={groups}), "
+            f"but the input of shape {list(x.shape)} has {c}"
+        )
+    _check_same_place(op, x, weight, bias)
+    if bias is not None and bias.shape != (ocg * groups,):
+        raise RuntimeError(f"{op}: bias must have shape ({ocg * groups},), got {bias.shape}")
+    pads = []
+    for name, (size, k, s, p, op_, d) in zip(("height", "width"), zip((h, w), (kh, kw), stride, padding, output_padding, dilation)):
+        if s < 1 or d < 1 or p < 0 or op_ < 0:
+            raise ValueError(f"{op}: stride and dilation must be positive and padding, output_padding non-negative")
+        if op_ >= max(s, d):
+            raise ValueError(f"{op}: output_padding ({op_}) must be smaller than either stride ({s}) or dilation ({d})")
+        out = (size - 1) * s - 2 * p + d * (k - 1) + op_ + 1
+        if out < 1:
+            raise RuntimeError(f"{op}: the output {name} would be {out} for input size {size}, kernel {k}, stride {s}, padding {p}")
+        edge = d * (k - 1) - p
+        pads.append((edge, edge + op_))
+    x = _zero_interleave(x, stride).pad([(0, 0), (0, 0)] + pads)
+    g = groups
+    flipped = weight.reshape(g, cin // g, ocg, kh, kw).permute(0, 2, 1, 3, 4).reshape(g * ocg, cin // g, kh, kw).flip((2, 3))
+    return conv2d(x, flipped, bias, 1, 0, dilation, g)
+
+
+def conv_transpose2d(
+    input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, output_padding=0, groups: int = 1, dilation=1
+) -> Tensor:
+    """2-D transposed convolution ("deconvolution") of (N, C, H, W) input with weight
+    (C, OC/groups, KH, KW); output size (H-1)*stride - 2*padding + dilation*(K-1) + output_padding + 1."""
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"conv_transpose2d: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {input.shape}")
+    if weight.ndim != 4:
+        raise RuntimeError(f"conv_transpose2d: weight must be 4-D (in_channels, out_channels/groups, kH, kW), got shape {weight.shape}")
+    x = input.unsqueeze(0) if input.ndim == 3 else input
+    args = [_pair(v, name) for v, name in ((stride, "stride"), (padding, "padding"), (output_padding, "output_padding"), (dilation, "dilation"))]
+    out = _conv_transpose("conv_transpose2d", x, weight, bias, args[0], args[1], args[2], groups, args[3])
+    return out.squeeze(0) if input.ndim == 3 else out
+
+
+def conv_transpose1d(
+    input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, output_padding=0, groups: int = 1, dilation=1
+) -> Tensor:
+    """1-D transposed convolution of (N, C, L) input with weight (C, OC/groups, K)."""
+    _check_1d_input("conv_transpose1d", input, weight)
+    x = input.unsqueeze(-2)
+    x = x.unsqueeze(0) if input.ndim == 2 else x
+    args = [(1, _single(v, name)) for v, name in ((stride, "stride"), (output_padding, "output_padding"), (dilation, "dilation"))]
+    pad = (0, _single(padding, "padding"))
+    out = _conv_transpose("conv_transpose1d", x, weight.unsqueeze(2), bias, args[0], pad, (0, args[1][1]), groups, args[2])
+    out = out.squeeze(-2)
+    return out.squeeze(0) if input.ndim == 2 else out
+
+
+# ----- 1-d pooling -----
+
+
+def _pool1d(op: str, input: Tensor, kernel_size, stride, padding, dilation, ceil_mode):
+    """Validate a 1-d pool's arguments under its own name; return (input with a height of 1, 2-d arguments)."""
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"{op}: expected a 2-D (C, L) or 3-D (N, C, L) input, got shape {input.shape}")
+    k = _single(kernel_size, "kernel_size")
+    s = k if stride is None or stride == [] else _single(stride, "stride")
+    p, d = _single(padding, "padding"), _single(dilation, "dilation")
+    if p > k // 2:
+        raise RuntimeError(f"{op}: pad should be at most half of the kernel size, but got pad={p} and kernel_size={k}")
+    _window_geometry(op, input.shape[-1:], (k,), (s,), [(p, p)], (d,), ceil_mode)
+    return input.unsqueeze(-2), (1, k), (1, s), (0, p), (1, d)
+
+
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False, return_indices: bool = False) -> Tensor:
+    """The maximum of each (dilated) window along the last dim of an (N, C, L) input."""
+    if return_indices:
+        raise NotImplementedError("max_pool1d: return_indices=True is not supported")
+    x, k, s, p, d = _pool1d("max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode)
+    return max_pool2d(x, k, s, p, d, ceil_mode).squeeze(-2)
+
+
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """The mean of each window along the last dim of an (N, C, L) input (avg_pool2d's divisor rules)."""
+    x, k, s, p, _ = _pool1d("avg_pool1d", input, kernel_size, stride, padding, 1, ceil_mode)
+    return avg_pool2d(x, k, s, p, ceil_mode, count_include_pad).squeeze(-2)
+
+
+# ----- adaptive pooling -----
+
+
+def _adaptive_size(op: str, output_size, size: tuple[int, ...]) -> tuple[int, ...]:
+    """Output size per spatial dim; None entries keep the input's size."""
+    n = len(size)
+    out = (output_size,) * n if output_size is None or isinstance(output_size, int) else tuple(output_size)
+    if len(out) != n or not all(o is None or (isinstance(o, int) and o > 0) for o in out):
+        raise ValueError(f"{op}: output_size must be a positive int or a tuple of {n} positive ints / None, got {output_size!r}")
+    return tuple(s if o is None else o for s, o in zip(size, out))
+
+
+def _adaptive_bins(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """torch's bins: start = floor(i * in / out), end = ceil((i + 1) * in / out)."""
+    i = np.arange(n_out)
+    return (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+
+
+def _check_spatial(op: str, input: Tensor, spatial: int) -> tuple[Tensor, bool]:
+    if input.ndim == spatial + 1:
+        return input.unsqueeze(0), True
+    if input.ndim != spatial + 2:
+        names = "(C, H, W) or 4-D (N, C, H, W)" if spatial == 2 else "(C, L) or 3-D (N, C, L)"
+        raise RuntimeError(f"{op}: expected a {spatial + 1}-D {names} input, got shape {input.shape}")
+    if any(s == 0 for s in input.shape[2:]):
+        raise RuntimeError(f"{op}: the spatial dims of the input must be non-empty, got shape {input.shape}")
+    return input, False
+
+
+def _adaptive_avg_dim(x: Tensor, dim: int, n_out: int) -> Tensor:
+    n_in = x.shape[dim]
+    if n_in == n_out:
+        return x
+    if n_in % n_out == 0:  # equal bins: a reshape and a mean
+        return x.reshape(*x.shape[:dim], n_out, n_in // n_out, *x.shape[dim + 1 :]).mean(dim + 1)
+    start, end = _adaptive_bins(n_in, n_out)
+    cols = np.arange(n_in)
+    avg = ((cols >= start[:, None]) & (cols < end[:, None])) / (end - start)[:, None]  # (out, in)
+    a = Tensor(avg.astype(x.dtype.np), dtype=x.dtype, device=x.device)
+    moved = x.transpose(dim, -1)
+    return moved.matmul(a.T).transpose(dim, -1)
+
+
+def _adaptive_max_dim(x: Tensor, dim: int, n_out: int) -> Tensor:
+    n_in = x.shape[dim]
+    if n_in == n_out:
+        return x
+    if n_in % n_out == 0:
+        return x.reshape(*x.shape[:dim], n_out, n_in // n_out, *x.shape[dim + 1 :]).amax(dim + 1)
+    start, end = _adaptive_bins(n_in, n_out)
+    width = int((end - start).max())
+    # each bin's indices, padded by repeating its last one (a repeat does not change a max)
+    idx = np.minimum(start[:, None] + np.arange(width), end[:, None] - 1)
+    picked = x[(slice(None),) * dim + (Tensor(idx, device=x.device),)]  # (..., out, width, ...)
+    return picked.amax(dim + 1)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """The mean over torch's adaptive bins, giving an (N, C, *output_size) output."""
+    x, unbatched = _check_spatial("adaptive_avg_pool2d", input, 2)
+    oh, ow = _adaptive_size("adaptive_avg_pool2d", output_size, x.shape[2:])
+    out = _adaptive_avg_dim(_adaptive_avg_dim(x, 2, oh), 3, ow)
+    return out.squeeze(0) if unbatched else out
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False) -> Tensor:
+    """The maximum over torch's adaptive bins (ties share the gradient, as in max_pool2d)."""
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool2d: return_indices=True is not supported")
+    x, unbatched = _check_spatial("adaptive_max_pool2d", input, 2)
+    oh, ow = _adaptive_size("adaptive_max_pool2d", output_size, x.shape[2:])
+    out = _adaptive_max_dim(_adaptive_max_dim(x, 2, oh), 3, ow)
+    return out.squeeze(0) if unbatched else out
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
+    """The mean over torch's adaptive bins along the last dim of an (N, C, L) input."""
+    x, unbatched = _check_spatial("adaptive_avg_pool1d", input, 1)
+    (o,) = _adaptive_size("adaptive_avg_pool1d", output_size, x.shape[2:])
+    out = _adaptive_avg_dim(x, 2, o)
+    return out.squeeze(0) if unbatched else out
+
+
+def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False) -> Tensor:
+    """The maximum over torch's adaptive bins along the last dim of an (N, C, L) input."""
+    if return_indices:
+        raise NotImplementedError("adaptive_max_pool1d: return_indices=True is not supported")
+    x, unbatched = _check_spatial("adaptive_max_pool1d", input, 1)
+    (o,) = _adaptive_size("adaptive_max_pool1d", output_size, x.shape[2:])
+    out = _adaptive_max_dim(x, 2, o)
+    return out.squeeze(0) if unbatched else out
+
+
+# ----- resampling -----
+
+_LINEAR_MODES = {"linear": 1, "bilinear": 2, "trilinear": 3}
+
+
+def _interp_sizes(input: Tensor, size, scale_factor, recompute_scale_factor):
+    """(output sizes, the scale per dim that maps output to input coordinates, or None = in/out)."""
+    spatial = input.shape[2:]
+    n = len(spatial)
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: exactly one of size or scale_factor must be given")
+    if size is not None:
+        sizes = (size,) * n if isinstance(size, int) else tuple(size)
+        if len(sizes) != n or not all(isinstance(s, int) and s > 0 for s in sizes):
+            raise ValueError(f"interpolate: size must be a positive int or a tuple of {n} positive ints for input of shape {input.shape}, got {size!r}")
+        if recompute_scale_factor:
+            raise ValueError("interpolate: recompute_scale_factor is only meaningful with scale_factor, not with size")
+        return sizes, (None,) * n
+    factors = (scale_factor,) * n if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
+    if len(factors) != n or not all(isinstance(f, (int, float)) and f > 0 for f in factors):
+        raise ValueError(f"interpolate: scale_factor must be a positive number or a tuple of {n} for input of shape {input.shape}, got {scale_factor!r}")
+    sizes = tuple(int(math.floor(s * f)) for s, f in zip(spatial, factors))
+    if any(s < 1 for s in sizes):
+        raise ValueError(f"interpolate: scale_factor {scale_factor!r} makes an empty output from input of shape {input.shape}")
+    return sizes, (None,) * n if recompute_scale_factor else tuple(1.0 / f for f in factors)
+
+
+def _take(x: Tensor, dim: int, idx: np.ndarray) -> Tensor:
+    return x[(slice(None),) * dim + (Tensor(idx.astype(np.int64), device=x.device),)]
+
+
+def _nearest_dim(x: Tensor, dim: int, n_out: int, scale, exact: bool) -> Tensor:
+    n_in = x.shape[dim]
+    scale = n_in / n_out if scale is None else scale
+    if n_in == n_out and scale == 1.0:
+        return x
+    k = n_out // n_in
+    if not exact and n_out == k * n_in and scale == 1.0 / k:  # integer upsampling: repeat each element k times
+        shape = x.shape
+        x = x.unsqueeze(dim + 1).expand(*shape[: dim + 1], k, *shape[dim + 1 :])
+        return x.reshape(*shape[:dim], n_out, *shape[dim + 1 :])
+    dst = np.arange(n_out, dtype=np.float32)
+    src = np.floor((dst + 0.5) * np.float32(scale)) if exact else np.floor(dst * np.float32(scale))
+    return _take(x, dim, np.minimum(src.astype(np.int64), n_in - 1))
+
+
+def _linear_dim(x: Tensor, dim: int, n_out: int, scale, align_corners: bool) -> Tensor:
+    n_in = x.shape[dim]
+    dst = np.arange(n_out, dtype=np.float64)
+    if align_corners:
+        src = dst * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(n_out)
+    else:
+        scale = n_in / n_out if scale is None else scale
+        src = np.maximum((dst + 0.5) * scale - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    lam = (src - i0).astype(x.dtype.np).reshape((n_out,) + (1,) * (x.ndim - dim - 1))
+    lam = Tensor(lam, dtype=x.dtype, device=x.device)
+    return _take(x, dim, i0) * (1.0 - lam) + _take(x, dim, i1) * lam
+
+
+def interpolate(
+    input: Tensor,
+    size=None,
+    scale_factor=None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+    antialias: bool = False,
+) -> Tensor:
+    """Resize the spatial dims of an (N, C, *spatial) input to `size` or by `scale_factor`.
+
+    Modes: 'nearest' (src = floor(dst * scale)), 'nearest-exact' (floor((dst + 0.5) * scale)),
+    'linear' (3-D), 'bilinear' (4-D) and 'trilinear' (5-D) with torch's source-index formulas
+    for align_corners False (src = (dst + 0.5) * scale - 0.5, clamped at 0) and True
+    (src = dst * (in - 1) / (out - 1)), and 'area' (adaptive average pooling). scale is
+    1 / scale_factor when scale_factor is given (unless recompute_scale_factor), else in / out."""
+    if input.ndim < 3 or input.ndim > 5:
+        raise ValueError(f"interpolate: expected a 3-D, 4-D or 5-D (N, C, *spatial) input, got shape {input.shape}")
+    if antialias:
+        raise NotImplementedError("interpolate: antialias=True is not supported")
+    linear = mode in _LINEAR_MODES
+    if linear and _LINEAR_MODES[mode] != input.ndim - 2:
+        raise ValueError(f"interpolate: mode {mode!r} needs a {_LINEAR_MODES[mode] + 2}-D input, got shape {input.shape}")
+    if not linear and mode not in ("nearest", "nearest-exact", "area"):
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported; use nearest, nearest-exact, linear, bilinear, trilinear or area")
+    if align_corners is not None and not linear:
+        raise ValueError("interpolate: align_corners can only be set with the interpolating modes linear | bilinear | trilinear")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"interpolate: expected a floating point input, got {input.dtype.name}")
+    sizes, scales = _interp_sizes(input, size, scale_factor, recompute_scale_factor)
+    x = input
+    for i, (n_out, scale) in enumerate(zip(sizes, scales)):
+        d = 2 + i
+        if mode == "area":
+            x = _adaptive_avg_dim(x, d, n_out)
+        elif linear:
+            x = _linear_dim(x, d, n_out, scale, bool(align_corners))
+        else:
+            x = _nearest_dim(x, d, n_out, scale, mode == "nearest-exact")
+    return x
+
+
+def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None) -> Tensor:
+    """Deprecated alias of interpolate (kept for old torch code)."""
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """(*, C * r^2, H, W) -> (*, C, H * r, W * r): out[c, h*r + i, w*r + j] = in[c*r^2 + i*r + j, h, w]."""
+    r = upscale_factor
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_shuffle: expected an input with at least 3 dims (*, C, H, W), got shape {input.shape}")
+    if not isinstance(r, int) or r < 1:
+        raise ValueError(f"pixel_shuffle: upscale_factor must be a positive int, got {r!r}")
+    *lead, c, h, w = input.shape
+    if c % (r * r):
+        raise RuntimeError(f"pixel_shuffle: the {c} channels of the input of shape {input.shape} must be divisible by upscale_factor^2 = {r * r}")
+    k = len(lead)
+    x = input.reshape(*lead, c // (r * r), r, r, h, w)
+    x = x.permute(*range(k), k, k + 3, k + 1, k + 4, k + 2)
+    return x.reshape(*lead, c // (r * r), h * r, w * r)
+
+
+def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
+    """(*, C, H * r, W * r) -> (*, C * r^2, H, W), the inverse of pixel_shuffle."""
+    r = downscale_factor
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_unshuffle: expected an input with at least 3 dims (*, C, H, W), got shape {input.shape}")
+    if not isinstance(r, int) or r < 1:
+        raise ValueError(f"pixel_unshuffle: downscale_factor must be a positive int, got {r!r}")
+    *lead, c, h, w = input.shape
+    if h % r or w % r:
+        raise RuntimeError(f"pixel_unshuffle: the height {h} and width {w} of the input of shape {input.shape} must be divisible by downscale_factor={r}")
+    k = len(lead)
+    x = input.reshape(*lead, c, h // r, r, w // r, r)
+    x = x.permute(*range(k), k, k + 2, k + 4, k + 1, k + 3)
+    return x.reshape(*lead, c * r * r, h // r, w // r)
+
+
+__all__ += [
+    "batch_norm",
+    "instance_norm",
+    "group_norm",
+    "rms_norm",
+    "conv1d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "max_pool1d",
+    "avg_pool1d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "interpolate",
+    "upsample",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+]

@@ -1,4 +1,4 @@
-"""Flatten, Dropout, Embedding and LayerNorm."""
+"""Flatten, Unflatten, Dropout, Embedding and LayerNorm."""
 
 from __future__ import annotations
 
@@ -23,6 +23,33 @@ class Flatten(Module):
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Expand dim `dim` into the shape `unflattened_size` (one entry may be -1)."""
+
+    def __init__(self, dim: int, unflattened_size):
+        super().__init__()
+        if not isinstance(unflattened_size, (tuple, list)) or not all(isinstance(s, int) for s in unflattened_size):
+            raise TypeError(f"Unflatten: unflattened_size must be a tuple or list of ints, got {unflattened_size!r}")
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not -input.ndim <= self.dim < input.ndim:
+            raise IndexError(f"Unflatten: dim {self.dim} is out of range for an input of shape {input.shape}")
+        d = self.dim % input.ndim
+        sizes, n = self.unflattened_size, input.shape[self.dim]
+        known = 1
+        for s in sizes:
+            known *= s if s != -1 else 1
+        if sizes.count(-1) > 1 or (-1 in sizes and (known == 0 or n % known)) or (-1 not in sizes and known != n):
+            raise RuntimeError(
+                f"Unflatten: unflattened_size {sizes} does not match the size {n} of dim {self.dim} of the input of shape {input.shape}"
+            )
+        return input.reshape(*input.shape[:d], *sizes, *input.shape[d + 1 :])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class Dropout(Module):
