@@ -282,6 +282,22 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self)
 
+    def __deepcopy__(self, memo) -> Tensor:
+        """A tensor with this value in a storage of its own, the same requires_grad and a copy
+        of .grad (copy.deepcopy, e.g. of a module). Like torch, only leaves can be copied."""
+        if not self.is_leaf:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the deepcopy protocol at the "
+                "moment; detach() it first"
+            )
+        if id(self) not in memo:
+            new = type(self).__new__(type(self))  # (values are immutable lazy nodes: sharing one is a copy)
+            new.lazydata, new.requires_grad, new._ctx = self.lazydata, self.requires_grad, None
+            new._storage = new._view = new._fw = None
+            memo[id(self)] = new
+            new.grad = None if self.grad is None else self.grad.__deepcopy__(memo)
+        return memo[id(self)]
+
     def __setitem__(self, key, value) -> None:
         """x[key] = value in place: ints, slices, None, ..., bool masks, integer tensors."""
         indexing.setitem(self, key, value)

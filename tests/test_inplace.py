@@ -409,3 +409,19 @@ def test_data_assignment_shares_the_new_value():
         old.fill_(9)  # a view of the old storage does not touch the parameter any more
     close(p.detach(), [6, 7])
     close(old, [9])
+
+
+def test_deepcopy_gives_tensors_with_storages_of_their_own(device):
+    import copy
+
+    layer = sg.nn.Linear(3, 2).to(device)
+    twin = copy.deepcopy(layer)
+    assert twin.weight is not layer.weight and isinstance(twin.weight, sg.nn.Parameter) and twin.weight.requires_grad
+    with sg.no_grad():
+        twin.weight.zero_()
+        twin.bias.copy_(sg.ones(2, device=device))
+    assert_close(twin.weight, np.zeros((2, 3)))
+    assert_close(twin.bias, np.ones(2))
+    assert np.abs(layer.weight.detach().numpy()).sum() > 0  # the original is untouched
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(layer.weight * 2)
