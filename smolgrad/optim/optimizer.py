@@ -58,6 +58,24 @@ def _step_scalars(values: list[tuple[float, Tensor]]) -> list[Tensor]:
     return [Tensor._from_lazy(buffers[key]._view(View.contiguous((), i))) for key, i in slots]
 
 
+def check_nonnegative(group: dict[str, Any], *names: str) -> None:
+    """Raise ValueError naming the first option in `names` that is negative (or NaN)."""
+    labels = {"lr": "learning rate", "eps": "epsilon value"}
+    for name in names:
+        if not group[name] >= 0.0:
+            raise ValueError(f"Invalid {labels.get(name, name + ' value')}: {group[name]} (it must be >= 0)")
+
+
+def check_betas(group: dict[str, Any]) -> None:
+    """Raise ValueError unless group["betas"] is a pair of numbers in [0, 1)."""
+    betas = group["betas"]
+    if len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, b in enumerate(betas):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {b} (it must be in [0, 1))")
+
+
 class Optimizer:
     """Base class of the optimizers, with PyTorch's interface.
 
@@ -307,8 +325,9 @@ class Optimizer:
             )
         out: dict[str, Any] = {}
         for key, value in saved.items():
-            if key in self._state_scalars:
-                out[key] = int(value.item()) if isinstance(value, Tensor) else int(value)
+            if key in self._state_scalars:  # "step" counts; others (NAdam's mu_product) are floats
+                number = value.item() if isinstance(value, Tensor) else value
+                out[key] = int(number) if key == "step" else float(number)
                 continue
             if not isinstance(value, Tensor):
                 raise ValueError(f"state '{key}' of parameter {index} must be a Tensor, got {type(value).__name__}")
