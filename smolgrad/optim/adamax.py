@@ -48,7 +48,8 @@ class Adamax(Optimizer):
         return {"clr": group["lr"] / (1.0 - group["betas"][0] ** step)}
 
     def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict, scalars: dict):
-        (beta1, beta2), wd = group["betas"], group["weight_decay"]
+        beta1, beta2 = scalars.get("beta1", group["betas"][0]), group["betas"][1]
+        wd = group["weight_decay"]
         g = -grad if group["maximize"] else grad
         if wd != 0:
             g = g + param * wd

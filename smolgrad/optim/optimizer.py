@@ -108,6 +108,10 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
         self._replay = Replay()
+        # Options a scheduler changes every step (OneCycleLR cycles "momentum" or beta1 of
+        # "betas"): `_update` gets their current values as step scalars ("momentum",
+        # "beta1") instead of baking them into the kernels, so the steps still replay.
+        self._cycled_options: set[str] = set()
 
     # ----- parameter groups -----
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -178,6 +182,7 @@ class Optimizer:
                     grad = self._checked_grad(p, gi, pi)
                     state = dict(self.state.get(p, {}))  # committed only once the step has run
                     values = self._prepare(p, state, group)
+                    values.update(self._cycled_values(group))
                     keys = tuple(k for k in self._state_keys if k in state)
                     work.append((p, grad, gi, state, keys, values))
             if not work:
@@ -191,7 +196,8 @@ class Optimizer:
             tensors: list[Tensor] = []
             for (p, grad, _, state, keys, _), (_, _, names) in zip(work, layout):
                 tensors += [p.detach(), grad, *(state[k] for k in keys), *(next(scalars) for _ in names)]
-            key = (type(self), tuple(layout), tuple(self._options(g) for g in self.param_groups))
+            options = tuple(self._options(g) for g in self.param_groups)
+            key = (type(self), tuple(layout), options, tuple(sorted(self._cycled_options)))
             new = iter(self._replay(key, lambda *ts: self._update_all(layout, ts), tensors))
             for p, _, _, state, keys, _ in work:
                 p.data = next(new)
@@ -201,8 +207,24 @@ class Optimizer:
         return loss
 
     def _options(self, group: dict[str, Any]) -> tuple:
-        """The group's options that `_update` may bake into kernels (all but lr)."""
-        return tuple((name, _frozen(group[name])) for name in sorted(self.defaults) if name != "lr")
+        """The group's options that `_update` may bake into kernels (all but lr and the
+        cycled ones; of cycled betas, beta2 stays)."""
+        out = []
+        for name in sorted(self.defaults):
+            if name == "lr" or (name in self._cycled_options and name != "betas"):
+                continue
+            value = group[name][1:] if name == "betas" and name in self._cycled_options else group[name]
+            out.append((name, _frozen(value)))
+        return tuple(out)
+
+    def _cycled_values(self, group: dict[str, Any]) -> dict[str, float]:
+        """This step's values of the cycled options, as step scalars by name."""
+        out = {}
+        if "momentum" in self._cycled_options:
+            out["momentum"] = group["momentum"]
+        if "betas" in self._cycled_options:
+            out["beta1"] = group["betas"][0]
+        return out
 
     def _update_all(self, layout, tensors) -> list[Tensor]:
         """New parameters and state tensors of every parameter in `layout`, in order."""

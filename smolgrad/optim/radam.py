@@ -80,7 +80,8 @@ class RAdam(Optimizer):
         return scalars
 
     def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict, scalars: dict):
-        (beta1, beta2), wd = group["betas"], group["weight_decay"]
+        beta1, beta2 = scalars.get("beta1", group["betas"][0]), group["betas"][1]
+        wd = group["weight_decay"]
         g = -grad if group["maximize"] else grad
         if wd != 0:
             if group["decoupled_weight_decay"]:

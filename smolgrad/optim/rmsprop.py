@@ -50,7 +50,7 @@ class RMSprop(Optimizer):
         if "square_avg" not in state:
             state["step"] = 0
             state["square_avg"] = self._zeros_state(param)
-        if group["momentum"] > 0 and "momentum_buffer" not in state:
+        if (group["momentum"] > 0 or "momentum" in self._cycled_options) and "momentum_buffer" not in state:
             state["momentum_buffer"] = self._zeros_state(param)
         if group["centered"] and "grad_avg" not in state:
             state["grad_avg"] = self._zeros_state(param)
@@ -58,7 +58,8 @@ class RMSprop(Optimizer):
         return {"lr": group["lr"]}
 
     def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict, scalars: dict):
-        alpha, eps, wd, momentum = group["alpha"], group["eps"], group["weight_decay"], group["momentum"]
+        alpha, eps, wd = group["alpha"], group["eps"], group["weight_decay"]
+        momentum = scalars.get("momentum", group["momentum"])
         g = -grad if group["maximize"] else grad
         if wd != 0:
             g = g + param * wd
@@ -68,6 +69,6 @@ class RMSprop(Optimizer):
             a = new_state["grad_avg"] = state["grad_avg"] * alpha + g * (1.0 - alpha)
             v = v - a * a
         step = g / (v.sqrt() + eps)
-        if momentum > 0:
+        if "momentum" in scalars or momentum > 0:
             step = new_state["momentum_buffer"] = state["momentum_buffer"] * momentum + step
         return param - step * scalars["lr"], new_state
