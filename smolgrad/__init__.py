@@ -104,4 +104,5 @@ del _name
 from . import nn  # noqa: E402  (nn imports Tensor from here)
 from . import data  # noqa: E402
 from . import optim  # noqa: E402
+from . import utils  # noqa: E402  (smolgrad.utils.data: PyTorch's path to smolgrad.data)
 from .serialization import load, save  # noqa: E402

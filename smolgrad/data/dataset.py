@@ -77,9 +77,9 @@ def random_split(dataset, lengths: Sequence[int | float], generator=None) -> lis
             f"random_split: lengths {list(lengths)} must be non-negative and sum to the data set's "
             f"length {n} (or be fractions that sum to 1)"
         )
-    from .dataloader import _rng
+    from .sampler import as_generator
 
-    perm = _rng(generator).permutation(n)
+    perm = as_generator(generator).permutation(n)
     out, start = [], 0
     for size in sizes:
         out.append(Subset(dataset, perm[start:start + size].tolist()))

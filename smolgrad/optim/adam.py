@@ -70,7 +70,7 @@ class Adam(Optimizer):
         return scalars
 
     def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict, scalars: dict):
-        beta1, beta2 = group["betas"]
+        beta1, beta2 = scalars.get("beta1", group["betas"][0]), group["betas"][1]
         wd, eps = group["weight_decay"], group["eps"]
         g = -grad if group["maximize"] else grad
         if wd != 0:

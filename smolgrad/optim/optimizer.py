@@ -58,6 +58,24 @@ def _step_scalars(values: list[tuple[float, Tensor]]) -> list[Tensor]:
     return [Tensor._from_lazy(buffers[key]._view(View.contiguous((), i))) for key, i in slots]
 
 
+def check_nonnegative(group: dict[str, Any], *names: str) -> None:
+    """Raise ValueError naming the first option in `names` that is negative (or NaN)."""
+    labels = {"lr": "learning rate", "eps": "epsilon value"}
+    for name in names:
+        if not group[name] >= 0.0:
+            raise ValueError(f"Invalid {labels.get(name, name + ' value')}: {group[name]} (it must be >= 0)")
+
+
+def check_betas(group: dict[str, Any]) -> None:
+    """Raise ValueError unless group["betas"] is a pair of numbers in [0, 1)."""
+    betas = group["betas"]
+    if len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, b in enumerate(betas):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {b} (it must be in [0, 1))")
+
+
 class Optimizer:
     """Base class of the optimizers, with PyTorch's interface.
 
@@ -90,6 +108,10 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
         self._replay = Replay()
+        # Options a scheduler changes every step (OneCycleLR cycles "momentum" or beta1 of
+        # "betas"): `_update` gets their current values as step scalars ("momentum",
+        # "beta1") instead of baking them into the kernels, so the steps still replay.
+        self._cycled_options: set[str] = set()
 
     # ----- parameter groups -----
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -160,6 +182,7 @@ class Optimizer:
                     grad = self._checked_grad(p, gi, pi)
                     state = dict(self.state.get(p, {}))  # committed only once the step has run
                     values = self._prepare(p, state, group)
+                    values.update(self._cycled_values(group))
                     keys = tuple(k for k in self._state_keys if k in state)
                     work.append((p, grad, gi, state, keys, values))
             if not work:
@@ -173,7 +196,8 @@ class Optimizer:
             tensors: list[Tensor] = []
             for (p, grad, _, state, keys, _), (_, _, names) in zip(work, layout):
                 tensors += [p.detach(), grad, *(state[k] for k in keys), *(next(scalars) for _ in names)]
-            key = (type(self), tuple(layout), tuple(self._options(g) for g in self.param_groups))
+            options = tuple(self._options(g) for g in self.param_groups)
+            key = (type(self), tuple(layout), options, tuple(sorted(self._cycled_options)))
             new = iter(self._replay(key, lambda *ts: self._update_all(layout, ts), tensors))
             for p, _, _, state, keys, _ in work:
                 p.data = next(new)
@@ -183,8 +207,24 @@ class Optimizer:
         return loss
 
     def _options(self, group: dict[str, Any]) -> tuple:
-        """The group's options that `_update` may bake into kernels (all but lr)."""
-        return tuple((name, _frozen(group[name])) for name in sorted(self.defaults) if name != "lr")
+        """The group's options that `_update` may bake into kernels (all but lr and the
+        cycled ones; of cycled betas, beta2 stays)."""
+        out = []
+        for name in sorted(self.defaults):
+            if name == "lr" or (name in self._cycled_options and name != "betas"):
+                continue
+            value = group[name][1:] if name == "betas" and name in self._cycled_options else group[name]
+            out.append((name, _frozen(value)))
+        return tuple(out)
+
+    def _cycled_values(self, group: dict[str, Any]) -> dict[str, float]:
+        """This step's values of the cycled options, as step scalars by name."""
+        out = {}
+        if "momentum" in self._cycled_options:
+            out["momentum"] = group["momentum"]
+        if "betas" in self._cycled_options:
+            out["beta1"] = group["betas"][0]
+        return out
 
     def _update_all(self, layout, tensors) -> list[Tensor]:
         """New parameters and state tensors of every parameter in `layout`, in order."""
@@ -307,8 +347,9 @@ class Optimizer:
             )
         out: dict[str, Any] = {}
         for key, value in saved.items():
-            if key in self._state_scalars:
-                out[key] = int(value.item()) if isinstance(value, Tensor) else int(value)
+            if key in self._state_scalars:  # "step" counts; others (NAdam's mu_product) are floats
+                number = value.item() if isinstance(value, Tensor) else value
+                out[key] = int(number) if key == "step" else float(number)
                 continue
             if not isinstance(value, Tensor):
                 raise ValueError(f"state '{key}' of parameter {index} must be a Tensor, got {type(value).__name__}")

@@ -48,7 +48,7 @@ class SGD(Optimizer):
 
     def _prepare(self, param: Tensor, state: dict, group: dict) -> dict[str, float]:
         scalars = {"lr": group["lr"]}
-        if group["momentum"] != 0:
+        if group["momentum"] != 0 or "momentum" in self._cycled_options:
             # the first step sets b = g; written as 0 * zeros + 1 * g with the factors as
             # 0-d tensors, it runs the same kernel as every later step (no recompile)
             first = "momentum_buffer" not in state
@@ -59,12 +59,12 @@ class SGD(Optimizer):
         return scalars
 
     def _update(self, param: Tensor, grad: Tensor, state: dict, group: dict, scalars: dict):
-        momentum, wd = group["momentum"], group["weight_decay"]
+        momentum, wd = scalars.get("momentum", group["momentum"]), group["weight_decay"]
         g = -grad if group["maximize"] else grad
         if wd != 0:
             g = g + param * wd
         new_state = {}
-        if momentum != 0:
+        if "momentum" in scalars or momentum != 0:
             buf = new_state["momentum_buffer"] = state["momentum_buffer"] * scalars["decay"] + g * scalars["gain"]
             g = g + buf * momentum if group["nesterov"] else buf
         return param - g * scalars["lr"], new_state
