@@ -189,6 +189,35 @@ HELPERS = {
     "sg_sign": """fn sg_sign(x: f32) -> f32 {
     return select(sign(x), x, sg_isnan(x));  // sign(nan) = nan
 }""",
+    "sg_asin": f"""fn sg_asin(x: f32) -> f32 {{
+    return select(asin(x), {NAN}, abs(x) > 1.0 || sg_isnan(x));  // nan outside [-1, 1], like numpy
+}}""",
+    "sg_acos": f"""fn sg_acos(x: f32) -> f32 {{
+    return select(acos(x), {NAN}, abs(x) > 1.0 || sg_isnan(x));
+}}""",
+    "sg_log1p": f"""fn sg_log1p(x: f32) -> f32 {{
+    // Kahan: log(u) * x / (u - 1) with u = 1 + x cancels the rounding of u (accurate near 0)
+    let u = 1.0 + x;
+    if (u == 1.0) {{ return x; }}
+    if (x == {INF}) {{ return x; }}
+    return sg_log(u) * (x / (u - 1.0));
+}}""",
+    "sg_expm1": f"""fn sg_expm1(x: f32) -> f32 {{
+    // Kahan: (u - 1) * x / log(u) with u = exp(x) (accurate near 0)
+    if (x > 88.72283) {{ return {INF}; }}
+    let u = exp(x);
+    if (u == 1.0) {{ return x; }}
+    let um1 = u - 1.0;
+    if (um1 == -1.0) {{ return -1.0; }}
+    return um1 * (x / log(u));
+}}""",
+    "sg_round": """fn sg_round(x: f32) -> f32 {
+    // half to even, like numpy and torch (written out: drivers differ on round())
+    let f = floor(x);
+    let d = x - f;
+    let even = f - 2.0 * floor(f * 0.5) == 0.0;
+    return select(select(f + 1.0, f, d < 0.5), select(f + 1.0, f, even), d == 0.5);
+}""",
     "sg_max": """fn sg_max(a: f32, b: f32) -> f32 {
     return select(max(a, b), a + b, sg_isnan(a) || sg_isnan(b));  // nan propagates, like numpy
 }""",
@@ -257,12 +286,22 @@ EXPRESSIONS: dict[Op, dict[str, str]] = {
     Op.SIGMOID: {"f32": "sg_sigmoid({0})"},
     Op.ABS: {"*": "abs({0})", "u32": "{0}"},
     Op.SIGN: {"f32": "sg_sign({0})", "i32": "sign({0})", "u32": "{0}"},
+    Op.FLOOR: {"f32": "floor({0})"},
+    Op.CEIL: {"f32": "ceil({0})"},
+    Op.ROUND: {"f32": "sg_round({0})"},
+    Op.TRUNC: {"f32": "trunc({0})"},
+    Op.ASIN: {"f32": "sg_asin({0})"},
+    Op.ACOS: {"f32": "sg_acos({0})"},
+    Op.ATAN: {"f32": "atan({0})"},
+    Op.LOG1P: {"f32": "sg_log1p({0})"},
+    Op.EXPM1: {"f32": "sg_expm1({0})"},
     Op.COPY: {"*": "{0}"},
     Op.ADD: {"*": "({0} + {1})", "u32": "({0} | {1})"},
     Op.SUB: {"*": "({0} - {1})", "u32": "({0} ^ {1})"},
     Op.MUL: {"*": "({0} * {1})", "u32": "({0} & {1})"},
     Op.DIV: {"f32": "sg_div({0}, {1})", "i32": "sg_div_i32({0}, {1})"},
     Op.POW: {"f32": "sg_pow({0}, {1})", "i32": "sg_pow_i32({0}, {1})"},
+    Op.ATAN2: {"f32": "atan2({0}, {1})"},
     Op.MAX: {"f32": "sg_max({0}, {1})", "*": "max({0}, {1})"},
     Op.MIN: {"f32": "sg_min({0}, {1})", "*": "min({0}, {1})"},
     Op.LT: {"*": "select(0u, 1u, {0} < {1})"},
