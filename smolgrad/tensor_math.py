@@ -178,15 +178,22 @@ class MathOps:
 
     # ----- remainders and floor division -----
     def fmod(self, other):
-        """The remainder of x / y with the sign of x (C's fmod): x - trunc(x / y) * y."""
+        """The remainder of x / y with the sign of x (C's fmod): x - trunc(x / y) * y, in the
+        tensor's precision (where x / y rounds to an integer it can differ from the exact
+        remainder by a multiple of y)."""
         a, b = self._pair(other, "fmod")
         if a.dtype.is_floating_point:
-            return a - (a / b).trunc().detach() * b
+            _, where = _tensor()
+            r = a - (a / b).trunc().detach() * b
+            # where a / b rounded up to an integer, r has the wrong sign: one more |b| fixes it
+            r = where((r != 0) & ((r < 0) != (a < 0)), r + b.abs() * a.sign(), r)
+            return where(b == 0, math.nan, r)  # (drivers may fold inf * 0 to 0)
         _check_int_divisor(b, "fmod")
         return a - _int_div(a, b) * b
 
     def remainder(self, other):
-        """The remainder of x / y with the sign of y (Python's %): x - floor(x / y) * y."""
+        """The remainder of x / y with the sign of y (Python's %): x - floor(x / y) * y, as torch
+        documents it (floats: in the tensor's precision, see fmod)."""
         return self._remainder(*self._pair(other, "remainder"))
 
     def __mod__(self, other):
@@ -197,12 +204,15 @@ class MathOps:
 
     @staticmethod
     def _remainder(a, b):
-        if a.dtype.is_floating_point:
-            return a - (a / b).floor().detach() * b
-        _check_int_divisor(b, "remainder")
         _, where = _tensor()
-        r = a - _int_div(a, b) * b
-        return where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+        if a.dtype.is_floating_point:
+            r = a - (a / b).floor().detach() * b
+        else:
+            _check_int_divisor(b, "remainder")
+            r = a - _int_div(a, b) * b
+        # the sign of b (for floats: also where a / b rounded up to an integer)
+        r = where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+        return where(b == 0, math.nan, r) if a.dtype.is_floating_point else r
 
     def floor_divide(self, other):
         """x / y rounded down (Python's //); integer for integer inputs. Not differentiable."""
