@@ -141,7 +141,7 @@ def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: boo
     i = np.arange(steps, dtype=np.float64)
     step = (end - start) / (steps - 1) if steps > 1 else 0.0
     # like torch: the first half counts up from start, the second half down from end
-    values = np.where(i < steps // 2, start + i * step, end - (steps - 1 - i) * step)
+    values = np.where(i < max(steps // 2, 1), start + i * step, end - (steps - 1 - i) * step)
     dtype = dtypes.to_dtype(dtype or dtypes.default_float)
     if not dtype.is_floating_point:
         values = np.trunc(values)
