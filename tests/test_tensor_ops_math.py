@@ -46,6 +46,32 @@ def test_unary_matches_numpy_including_special_values(name, device):
     assert_close(out, expected, rtol=2e-6 if device == "numpy" else 2e-5, atol=1e-7 if name not in ("cosh", "sinh", "exp2") else 1e-6)
 
 
+SWEEP = {  # the WGSL versions of these are written out: check them densely against float64
+    "atan": (np.arctan, np.concatenate([np.linspace(-5, 5, 4001), np.geomspace(1e-6, 1e6, 2000)])),
+    "asin": (np.arcsin, np.linspace(-1, 1, 4001)),
+    "acos": (np.arccos, np.linspace(-1, 1, 4001)),
+    "log1p": (np.log1p, np.concatenate([np.linspace(-0.999, 3, 4001), np.geomspace(1e-8, 1e3, 2000)])),
+    "expm1": (np.expm1, np.concatenate([np.linspace(-5, 5, 4001), -np.geomspace(1e-8, 1, 2000)])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SWEEP))
+def test_written_out_functions_are_accurate_over_their_range(name, device):
+    ref, x = SWEEP[name]
+    x32 = x.astype(np.float32)
+    got = getattr(sg.tensor(x32, device=device), name)().numpy()
+    want = ref(x32.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=3e-6, atol=1e-30 if name != "acos" else 3e-7)
+
+
+def test_atan2_is_accurate_in_every_quadrant(device):
+    angles = np.linspace(-np.pi, np.pi, 2001)
+    radii = np.geomspace(1e-3, 1e3, 2001)
+    y, x = (radii * np.sin(angles)).astype(np.float32), (radii * np.cos(angles)).astype(np.float32)
+    got = sg.atan2(sg.tensor(y, device=device), sg.tensor(x, device=device)).numpy()
+    np.testing.assert_allclose(got, np.arctan2(y.astype(np.float64), x.astype(np.float64)), rtol=3e-6, atol=3e-7)
+
+
 def test_round_is_half_to_even_and_decimals(device):
     x = sg.tensor([0.5, 1.5, 2.5, -0.5, -1.5, 2.4999, 3.5001], device=device)
     assert_close(x.round(), np.array([0, 2, 2, -0, -2, 2, 4], np.float32))
