@@ -68,11 +68,15 @@ class SelectOps:
         from .creation import ones
 
         if self.ndim != 1 or self.dtype.is_floating_point or self.dtype.is_bool:
-            raise RuntimeError(f"bincount: only 1-d non-negative integral inputs are supported, got {self.dtype.name} of shape {self.shape}")
+            raise RuntimeError(
+                f"bincount: only 1-d non-negative integral inputs are supported, got {self.dtype.name} of shape {self.shape}"
+            )
         if minlength < 0:
             raise RuntimeError(f"bincount: minlength should be >= 0, got {minlength}")
         if weights is not None and weights.shape != self.shape:
-            raise RuntimeError(f"bincount: weights should be 1-d and have the same length as input, got {weights.shape} and {self.shape}")
+            raise RuntimeError(
+                f"bincount: weights should be 1-d and have the same length as input, got {weights.shape} and {self.shape}"
+            )
         values = self.detach().numpy()
         if values.size and values.min() < 0:
             raise RuntimeError(f"bincount: input must be non-negative, got {values.min()}")
@@ -80,7 +84,7 @@ class SelectOps:
         if weights is None:
             src = ones(self.shape, dtype="int64", device=self.device)
         else:
-            src = weights if weights.dtype.is_floating_point else weights.double() if weights.device == "numpy" else weights.float()
+            src = weights if weights.dtype.is_floating_point else weights.float()
         if length == 0 or self.shape[0] == 0:
             return src.new_zeros(length)
         return F.ScatterAdd.apply(src, self.detach(), dim=0, shape=(length,))

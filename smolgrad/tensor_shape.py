@@ -64,13 +64,19 @@ class ShapeOps:
         n = x.shape[dim]
         if isinstance(repeats, Tensor):
             if repeats.dtype.is_floating_point or repeats.ndim > 1:
-                raise RuntimeError(f"repeat_interleave: repeats must be an int or a 0-d/1-d integer tensor, got {repeats.dtype.name} of shape {repeats.shape}")
+                raise RuntimeError(
+                    "repeat_interleave: repeats must be an int or a 0-d/1-d integer tensor, "
+                    f"got {repeats.dtype.name} of shape {repeats.shape}"
+                )
             counts = repeats.detach().numpy().reshape(-1)
             if counts.size == 1:
                 repeats = int(counts[0])
             else:
                 if counts.size != n:
-                    raise RuntimeError(f"repeat_interleave: repeats must have the same size as input along dim ({n}), but got repeats of size {counts.size}")
+                    raise RuntimeError(
+                        f"repeat_interleave: repeats must have the same size as input along dim ({n}), "
+                        f"but got repeats of size {counts.size}"
+                    )
                 if (counts < 0).any():
                     raise RuntimeError("repeat_interleave: repeats can not be negative")
                 index = Tensor(np.repeat(np.arange(n), counts), device=x.device)
@@ -151,7 +157,10 @@ class ShapeOps:
         src = (source,) if isinstance(source, int) else tuple(source)
         dst = (destination,) if isinstance(destination, int) else tuple(destination)
         if len(src) != len(dst):
-            raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)} dims) should contain the same number of dims as destination ({list(dst)} dims)")
+            raise RuntimeError(
+                f"movedim: Invalid source or destination dims: source ({list(src)} dims) should contain "
+                f"the same number of dims as destination ({list(dst)} dims)"
+            )
         src = tuple(_norm_dim(d, self.ndim, "movedim") for d in src)
         dst = tuple(_norm_dim(d, self.ndim, "movedim") for d in dst)
         if len(set(src)) != len(src) or len(set(dst)) != len(dst):
@@ -181,7 +190,9 @@ class ShapeOps:
         known = math.prod(s for s in sizes if s != -1)
         n = self.shape[dim]
         if sizes.count(-1) > 1 or (-1 in sizes and (known == 0 or n % known)) or (-1 not in sizes and known != n):
-            raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} ({n}) in the input tensor")
+            raise RuntimeError(
+                f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {dim} ({n}) in the input tensor"
+            )
         if -1 in sizes:
             sizes = tuple(n // known if s == -1 else s for s in sizes)
         return self.reshape(self.shape[:dim] + sizes + self.shape[dim + 1 :])
