@@ -28,9 +28,14 @@ def _int_div(a, b):
 
 def _check_int_divisor(b, op: str) -> None:
     """Integer division by zero raises (as torch does on the CPU) where the divisor is known."""
-    if b.dtype.is_floating_point or not b.lazydata.is_realized() and b.lazydata.base.op is not Op.CONST:
+    base = b.lazydata.base
+    if b.dtype.is_floating_point or b.numel() == 0:
         return
-    if b.numel() and bool((b.detach().numpy() == 0).any()):
+    if base.op is Op.CONST:  # a Python number: no device read
+        zero = base.arg == 0
+    else:  # an uploaded tensor: read back; a computed one is not forced (the result is 0 there)
+        zero = b.lazydata.is_realized() and bool((b.detach().numpy() == 0).any())
+    if zero:
         raise ZeroDivisionError(f"{op}: integer division by zero; use a float tensor to get inf/nan instead")
 
 
