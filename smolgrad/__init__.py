@@ -13,7 +13,11 @@ from .creation import (
     full,
     full_like,
     generator,
+    initial_seed,
+    linspace,
+    logspace,
     manual_seed,
+    meshgrid,
     ones,
     ones_like,
     rand,
@@ -21,6 +25,7 @@ from .creation import (
     randint,
     randn,
     randn_like,
+    seed,
     stack,
     tensor,
     zeros,
@@ -31,6 +36,9 @@ from .dtypes import DType, bool_, float32, float64, int32, int64
 from .tensor import Tensor, arange, broadcast_shapes, where
 from .tensor import erf, masked_fill, tril, triu  # functional forms of Tensor methods nn adds
 from .tensor import index_add, index_copy, index_fill, scatter, scatter_add
+from .random import Generator, default_generator
+from .einsum import einsum
+from . import linalg
 
 bool = bool_  # noqa: A001  (torch.bool)
 float = float32  # noqa: A001  (torch.float)
@@ -96,10 +104,42 @@ for _name in (
     "exp log sqrt rsqrt reciprocal sin cos tanh sigmoid relu abs sign neg square clamp clip "
     "sum mean max min amax amin var std logsumexp argmax argmin softmax log_softmax "
     "matmul reshape permute transpose unsqueeze squeeze flatten flip gather chunk split narrow "
-    "maximum minimum add sub mul div pow dot t"
+    "maximum minimum add sub mul div dot t "
+    "clone topk sort argsort msort multinomial cumsum cumprod index_select tile roll take_along_dim "
+    "outer ger bmm mm addmm baddbmm diag diagonal trace norm dist prod all any count_nonzero "
+    "isnan isinf isfinite isposinf isneginf nan_to_num allclose isclose lerp fmod floor_divide "
+    "floor ceil round trunc fix frac log1p expm1 log2 log10 exp2 atan2 arctan2 asin acos atan arcsin arccos arctan "
+    "sinh cosh asinh acosh atanh arcsinh arccosh arctanh hypot logaddexp "
+    "nonzero argwhere masked_select unique bincount histc unflatten movedim moveaxis swapaxes swapdims"
 ).split():
     globals()[_name] = _unary(_name)
 del _name
+
+
+def pow(input, exponent) -> Tensor:  # noqa: A001
+    """input ** exponent elementwise; either may be a Python number (torch.pow)."""
+    if isinstance(input, Tensor):
+        return input.pow(exponent)
+    if not isinstance(exponent, Tensor):
+        raise TypeError("pow: at least one of input and exponent must be a Tensor")
+    return exponent.__rpow__(input)
+
+
+def remainder(input, other) -> Tensor:
+    """The remainder of input / other with the sign of other (Python's %); input may be a number."""
+    if isinstance(input, Tensor):
+        return input.remainder(other)
+    if not isinstance(other, Tensor):
+        raise TypeError("remainder: at least one of input and other must be a Tensor")
+    return other.__rmod__(input)
+
+
+def repeat_interleave(input: Tensor, repeats=None, dim=None, *, output_size=None) -> Tensor:
+    """Each element repeated `repeats` times along dim; with only an integer tensor of
+    repeats r, the indices 0..len(r)-1 each repeated r[i] times (reads r back to the host)."""
+    if repeats is None:
+        return arange(input.shape[0] if input.ndim else 1, device=input.device).repeat_interleave(input)
+    return input.repeat_interleave(repeats, dim, output_size=output_size)
 
 from . import nn  # noqa: E402  (nn imports Tensor from here)
 from . import data  # noqa: E402

@@ -9,20 +9,28 @@ import numpy as np
 from . import dtypes
 from .device import canonical
 from .lazy import LazyBuffer
+from .random import Generator, default_generator
 from .tensor import Tensor, _norm_dim, shape_arg
 
-_rng = np.random.default_rng()
+
+def manual_seed(seed: int) -> Generator:
+    """Seed the global generator behind rand, randn, randint, multinomial and dropout; returns it."""
+    return default_generator.manual_seed(seed)
 
 
-def manual_seed(seed: int) -> None:
-    """Seed the generator behind rand, randn, randint and dropout-style sampling."""
-    global _rng
-    _rng = np.random.default_rng(seed)
+def seed() -> int:
+    """Seed the global generator non-deterministically; returns the seed."""
+    return default_generator.seed()
+
+
+def initial_seed() -> int:
+    """The seed of the global generator."""
+    return default_generator.initial_seed()
 
 
 def generator() -> np.random.Generator:
     """The NumPy generator smolgrad draws random values from (seeded by manual_seed)."""
-    return _rng
+    return default_generator.numpy_generator
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -86,12 +94,12 @@ def _random(values: np.ndarray, dtype, device, requires_grad: bool) -> Tensor:
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Uniform samples from [0, 1)."""
-    return _random(_rng.random(shape_arg(size)), dtype, device, requires_grad)
+    return _random(generator().random(shape_arg(size)), dtype, device, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
-    return _random(_rng.standard_normal(shape_arg(size)), dtype, device, requires_grad)
+    return _random(generator().standard_normal(shape_arg(size)), dtype, device, requires_grad)
 
 
 def randint(low, high=None, size=None, dtype=None, device=None) -> Tensor:
@@ -105,7 +113,7 @@ def randint(low, high=None, size=None, dtype=None, device=None) -> Tensor:
     if high <= low:
         raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
     dtype = dtypes.to_dtype(dtype or dtypes.int64)
-    values = _rng.integers(low, high, size=shape_arg((size,) if isinstance(size, int) else tuple(size)))
+    values = generator().integers(low, high, size=shape_arg((size,) if isinstance(size, int) else tuple(size)))
     return Tensor(values.astype(dtype.np), dtype=dtype, device=device)
 
 
@@ -123,6 +131,49 @@ def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bo
     """The identity matrix of n rows and m (default n) columns."""
     dtype = dtypes.to_dtype(dtype or dtypes.default_float)
     return Tensor(np.eye(n, m, dtype=dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """`steps` evenly spaced values from start to end inclusive (torch.linspace)."""
+    if not isinstance(steps, int) or steps < 0:
+        raise RuntimeError(f"linspace: number of steps must be a non-negative int, got {steps!r}")
+    start, end = float(start), float(end)
+    i = np.arange(steps, dtype=np.float64)
+    step = (end - start) / (steps - 1) if steps > 1 else 0.0
+    # like torch: the first half counts up from start, the second half down from end
+    values = np.where(i < max(steps // 2, 1), start + i * step, end - (steps - 1 - i) * step)
+    dtype = dtypes.to_dtype(dtype or dtypes.default_float)
+    if not dtype.is_floating_point:
+        values = np.trunc(values)
+    return Tensor(values.astype(dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def logspace(start, end, steps: int, base: float = 10.0, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """`steps` values from base**start to base**end, evenly spaced in the exponent (torch.logspace)."""
+    exponents = linspace(start, end, steps, dtype=dtypes.float64, device="numpy").numpy()
+    dtype = dtypes.to_dtype(dtype or dtypes.default_float)
+    values = np.power(float(base), exponents)
+    return Tensor(values.astype(dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def meshgrid(*tensors: Tensor, indexing: str = "ij") -> tuple[Tensor, ...]:
+    """Coordinate grids from 1-D tensors: 'ij' gives shape (len(t0), len(t1), ...); 'xy'
+    swaps the first two dims (Cartesian, like NumPy's default). Each grid is an expanded view."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    for t in tensors:
+        if not isinstance(t, Tensor) or t.ndim > 1:
+            raise RuntimeError(f"meshgrid: expects 0-D or 1-D tensors, got {getattr(t, 'shape', type(t).__name__)}")
+    vecs = [t.reshape(-1) for t in tensors]
+    if indexing == "xy" and len(vecs) >= 2:
+        vecs[0], vecs[1] = vecs[1], vecs[0]
+    shape = tuple(v.shape[0] for v in vecs)
+    grids = [v.reshape(tuple(-1 if i == k else 1 for i in range(len(vecs)))).expand(shape) for k, v in enumerate(vecs)]
+    if indexing == "xy" and len(grids) >= 2:
+        grids[0], grids[1] = grids[1], grids[0]
+    return tuple(grids)
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:

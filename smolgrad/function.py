@@ -795,3 +795,116 @@ class WindowSum(Function):
 
     def jvp(self, t):
         return WindowSum.apply(t, in_shape=self.in_shape, **self.geometry)
+
+
+# ----- tensor ops of issue 12 (rounding, inverse trig, log1p/expm1, atan2, clone) -----
+
+
+class Clone(Function):
+    """A copy of x as a new value (torch.clone): the same numbers, a node of its own."""
+
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        return x.e(Op.COPY)
+
+    def backward(self, g):
+        return g
+
+    def jvp(self, t):
+        return Clone.apply(t)
+
+
+class Rounding(Function):
+    """floor, ceil, round (half to even) or trunc (`op`): piecewise constant, so the
+    gradient and tangent are zero, as in PyTorch."""
+
+    def forward(self, x: LazyBuffer, op: Op) -> LazyBuffer:
+        return x.e(op)
+
+    def backward(self, g):
+        return _zeros(g)
+
+    def jvp(self, t):
+        return _zeros(t)
+
+
+class _Smooth(Function):
+    """A unary op whose VJP and JVP both multiply by its derivative at the saved input."""
+
+    op: Op
+
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        self.save_for_backward(x)
+        return x.e(self.op)
+
+    def derivative(self, x):
+        raise NotImplementedError
+
+    def backward(self, g):
+        return g * self.derivative(self.saved_tensors[0])
+
+    def jvp(self, t):
+        return t * self.derivative(self.saved_tensors[0])
+
+
+class Asin(_Smooth):
+    op = Op.ASIN
+
+    def derivative(self, x):
+        return (1.0 - x * x).rsqrt()
+
+
+class Acos(_Smooth):
+    op = Op.ACOS
+
+    def derivative(self, x):
+        return -(1.0 - x * x).rsqrt()
+
+
+class Atan(_Smooth):
+    op = Op.ATAN
+
+    def derivative(self, x):
+        return (1.0 + x * x).reciprocal()
+
+
+class Log1p(_Smooth):
+    op = Op.LOG1P
+
+    def derivative(self, x):
+        return (1.0 + x).reciprocal()
+
+
+class Expm1(Function):
+    def forward(self, x: LazyBuffer) -> LazyBuffer:
+        out = x.e(Op.EXPM1)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, g):
+        (out,) = self.saved_tensors
+        return g * (out + 1.0)
+
+    def jvp(self, t):
+        (out,) = self.saved_tensors
+        return t * (out + 1.0)
+
+
+class Atan2(Function):
+    """atan2(y, x), the angle of the point (x, y): d/dy = x / r^2, d/dx = -y / r^2."""
+
+    def forward(self, y: LazyBuffer, x: LazyBuffer) -> LazyBuffer:
+        self.save_for_backward(y, x)
+        return y.e(Op.ATAN2, x)
+
+    def _partials(self):
+        y, x = self.saved_tensors
+        r2 = x * x + y * y
+        return x / r2, -y / r2
+
+    def backward(self, g):
+        dy, dx = self._partials()
+        return (g * dy if self.needs_input_grad[0] else None), (g * dx if self.needs_input_grad[1] else None)
+
+    def jvp(self, ty, tx):
+        dy, dx = self._partials()
+        return ty * dy + tx * dx

@@ -29,6 +29,15 @@ class Op(Enum):
     SIGMOID = auto()
     ABS = auto()
     SIGN = auto()
+    FLOOR = auto()
+    CEIL = auto()
+    ROUND = auto()  # half to even, like torch.round
+    TRUNC = auto()
+    ASIN = auto()
+    ACOS = auto()
+    ATAN = auto()
+    LOG1P = auto()  # log(1 + x), accurate for small x
+    EXPM1 = auto()  # exp(x) - 1, accurate for small x
     CAST = auto()  # arg=target DType
     COPY = auto()  # identity: materialises a view contiguously
     # binary elementwise
@@ -37,6 +46,7 @@ class Op(Enum):
     MUL = auto()
     DIV = auto()
     POW = auto()
+    ATAN2 = auto()  # atan2(a, b): the angle of the point (b, a)
     MAX = auto()
     MIN = auto()
     LT = auto()
@@ -60,9 +70,10 @@ class Op(Enum):
 
 UNARY = frozenset(
     {Op.NEG, Op.EXP, Op.LOG, Op.SQRT, Op.RECIP, Op.SIN, Op.COS, Op.TANH, Op.SIGMOID, Op.ABS, Op.SIGN, Op.CAST, Op.COPY}
+    | {Op.FLOOR, Op.CEIL, Op.ROUND, Op.TRUNC, Op.ASIN, Op.ACOS, Op.ATAN, Op.LOG1P, Op.EXPM1}
 )
 COMPARE = frozenset({Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE})
-BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN}) | COMPARE
+BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.ATAN2, Op.MAX, Op.MIN}) | COMPARE
 TERNARY = frozenset({Op.WHERE})
 ELEMENTWISE = UNARY | BINARY | TERNARY
 REDUCE = frozenset({Op.SUM, Op.RMAX, Op.RMIN})

@@ -16,6 +16,12 @@ from .device import canonical
 from .dtypes import DType
 from .lazy import LazyBuffer, realize
 from .ops import Op
+from .tensor_linalg import LinalgOps
+from .tensor_math import MathOps
+from .tensor_reduce import ReduceOps
+from .tensor_select import SelectOps
+from .tensor_shape import ShapeOps
+from .tensor_sorting import SortingOps
 
 MinMax = namedtuple("MinMax", ["values", "indices"])
 
@@ -71,7 +77,7 @@ def check_same_device(a: Tensor, b: Tensor, op: str) -> None:
         )
 
 
-class Tensor:
+class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps):
     """An n-dimensional array on a device ('webgpu' or 'numpy'), lazily computed,
     with reverse-mode automatic differentiation."""
 

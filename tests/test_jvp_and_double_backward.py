@@ -83,6 +83,21 @@ CASES = {
     "softmax": (lambda x: x.softmax(1), [_u(3, 4)]),
     "log_softmax": (lambda x: x.log_softmax(0), [_u(3, 4)]),
     "layer_norm": (lambda x: F.layer_norm(x, (4,)), [_u(3, 4)]),
+    # tensor ops of issue 12: their Functions, and a few compositions
+    "clone": (lambda x: x.clone() * x, [_u(3, 4)]),
+    "rounding": (lambda x: (x * 3).floor() * x + (x * 3).round() * x.ceil() + x.trunc(), [_u(3, 4)]),
+    "asin": (lambda x: x.asin(), [_u(3, 4, low=-0.9, high=0.9)]),
+    "acos": (lambda x: x.acos(), [_u(3, 4, low=-0.9, high=0.9)]),
+    "atan": (lambda x: x.atan(), [_u(3, 4, low=-3.0, high=3.0)]),
+    "log1p": (lambda x: x.log1p(), [_pos(3, 4)]),
+    "expm1": (lambda x: x.expm1(), [_u(3, 4)]),
+    "atan2": (lambda y, x: sg.atan2(y, x), [_u(3, 4), _u(3, 4)]),
+    "cumsum_cumprod": (lambda x: x.cumsum(1) * x.cumprod(1), [_u(3, 5)]),
+    "prod": (lambda x: x.prod(1), [_u(3, 5)]),
+    "einsum": (lambda a, b: sg.einsum("bij,bkj->bik", a, b) ** 2, [_u(2, 3, 4), _u(2, 5, 4)]),
+    "vector_norm": (lambda x: sg.linalg.vector_norm(x, 3, dim=1), [_u(3, 4)]),
+    "sort_values": (lambda x: x.sort(1).values * x, [_u(3, 4)]),
+    "remainder": (lambda x, y: (x * 4) % y, [_u(3, 4), _pos(3, 4)]),
 }
 
 # cast round-trips through float32: a large step (exact for its quadratic) and a float32 tolerance

@@ -68,6 +68,15 @@ UNARY_INPUTS = {
     Op.ABS: randn(5, 7),
     Op.SIGN: randn(5, 7),
     Op.COPY: randn(5, 7),
+    Op.FLOOR: randn(5, 7) * 3,
+    Op.CEIL: randn(5, 7) * 3,
+    Op.ROUND: np.concatenate([randn(5, 5) * 3, np.array([[0.5, 1.5, 2.5, -0.5, -2.5]] * 5, np.float32)], 1),
+    Op.TRUNC: randn(5, 7) * 3,
+    Op.ASIN: np.tanh(randn(5, 7)),
+    Op.ACOS: np.tanh(randn(5, 7)),
+    Op.ATAN: randn(5, 7) * 3,
+    Op.LOG1P: np.abs(randn(5, 7)) - 0.5,
+    Op.EXPM1: randn(5, 7),
 }
 
 
@@ -76,7 +85,7 @@ def test_unary_float(backend, op):
     check(lambda a: a.e(op), UNARY_INPUTS[op], rtol=2e-5, atol=2e-6)
 
 
-BINARY_FLOAT = [Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAX, Op.MIN, Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE]
+BINARY_FLOAT = [Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.ATAN2, Op.MAX, Op.MIN, Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE]
 
 
 @pytest.mark.parametrize("op", BINARY_FLOAT, ids=lambda o: o.name)

@@ -49,6 +49,15 @@ UNARY_FNS = {
     Op.SIGMOID: _sigmoid,
     Op.ABS: np.abs,
     Op.SIGN: np.sign,
+    Op.FLOOR: np.floor,
+    Op.CEIL: np.ceil,
+    Op.ROUND: np.rint,  # half to even
+    Op.TRUNC: np.trunc,
+    Op.ASIN: np.arcsin,
+    Op.ACOS: np.arccos,
+    Op.ATAN: np.arctan,
+    Op.LOG1P: np.log1p,
+    Op.EXPM1: np.expm1,
     Op.COPY: np.copy,
 }
 BINARY_FNS = {
@@ -57,6 +66,7 @@ BINARY_FNS = {
     Op.MUL: np.multiply,
     Op.DIV: np.divide,
     Op.POW: np.power,
+    Op.ATAN2: np.arctan2,
     Op.MAX: np.maximum,
     Op.MIN: np.minimum,
     Op.LT: np.less,

@@ -189,6 +189,89 @@ HELPERS = {
     "sg_sign": """fn sg_sign(x: f32) -> f32 {
     return select(sign(x), x, sg_isnan(x));  // sign(nan) = nan
 }""",
+    # Inverse trig, log1p and expm1 are written out: WGSL's builtins may be off by 1e-4
+    # (lavapipe's asin/acos/atan2), and its log near 1 has an absolute error of 2^-21.
+    "sg_atan": """fn sg_atan(x: f32) -> f32 {
+    // Cephes atanf: reduce |x| to [0, tan(pi/8)], then a degree-9 odd polynomial
+    let a = abs(x);
+    var base = 0.0;
+    var t = a;
+    if (a > 2.414213562373095) {
+        base = 1.5707963267948966;
+        t = -1.0 / a;
+    } else if (a > 0.4142135623730950) {
+        base = 0.7853981633974483;
+        t = (a - 1.0) / (a + 1.0);
+    }
+    let z = t * t;
+    let r = base + ((((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z - 3.33329491539e-1) * z * t + t);
+    return select(r, -r, x < 0.0);
+}""",
+    "sg_atan2": f"""fn sg_atan2(y: f32, x: f32) -> f32 {{
+    // numpy's atan2, signed zeros and infinities included
+    if (sg_isnan(x) || sg_isnan(y)) {{ return {NAN}; }}
+    let ax = abs(x);
+    let ay = abs(y);
+    let x_neg = (bitcast<u32>(x) >> 31u) == 1u;
+    var r: f32;
+    if (ax == {INF} && ay == {INF}) {{
+        r = select(0.7853981633974483, 2.356194490192345, x_neg);
+    }} else if (ay <= ax) {{
+        r = select(sg_atan(ay / ax), 0.0, ay == 0.0);
+        r = select(r, 3.141592653589793 - r, x_neg);
+    }} else {{
+        r = 1.5707963267948966 - sg_atan(ax / ay);
+        r = select(r, 3.141592653589793 - r, x_neg);
+    }}
+    return select(r, -r, (bitcast<u32>(y) >> 31u) == 1u);
+}}""",
+    "sg_asin": f"""fn sg_asin(x: f32) -> f32 {{
+    return select(sg_atan2(x, sqrt((1.0 - x) * (1.0 + x))), {NAN}, abs(x) > 1.0);  // nan outside [-1, 1]
+}}""",
+    "sg_acos": f"""fn sg_acos(x: f32) -> f32 {{
+    return select(sg_atan2(sqrt((1.0 - x) * (1.0 + x)), x), {NAN}, abs(x) > 1.0);
+}}""",
+    "sg_log1p": f"""fn sg_log1p(x: f32) -> f32 {{
+    // for 1 + x in [0.5, 2]: 2 atanh(s) with s = x / (2 + x), |s| <= 1/3, as a series in s^2
+    if (x < -0.5 || x > 1.0 || sg_isnan(x)) {{ return sg_log(1.0 + x); }}
+    let s = x / (2.0 + x);
+    let z = s * s;
+    var p = 1.0 / 19.0;
+    p = p * z + 1.0 / 17.0;
+    p = p * z + 1.0 / 15.0;
+    p = p * z + 1.0 / 13.0;
+    p = p * z + 1.0 / 11.0;
+    p = p * z + 1.0 / 9.0;
+    p = p * z + 1.0 / 7.0;
+    p = p * z + 1.0 / 5.0;
+    p = p * z + 1.0 / 3.0;
+    return 2.0 * s * (1.0 + z * p);
+}}""",
+    "sg_expm1": f"""fn sg_expm1(x: f32) -> f32 {{
+    // Taylor series for |x| < ln(2) / 2, where exp(x) - 1 would cancel
+    if (abs(x) >= 0.34657359 || sg_isnan(x)) {{
+        if (x > 88.72283) {{ return {INF}; }}
+        return exp(x) - 1.0;
+    }}
+    var p = 1.0 + x / 11.0;
+    p = 1.0 + x / 10.0 * p;
+    p = 1.0 + x / 9.0 * p;
+    p = 1.0 + x / 8.0 * p;
+    p = 1.0 + x / 7.0 * p;
+    p = 1.0 + x / 6.0 * p;
+    p = 1.0 + x / 5.0 * p;
+    p = 1.0 + x / 4.0 * p;
+    p = 1.0 + x / 3.0 * p;
+    p = 1.0 + x / 2.0 * p;
+    return x * p;
+}}""",
+    "sg_round": """fn sg_round(x: f32) -> f32 {
+    // half to even, like numpy and torch (written out: drivers differ on round())
+    let f = floor(x);
+    let d = x - f;
+    let even = f - 2.0 * floor(f * 0.5) == 0.0;
+    return select(select(f + 1.0, f, d < 0.5), select(f + 1.0, f, even), d == 0.5);
+}""",
     "sg_max": """fn sg_max(a: f32, b: f32) -> f32 {
     return select(max(a, b), a + b, sg_isnan(a) || sg_isnan(b));  // nan propagates, like numpy
 }""",
@@ -257,12 +340,22 @@ EXPRESSIONS: dict[Op, dict[str, str]] = {
     Op.SIGMOID: {"f32": "sg_sigmoid({0})"},
     Op.ABS: {"*": "abs({0})", "u32": "{0}"},
     Op.SIGN: {"f32": "sg_sign({0})", "i32": "sign({0})", "u32": "{0}"},
+    Op.FLOOR: {"f32": "floor({0})"},
+    Op.CEIL: {"f32": "ceil({0})"},
+    Op.ROUND: {"f32": "sg_round({0})"},
+    Op.TRUNC: {"f32": "trunc({0})"},
+    Op.ASIN: {"f32": "sg_asin({0})"},
+    Op.ACOS: {"f32": "sg_acos({0})"},
+    Op.ATAN: {"f32": "sg_atan({0})"},
+    Op.LOG1P: {"f32": "sg_log1p({0})"},
+    Op.EXPM1: {"f32": "sg_expm1({0})"},
     Op.COPY: {"*": "{0}"},
     Op.ADD: {"*": "({0} + {1})", "u32": "({0} | {1})"},
     Op.SUB: {"*": "({0} - {1})", "u32": "({0} ^ {1})"},
     Op.MUL: {"*": "({0} * {1})", "u32": "({0} & {1})"},
     Op.DIV: {"f32": "sg_div({0}, {1})", "i32": "sg_div_i32({0}, {1})"},
     Op.POW: {"f32": "sg_pow({0}, {1})", "i32": "sg_pow_i32({0}, {1})"},
+    Op.ATAN2: {"f32": "sg_atan2({0}, {1})"},
     Op.MAX: {"f32": "sg_max({0}, {1})", "*": "max({0}, {1})"},
     Op.MIN: {"f32": "sg_min({0}, {1})", "*": "min({0}, {1})"},
     Op.LT: {"*": "select(0u, 1u, {0} < {1})"},

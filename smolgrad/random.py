@@ -1,0 +1,63 @@
+"""Random number generators (torch.Generator): a seedable stream of random numbers that
+smolgrad's sampling functions draw from. A leaf module: it imports nothing of smolgrad."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Generator:
+    """A seedable random number generator (torch.Generator); pass it as `generator=` to
+    sampling functions such as multinomial, or seed the global one with manual_seed."""
+
+    def __init__(self, device="cpu") -> None:
+        self.device = device
+        self.seed()
+
+    def manual_seed(self, seed: int) -> Generator:
+        """Restart the stream from `seed`; returns self."""
+        seed = int(seed)
+        if seed < 0:
+            raise RuntimeError(f"Generator.manual_seed: seed must be non-negative, got {seed}")
+        self._initial_seed = seed
+        self._rng = np.random.default_rng(seed)
+        return self
+
+    def seed(self) -> int:
+        """Reseed from a non-deterministic source; returns the new seed."""
+        seed = int(np.random.SeedSequence().entropy % (2**63))
+        self.manual_seed(seed)
+        return seed
+
+    def initial_seed(self) -> int:
+        """The seed the current stream started from."""
+        return self._initial_seed
+
+    def get_state(self) -> dict:
+        """The stream's state (restore it with set_state)."""
+        return self._rng.bit_generator.state
+
+    def set_state(self, state: dict) -> Generator:
+        """Continue the stream from a state returned by get_state."""
+        self._rng.bit_generator.state = state
+        return self
+
+    @property
+    def numpy_generator(self) -> np.random.Generator:
+        """The NumPy generator the numbers are drawn from."""
+        return self._rng
+
+    def __repr__(self) -> str:
+        return f"<smolgrad.Generator device={self.device!r} initial_seed={self._initial_seed}>"
+
+
+default_generator = Generator()
+
+
+def resolve(generator: Generator | None) -> np.random.Generator:
+    """The NumPy generator behind `generator` (None: the global one, seeded by manual_seed)."""
+    if generator is None:
+        return default_generator.numpy_generator
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a smolgrad.Generator or None, got {type(generator).__name__}")
+    return generator.numpy_generator
