@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -13,11 +14,39 @@ from .tensor import Tensor, _norm_dim, shape_arg
 
 _rng = np.random.default_rng()
 
+# Device-side random numbers (rand, randn, dropout) come from Philox 4x32-10 keyed by a
+# 64-bit seed; each draw takes the next offset, so draws never share a counter. This is
+# the whole state: two integers, like PyTorch's CUDA generator (seed, offset).
+_device_seed = int(np.random.SeedSequence().generate_state(2, np.uint64)[0])
+_device_offset = 0
+
 
 def manual_seed(seed: int) -> None:
-    """Seed the generator behind rand, randn, randint and dropout-style sampling."""
-    global _rng
+    """Seed the generators behind rand, randn, randint, init and dropout."""
+    global _rng, _device_seed, _device_offset
     _rng = np.random.default_rng(seed)
+    _device_seed, _device_offset = int(seed) & (2**64 - 1), 0
+
+
+def device_rng_state() -> tuple[int, int]:
+    """(seed, offset) of the device-side generator: the next draw uses this offset."""
+    return _device_seed, _device_offset
+
+
+def _next_key(device: str) -> LazyBuffer:
+    """The key of one device-side draw: (seed low word, seed high word, offset) as an int32
+    buffer on `device` (12 bytes uploaded), advancing the offset."""
+    global _device_offset
+    words = np.array([_device_seed & 0xFFFFFFFF, _device_seed >> 32, _device_offset & 0xFFFFFFFF], np.uint32)
+    _device_offset += 1
+    return LazyBuffer.load(words.view(np.int32), dtypes.int32, device)
+
+
+def uniform_lazy(shape: tuple[int, ...], dtype, device: str, words: int = 1) -> list[LazyBuffer]:
+    """`words` independent lazy uniform [0, 1) tensors of `shape`, drawn on the device in
+    whatever kernel uses them (one draw: they share a key and differ in the Philox word)."""
+    key = _next_key(device)
+    return [LazyBuffer.rand(key, shape, dtype, w) for w in range(words)]
 
 
 def generator() -> np.random.Generator:
@@ -79,19 +108,33 @@ def empty_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) 
     return zeros_like(t, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def _random(values: np.ndarray, dtype, device, requires_grad: bool) -> Tensor:
+def _random_args(op: str, dtype, device) -> tuple:
     dtype = dtypes.to_dtype(dtype or dtypes.default_float)
-    return Tensor(values.astype(dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)
+    device = canonical(device)
+    if not dtype.is_floating_point:
+        raise TypeError(f"{op}: expected a floating point dtype, got {dtype.name} (use randint for integers)")
+    if dtype == dtypes.float64 and device == "webgpu":
+        raise TypeError(f"{op}: float64 is only supported on the numpy device; use dtype=smolgrad.float32 on webgpu")
+    return dtype, device
 
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples from [0, 1)."""
-    return _random(_rng.random(shape_arg(size)), dtype, device, requires_grad)
+    """Uniform samples from [0, 1), drawn on the device (Philox; seeded by manual_seed).
+    Values are multiples of 2^-24 (float32 resolution, also for float64)."""
+    dtype, device = _random_args("rand", dtype, device)
+    (u,) = uniform_lazy(shape_arg(size), dtype, device)
+    out = Tensor._from_lazy(u)
+    return out.requires_grad_() if requires_grad else out
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples."""
-    return _random(_rng.standard_normal(shape_arg(size)), dtype, device, requires_grad)
+    """Standard normal samples, drawn on the device (Box-Muller over two Philox uniforms;
+    seeded by manual_seed). |values| stay below about 5.8 (24-bit uniforms)."""
+    dtype, device = _random_args("randn", dtype, device)
+    u1, u2 = (Tensor._from_lazy(u) for u in uniform_lazy(shape_arg(size), dtype, device, words=2))
+    # 1 - u1 is in (0, 1], so the log is finite
+    out = ((1.0 - u1).log() * -2.0).sqrt() * (u2 * (2 * math.pi)).cos()
+    return out.requires_grad_() if requires_grad else out
 
 
 def randint(low, high=None, size=None, dtype=None, device=None) -> Tensor:

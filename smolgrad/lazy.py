@@ -78,6 +78,21 @@ class LazyBuffer:
         scalar = LazyBuffer((), dtype, device, Op.CONST, arg=value)
         return scalar.reshape((1,) * len(shape)).expand(tuple(shape)) if shape else scalar
 
+    @staticmethod
+    def rand(key: LazyBuffer, shape, dtype: DType, word: int = 0) -> LazyBuffer:
+        """Uniform floats in [0, 1), one per element, computed in the kernel that uses them:
+        word `word` (0..3) of Philox 4x32-10 at counter (element index, offset, 0, 0) and
+        key (key0, key1), where `key` is an int32 buffer (key0, key1, offset) on the device
+        (a buffer, not constants baked into the shader, so a new draw compiles nothing)."""
+        if key.shape != (3,) or key.dtype != dtypes.int32 or key.op is Op.VIEW:
+            raise RuntimeError(f"internal: rand needs a base int32 key of shape (3,), got {key}")
+        if not 0 <= word <= 3:
+            raise RuntimeError(f"internal: rand word must be in 0..3, got {word}")
+        shape = tuple(shape)
+        scalars = [key._view(View.contiguous((), i)) for i in range(3)]
+        srcs = [s.reshape((1,) * len(shape)).expand(shape) if shape else s for s in scalars]
+        return LazyBuffer(shape, dtype, key.device, Op.RAND, srcs, word)
+
     def const_like(self, value) -> LazyBuffer:
         return LazyBuffer.const(value, self.shape, self.dtype, self.device)
 

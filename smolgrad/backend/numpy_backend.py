@@ -14,7 +14,7 @@ from collections import Counter, OrderedDict
 
 import numpy as np
 
-from .. import profiler
+from .. import philox, profiler
 from ..dtypes import DType
 from ..ops import Op
 from ..scheduler import Acc, Apply, Const, Expr, Kernel, Load, Operand
@@ -123,7 +123,38 @@ def _op_fn(e: Apply):
         return BINARY_FNS[e.op]
     if e.op is Op.WHERE:
         return np.where
+    if e.op is Op.RAND:
+        word, view = e.arg
+        return _rand_fn(word, view, e.dtype.np)
     raise NotImplementedError(f"numpy backend: no elementwise op {e.op.name}")
+
+
+# ----- device-side random numbers (Op.RAND): the same Philox stream as the WGSL kernels
+def element_index(view: View) -> np.ndarray:
+    """The element index `view` maps each of its positions to (int64, shape view.shape)."""
+    index = np.full((1,) * len(view.shape), view.offset, dtype=np.int64)
+    for d, (n, stride) in enumerate(zip(view.shape, view.strides)):
+        if n != 1 and stride != 0:
+            shape = [1] * len(view.shape)
+            shape[d] = n
+            index = index + np.arange(n, dtype=np.int64).reshape(shape) * stride
+    return np.broadcast_to(index, view.shape)
+
+
+def _rand_fn(word: int, view: View, dtype: np.dtype):
+    """slots -> uniforms in [0, 1): word `word` of Philox at counter (index, offset, 0, 0)."""
+
+    def rand(key0, key1, offset):
+        if key0.shape != view.shape:  # the one-element stand-in that settles dtypes
+            return np.zeros(key0.shape, dtype)
+        if key0.size == 0:
+            return np.zeros(view.shape, dtype)
+        at = (0,) * key0.ndim
+        k0, k1, off = (int(x[at]) & 0xFFFFFFFF for x in (key0, key1, offset))
+        words = philox.philox4x32(element_index(view), off, 0, 0, k0, k1)
+        return philox.uniform(words[word], dtype)
+
+    return rand
 
 
 class _Program:

@@ -25,7 +25,7 @@ from typing import Any
 from ..dtypes import DType
 from ..graph import postorder
 from ..ops import Op
-from ..scheduler import Acc, Const, Expr, Kernel, Load, expr_children
+from ..scheduler import Acc, Apply, Const, Expr, Kernel, Load, expr_children
 from ..shaders import load_shader
 from ..view import View
 
@@ -276,6 +276,57 @@ EXPRESSIONS: dict[Op, dict[str, str]] = {
 }
 
 
+# ----- device-side random numbers (Op.RAND): Philox 4x32-10, as smolgrad/philox.py
+HELPERS.update(
+    {
+        "sg_mulhi": """fn sg_mulhi(a: u32, b: u32) -> u32 {
+    // the high 32 bits of a * b from 16-bit halves (WGSL has no 64-bit integers)
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let mid = ((a0 * b0) >> 16u) + ((a1 * b0) & 0xffffu) + (a0 * b1);  // < 2^32
+    return (a1 * b1) + ((a1 * b0) >> 16u) + (mid >> 16u);
+}""",
+        "sg_philox": """fn sg_philox(index: u32, offset: u32, key0: u32, key1: u32) -> vec4<u32> {
+    // Philox 4x32-10 at counter (index, offset, 0, 0) with key (key0, key1)
+    var c = vec4<u32>(index, offset, 0u, 0u);
+    var k = vec2<u32>(key0, key1);
+    for (var r = 0i; r < 10i; r = r + 1i) {
+        let hi0 = sg_mulhi(0xD2511F53u, c.x);
+        let hi1 = sg_mulhi(0xCD9E8D57u, c.z);
+        c = vec4<u32>(hi1 ^ c.y ^ k.x, 0xCD9E8D57u * c.z, hi0 ^ c.w ^ k.y, 0xD2511F53u * c.x);
+        k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
+    }
+    return c;
+}""",
+        "sg_uniform": """fn sg_uniform(w: u32) -> f32 {
+    return f32(w >> 8u) * 5.9604644775390625e-08;  // the top 24 bits * 2^-24: [0, 1), exact
+}""",
+    }
+)
+
+
+def rand_expr(e: Apply, args: list[str], coords: list[str | None], linear: str | None) -> str:
+    """A RAND expression: its element's index (the Philox counter) from its view at the
+    current position, and the key and offset from its three int32 operands."""
+    word, view = e.arg
+    if linear is not None and view.is_contiguous:
+        index = f"{view.offset}i + {linear}" if view.offset else linear
+    else:
+        index = view_index(view, coords)
+    k0, k1, offset = (f"bitcast<u32>({a})" for a in args)
+    return f"sg_uniform(sg_philox(u32({index}), {offset}, {k0}, {k1})[{word}])"
+
+
+def rand_needs_coords(exprs) -> bool:
+    """Whether a RAND among `exprs` reads its index through a non-contiguous view."""
+    return any(
+        isinstance(e, Apply) and e.op is Op.RAND and not e.arg[1].is_contiguous
+        for e in postorder([e for e in exprs if e is not None], expr_children)
+    )
+
+
 def cast_expr(x: str, src: str, dst: str) -> str:
     """Convert a value between WGSL storage types with numpy's casting rules."""
     if src == dst:
@@ -355,6 +406,8 @@ def expression_lines(exprs, inputs: list, coords: list[str | None], linear: str 
             continue
         if isinstance(e, Load):
             code = load_expr(inputs[e.src], coords, linear)
+        elif e.op is Op.RAND:
+            code = rand_expr(e, [names[id(a)] for a in e.srcs], coords, linear)
         else:
             code = op_expr(e.op, [names[id(a)] for a in e.srcs], wgsl_type(e.srcs[-1].dtype), e.arg)
         names[id(e)] = f"v{len(lines)}"
@@ -378,7 +431,7 @@ def elementwise_source(k: Kernel, inputs: list, bindings: list[tuple[str, str]])
     coords = dim_coords(shape)
     lines, results = expression_lines(k.exprs, inputs, coords, "gid")
     used = [inputs[i] for i in loads_in(k.exprs)]
-    body = coords_lines(shape) if needs_coords(used) else []
+    body = coords_lines(shape) if needs_coords(used) or rand_needs_coords(k.exprs) else []
     body += lines
     body += [f"{name}[gid] = {r};" for name, r in zip(output_names(len(k.outs)), results)]
     code = bindings_code([wgsl_type(o.dtype) for o in k.outs], bindings)
@@ -410,7 +463,7 @@ def reduce_epilogue_fn(expr: Expr, inputs: list, out_shape: tuple[int, ...], acc
     coords = dim_coords(out_shape)
     lines, (result,) = expression_lines([expr], inputs, coords, "o")
     used = [inputs[i] for i in loads_in([expr])]
-    lines = (coords_lines(out_shape, "o") if needs_coords(used) else []) + lines
+    lines = (coords_lines(out_shape, "o") if needs_coords(used) or rand_needs_coords([expr]) else []) + lines
     return wgsl_fn(f"epilogue(acc: {acc_type}, o: i32) -> {wgsl_type(expr.dtype)}", lines + [f"return {result};"])
 
 
