@@ -42,11 +42,11 @@ def _next_key(device: str) -> LazyBuffer:
     return LazyBuffer.load(words.view(np.int32), dtypes.int32, device)
 
 
-def uniform_lazy(shape: tuple[int, ...], dtype, device: str, words: int = 1) -> list[LazyBuffer]:
-    """`words` independent lazy uniform [0, 1) tensors of `shape`, drawn on the device in
-    whatever kernel uses them (one draw: they share a key and differ in the Philox word)."""
+def uniform_lazy(shape: tuple[int, ...], dtype, device: str, streams: int = 1) -> list[LazyBuffer]:
+    """`streams` independent lazy uniform [0, 1) tensors of `shape`, drawn on the device in
+    whatever kernel uses them (one draw: they share a key and offset, not a stream)."""
     key = _next_key(device)
-    return [LazyBuffer.rand(key, shape, dtype, w) for w in range(words)]
+    return [LazyBuffer.rand(key, shape, dtype, s) for s in range(streams)]
 
 
 def generator() -> np.random.Generator:
@@ -131,7 +131,7 @@ def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     """Standard normal samples, drawn on the device (Box-Muller over two Philox uniforms;
     seeded by manual_seed). |values| stay below about 5.8 (24-bit uniforms)."""
     dtype, device = _random_args("randn", dtype, device)
-    u1, u2 = (Tensor._from_lazy(u) for u in uniform_lazy(shape_arg(size), dtype, device, words=2))
+    u1, u2 = (Tensor._from_lazy(u) for u in uniform_lazy(shape_arg(size), dtype, device, streams=2))
     # 1 - u1 is in (0, 1], so the log is finite
     out = ((1.0 - u1).log() * -2.0).sqrt() * (u2 * (2 * math.pi)).cos()
     return out.requires_grad_() if requires_grad else out

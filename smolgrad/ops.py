@@ -53,7 +53,7 @@ class Op(Enum):
     SCATTER_ADD = auto()  # srcs=(src, index), arg=dim; out = zeros(out.shape) then += at index
     PAD = auto()  # srcs=(x,), arg=(pads: ((lo, hi), ...), value)
     # random numbers drawn on the device (counter-based: see smolgrad/philox.py)
-    RAND = auto()  # srcs=(key0, key1, offset): int32 scalars expanded; arg=word in 0..3; float in [0, 1)
+    RAND = auto()  # srcs=(key0, key1, offset): int32 scalars expanded; arg=stream; floats in [0, 1)
 
 
 UNARY = frozenset(

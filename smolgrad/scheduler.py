@@ -93,7 +93,7 @@ class Acc(Expr):
 
 @dataclass(eq=False)
 class Apply(Expr):
-    """An elementwise op over argument expressions. For RAND, arg is (word, view): the
+    """An elementwise op over argument expressions. For RAND, arg is (stream, view): the
     view maps the kernel's positions to the random node's own element index (its counter)."""
 
     op: Op

@@ -21,10 +21,11 @@ def fused(monkeypatch):
     monkeypatch.setenv("SMOLGRAD_FUSION", "1")
 
 
-def reference_uniform(seed: int, offset: int, n: int, word: int = 0) -> np.ndarray:
-    """PyTorch-style (seed, offset) Philox stream: element i is word `word` at counter (i, offset, 0, 0)."""
-    words = philox.philox4x32(np.arange(n), offset, 0, 0, seed & 0xFFFFFFFF, seed >> 32)
-    return philox.uniform(words[word])
+def reference_uniform(seed: int, offset: int, n: int, stream: int = 0) -> np.ndarray:
+    """The (seed, offset) Philox stream, from the plain generator: element i is word i % 4
+    of the block at counter (i // 4, offset, stream, 0)."""
+    blocks = philox.philox4x32(np.arange(-(-n // 4)), offset, stream, 0, seed & 0xFFFFFFFF, seed >> 32)
+    return philox.uniform(np.stack(blocks, axis=1).reshape(-1)[:n])
 
 
 # ----- the generator itself -----
@@ -46,6 +47,13 @@ def test_philox_known_answers(counter, key, expected):
     assert tuple(int(w) for w in philox.philox4x32(*counter, *key)) == expected
 
 
+@pytest.mark.parametrize("start, stop", [(0, 1), (0, 9), (3, 70001), (5, 6)])
+def test_stream_words_match_the_plain_generator(start, stop):
+    got = philox.stream_words(start, stop, 7, 1, 0xDEADBEEF, 12345)
+    blocks = philox.philox4x32(np.arange(-(-stop // 4)), 7, 1, 0, 0xDEADBEEF, 12345)
+    np.testing.assert_array_equal(got, np.stack(blocks, axis=1).reshape(-1)[start:stop])
+
+
 def test_rand_is_the_seed_offset_stream_on_both_devices(device):
     sg.manual_seed(2**40 + 123)  # a seed with both 32-bit halves set
     assert device_rng_state() == (2**40 + 123, 0)
@@ -54,6 +62,15 @@ def test_rand_is_the_seed_offset_stream_on_both_devices(device):
     assert device_rng_state() == (2**40 + 123, 2)
     np.testing.assert_array_equal(a, reference_uniform(2**40 + 123, 0, 91).reshape(7, 13))
     np.testing.assert_array_equal(b, reference_uniform(2**40 + 123, 1, 91).reshape(7, 13))
+
+
+def test_randn_is_box_muller_of_two_streams(device):
+    sg.manual_seed(21)
+    z = sg.randn(3, 11, device=device).numpy()
+    u1, u2 = (reference_uniform(21, 0, 33, stream).astype(np.float64) for stream in (0, 1))
+    expected = np.sqrt(-2 * np.log(1 - u1)) * np.cos(2 * np.pi * u2)
+    np.testing.assert_allclose(z, expected.reshape(3, 11), rtol=1e-5, atol=1e-5)
+    assert device_rng_state() == (21, 1)  # one draw
 
 
 def test_rand_values_do_not_depend_on_how_they_are_fused(device):

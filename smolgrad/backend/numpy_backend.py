@@ -124,25 +124,28 @@ def _op_fn(e: Apply):
     if e.op is Op.WHERE:
         return np.where
     if e.op is Op.RAND:
-        word, view = e.arg
-        return _rand_fn(word, view, e.dtype.np)
+        stream, view = e.arg
+        return _rand_fn(stream, view, e.dtype.np)
     raise NotImplementedError(f"numpy backend: no elementwise op {e.op.name}")
 
 
 # ----- device-side random numbers (Op.RAND): the same Philox stream as the WGSL kernels
-def element_index(view: View) -> np.ndarray:
-    """The element index `view` maps each of its positions to (int64, shape view.shape)."""
+def element_index(view: View) -> tuple[np.ndarray, int, int]:
+    """(the element index `view` maps each of its positions to (int64, view.shape), the
+    smallest and one past the largest of them)."""
     index = np.full((1,) * len(view.shape), view.offset, dtype=np.int64)
+    lo = hi = view.offset
     for d, (n, stride) in enumerate(zip(view.shape, view.strides)):
         if n != 1 and stride != 0:
             shape = [1] * len(view.shape)
             shape[d] = n
             index = index + np.arange(n, dtype=np.int64).reshape(shape) * stride
-    return np.broadcast_to(index, view.shape)
+            lo, hi = lo + min(0, (n - 1) * stride), hi + max(0, (n - 1) * stride)
+    return np.broadcast_to(index, view.shape), lo, hi + 1
 
 
-def _rand_fn(word: int, view: View, dtype: np.dtype):
-    """slots -> uniforms in [0, 1): word `word` of Philox at counter (index, offset, 0, 0)."""
+def _rand_fn(stream: int, view: View, dtype: np.dtype):
+    """slots -> uniforms in [0, 1): element i of Philox stream `stream` at each position."""
 
     def rand(key0, key1, offset):
         if key0.shape != view.shape:  # the one-element stand-in that settles dtypes
@@ -151,8 +154,12 @@ def _rand_fn(word: int, view: View, dtype: np.dtype):
             return np.zeros(view.shape, dtype)
         at = (0,) * key0.ndim
         k0, k1, off = (int(x[at]) & 0xFFFFFFFF for x in (key0, key1, offset))
-        words = philox.philox4x32(element_index(view), off, 0, 0, k0, k1)
-        return philox.uniform(words[word], dtype)
+        if view.is_contiguous:
+            words = philox.stream_words(view.offset, view.offset + view.numel, off, stream, k0, k1)
+            return philox.uniform(words, dtype).reshape(view.shape)
+        index, lo, hi = element_index(view)
+        words = philox.stream_words(lo, hi, off, stream, k0, k1)
+        return philox.uniform(words, dtype)[index - lo]
 
     return rand
 

@@ -288,20 +288,23 @@ HELPERS.update(
     let mid = ((a0 * b0) >> 16u) + ((a1 * b0) & 0xffffu) + (a0 * b1);  // < 2^32
     return (a1 * b1) + ((a1 * b0) >> 16u) + (mid >> 16u);
 }""",
-        "sg_philox": """fn sg_philox(index: u32, offset: u32, key0: u32, key1: u32) -> vec4<u32> {
-    // Philox 4x32-10 at counter (index, offset, 0, 0) with key (key0, key1)
-    var c = vec4<u32>(index, offset, 0u, 0u);
+        "sg_philox": """fn sg_philox(c: vec4<u32>, key0: u32, key1: u32) -> vec4<u32> {
+    // Philox 4x32-10: the block of four words at counter c with key (key0, key1)
+    var x = c;
     var k = vec2<u32>(key0, key1);
     for (var r = 0i; r < 10i; r = r + 1i) {
-        let hi0 = sg_mulhi(0xD2511F53u, c.x);
-        let hi1 = sg_mulhi(0xCD9E8D57u, c.z);
-        c = vec4<u32>(hi1 ^ c.y ^ k.x, 0xCD9E8D57u * c.z, hi0 ^ c.w ^ k.y, 0xD2511F53u * c.x);
+        let hi0 = sg_mulhi(0xD2511F53u, x.x);
+        let hi1 = sg_mulhi(0xCD9E8D57u, x.z);
+        x = vec4<u32>(hi1 ^ x.y ^ k.x, 0xCD9E8D57u * x.z, hi0 ^ x.w ^ k.y, 0xD2511F53u * x.x);
         k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
     }
-    return c;
+    return x;
 }""",
-        "sg_uniform": """fn sg_uniform(w: u32) -> f32 {
-    return f32(w >> 8u) * 5.9604644775390625e-08;  // the top 24 bits * 2^-24: [0, 1), exact
+        "sg_rand": """fn sg_rand(i: u32, offset: u32, stream: u32, key0: u32, key1: u32) -> f32 {
+    // element i of a draw: word i % 4 of the block at counter (i / 4, offset, stream, 0),
+    // its top 24 bits * 2^-24: a float in [0, 1), exact
+    let words = sg_philox(vec4<u32>(i >> 2u, offset, stream, 0u), key0, key1);
+    return f32(words[i & 3u] >> 8u) * 5.9604644775390625e-08;
 }""",
     }
 )
@@ -310,13 +313,13 @@ HELPERS.update(
 def rand_expr(e: Apply, args: list[str], coords: list[str | None], linear: str | None) -> str:
     """A RAND expression: its element's index (the Philox counter) from its view at the
     current position, and the key and offset from its three int32 operands."""
-    word, view = e.arg
+    stream, view = e.arg
     if linear is not None and view.is_contiguous:
         index = f"{view.offset}i + {linear}" if view.offset else linear
     else:
         index = view_index(view, coords)
     k0, k1, offset = (f"bitcast<u32>({a})" for a in args)
-    return f"sg_uniform(sg_philox(u32({index}), {offset}, {k0}, {k1})[{word}])"
+    return f"sg_rand(u32({index}), {offset}, {stream}u, {k0}, {k1})"
 
 
 def rand_needs_coords(exprs) -> bool:
