@@ -19,7 +19,7 @@ from ..dtypes import DType
 from ..ops import Op
 from ..scheduler import Acc, Apply, Const, Expr, Kernel, Load, Operand
 from ..view import View
-from .base import Backend, debug_level
+from .base import Backend, debug_level, index_out_of_range
 
 PLAN_CACHE_SIZE = 1024  # compiled kernels kept (see NumpyBackend._plan)
 BLOCKED_COPY_MIN = 16 * 1024  # elements from which a permuted operand is copied in blocks
@@ -293,7 +293,7 @@ class _Program:
 def check_index(index: np.ndarray, size: int, op: str, dim: int) -> None:
     if index.size and (index.min() < 0 or index.max() >= size):
         bad = index.min() if index.min() < 0 else index.max()
-        raise IndexError(f"{op}: index {bad} is out of bounds for dimension {dim} with size {size}")
+        raise index_out_of_range(op, dim, size, int(bad), on_device=False)
 
 
 def gather(src: np.ndarray, index: np.ndarray, dim: int) -> np.ndarray:

@@ -375,16 +375,21 @@ def output_names(n: int) -> list[str]:
     return ["out"] + [f"out{i}" for i in range(1, n)]
 
 
-def bindings_code(out_types: str | list[str], inputs: list[tuple[str, str]], out_atomic: bool = False) -> str:
-    """Storage buffer declarations: the outputs first (read-write), then the
-    (deduplicated) read-only inputs in order."""
+def bindings_code(
+    out_types: str | list[str], inputs: list[tuple[str, str]], out_atomic: bool = False, errors: bool = False
+) -> str:
+    """Storage buffer declarations: the outputs first (read-write), then with `errors` the
+    device error flags (read-write, see ERROR_FLAGS), then the (deduplicated) read-only
+    inputs in order."""
     if isinstance(out_types, str):
         out_types = [out_types]
     lines = []
     for i, (name, t) in enumerate(zip(output_names(len(out_types)), out_types)):
         elem = f"atomic<{t}>" if out_atomic else t
         lines.append(f"@group(0) @binding({i}) var<storage, read_write> {name}: array<{elem}>;")
-    for i, (name, t) in enumerate(inputs, start=len(out_types)):
+    if errors:
+        lines.append(f"@group(0) @binding({len(out_types)}) var<storage, read_write> sg_errors: array<atomic<u32>>;")
+    for i, (name, t) in enumerate(inputs, start=len(out_types) + int(errors)):
         lines.append(f"@group(0) @binding({i}) var<storage, read> {name}: array<{t}>;")
     return "\n".join(lines)
 
@@ -614,19 +619,49 @@ def matmul_source(a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: s
     )
 
 
+# ----- device-side index errors: gather and scatter-add flag an out-of-range index
+# A (count, op, dim, size, index) record of u32 words; the first thread to find a bad index
+# fills it. The host reads it with its next readback (webgpu_backend) and raises.
+ERROR_FLAGS = 5
+ERROR_OPS = {1: "gather", 2: "scatter_add"}
+HELPERS["sg_index_error"] = """fn sg_index_error(op: u32, dim: u32, size: u32, index: i32) {
+    // record the first out-of-range index for the host (read back with its next readback)
+    if (atomicAdd(&sg_errors[0], 1u) == 0u) {
+        atomicStore(&sg_errors[1], op);
+        atomicStore(&sg_errors[2], dim);
+        atomicStore(&sg_errors[3], size);
+        atomicStore(&sg_errors[4], bitcast<u32>(index));
+    }
+}"""
+
+
+def checked_index_lines(index_expr: str, op: str, dim: int, size: int) -> list[str]:
+    """WGSL lines defining `i`: the index, flagged to the host when outside [0, size) and
+    clamped into range (the kernel never reads or writes out of bounds)."""
+    code = next(c for c, name in ERROR_OPS.items() if name == op)
+    return [
+        f"let raw_index = {index_expr};",
+        f"if (raw_index < 0i || raw_index >= {size}i) {{",
+        f"    sg_index_error({code}u, {dim}u, {size}u, raw_index);",
+        "}",
+        f"let i = clamp(raw_index, 0i, {max(size - 1, 0)}i);",
+    ]
+
+
 def gather_source(src: Input, index: Input, dim: int, out_dtype: DType, bindings) -> str:
-    """out[c] = src[c with c[dim] = index[c]], index clamped into range."""
+    """out[c] = src[c with c[dim] = index[c]]; an index out of range is flagged and clamped."""
     shape = index.view.shape
     coords = dim_coords(shape)
     size = src.view.shape[dim]
     body = coords_lines(shape)
-    body.append(f"let i = clamp({load_expr(index, coords)}, 0i, {max(size - 1, 0)}i);  // never read out of bounds")
+    body += checked_index_lines(load_expr(index, coords), "gather", dim, size)
     src_coords = list(coords)
     src_coords[dim] = "i"
     src_view = View(src.view.shape, src.view.strides, src.view.offset)
     body.append(f"out[gid] = {src.binding}[{view_index(src_view, src_coords)}];")
     numel = math.prod(shape)
     detail = f"src {src.view.shape} index {shape} along dim {dim}"
+    bindings = bindings_code(wgsl_type(out_dtype), bindings, errors=True)
     return one_thread_per_element("GATHER", shape, out_dtype, numel, body, bindings, detail)
 
 
@@ -653,12 +688,13 @@ def pad_source(x: Input, pads, value, out_shape, out_dtype: DType, bindings) -> 
 
 
 def scatter_add_source(src: Input, index: Input, dim: int, out_shape, out_dtype: DType, bindings) -> str:
-    """For each element c of index: out[c with c[dim] = index[c]] += src[c], atomically."""
+    """For each element c of index: out[c with c[dim] = index[c]] += src[c], atomically;
+    an index out of range is flagged and clamped."""
     shape = index.view.shape
     coords = dim_coords(shape)
     t = wgsl_type(out_dtype)
     body = coords_lines(shape)
-    body.append(f"let i = clamp({load_expr(index, coords)}, 0i, {max(out_shape[dim] - 1, 0)}i);  // never write out of bounds")
+    body += checked_index_lines(load_expr(index, coords), "scatter_add", dim, out_shape[dim])
     body.append(f"let value = {src.binding}[{view_index(src.view, coords)}];")
     out_coords = list(coords)
     out_coords[dim] = "i"
@@ -673,5 +709,5 @@ def scatter_add_source(src: Input, index: Input, dim: int, out_shape, out_dtype:
     # loop on the bit pattern because float atomics are not portable
     atomic_type = "u32" if t == "f32" else t
     detail = f"src {src.view.shape} index {shape} along dim {dim} into {tuple(out_shape)} {out_dtype.name}"
-    bindings = bindings_code(atomic_type, bindings, out_atomic=True)
+    bindings = bindings_code(atomic_type, bindings, out_atomic=True, errors=True)
     return one_thread_per_element("SCATTER_ADD", out_shape, out_dtype, math.prod(shape), body, bindings, detail)
