@@ -30,7 +30,8 @@ def computed(values, device, factor=1):
 
 
 def message(device, op, size, index, dim=0) -> str:
-    text = rf"index out of range in {op} \(dimension size {size}\): index {index} is out of bounds for dimension {dim} with size {size}"
+    text = rf"index out of range in {op} \(dimension size {size}\): index {index} is out of bounds"
+    text += rf" for dimension {dim} with size {size}"
     return text + (", detected on the device" if device == "webgpu" else "")
 
 

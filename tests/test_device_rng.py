@@ -78,6 +78,7 @@ def test_rand_values_do_not_depend_on_how_they_are_fused(device):
     sg.manual_seed(9)
     expected = reference_uniform(9, 0, 5 * 6).reshape(5, 6)
     w = np.arange(6 * 4, dtype=np.float32).reshape(6, 4) / 10
+    ones = sg.tensor(np.ones((5, 6), np.float32), device=device)
     sg.manual_seed(9)
     r = sg.rand(5, 6, device=device)
     uses = {
@@ -85,7 +86,7 @@ def test_rand_values_do_not_depend_on_how_they_are_fused(device):
         "sliced": (r[1:, ::2] + 1.0, expected[1:, ::2] + 1),
         "flipped": (r.flip(0) - 0.5, expected[::-1] - 0.5),
         "reduced": (r.sum(1), expected.sum(1)),
-        "matmul_epilogue": (sg.tensor(np.ones((5, 6), np.float32), device=device) @ sg.tensor(w, device=device) + r[:, :4], np.ones((5, 6)) @ w + expected[:, :4]),
+        "matmul_epilogue": (ones @ sg.tensor(w, device=device) + r[:, :4], np.ones((5, 6)) @ w + expected[:, :4]),
     }
     names = list(uses)
     for group in (names[:3], names[3:]):  # (more than 3 consumers would store r instead)

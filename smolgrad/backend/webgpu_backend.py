@@ -315,7 +315,8 @@ class WebGPUBackend(Backend):
             return
         self.device.queue.write_buffer(self._errors.buffer, 0, np.zeros(wgsl.ERROR_FLAGS, np.uint32))
         index = index - 2**32 if index >= 2**31 else index  # the i32 it was
-        error = index_out_of_range(wgsl.ERROR_OPS.get(op, "a gather or scatter kernel"), dim, size, index, on_device=True)
+        name = wgsl.ERROR_OPS.get(op, "a gather or scatter kernel")
+        error = index_out_of_range(name, dim, size, index, on_device=True)
         for b in suspects:
             b.error = error
         self._poisoned = self._poisoned or bool(suspects)
