@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -26,6 +27,21 @@ def seed() -> int:
 def initial_seed() -> int:
     """The seed of the global generator."""
     return default_generator.initial_seed()
+
+
+def _next_key(device: str) -> LazyBuffer:
+    """The key of one device-side draw from the global generator: (seed low word, seed high
+    word, offset) as an int32 buffer on `device` (12 bytes uploaded)."""
+    seed, offset = default_generator.philox_key()
+    words = np.array([seed & 0xFFFFFFFF, seed >> 32, offset & 0xFFFFFFFF], np.uint32)
+    return LazyBuffer.load(words.view(np.int32), dtypes.int32, device)
+
+
+def uniform_lazy(shape: tuple[int, ...], dtype, device: str, streams: int = 1) -> list[LazyBuffer]:
+    """`streams` independent lazy uniform [0, 1) tensors of `shape`, drawn on the device in
+    whatever kernel uses them (one draw: they share a key and offset, not a stream)."""
+    key = _next_key(device)
+    return [LazyBuffer.rand(key, shape, dtype, s) for s in range(streams)]
 
 
 def generator() -> np.random.Generator:
@@ -87,19 +103,33 @@ def empty_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) 
     return zeros_like(t, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def _random(values: np.ndarray, dtype, device, requires_grad: bool) -> Tensor:
+def _random_args(op: str, dtype, device) -> tuple:
     dtype = dtypes.to_dtype(dtype or dtypes.default_float)
-    return Tensor(values.astype(dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)
+    device = canonical(device)
+    if not dtype.is_floating_point:
+        raise TypeError(f"{op}: expected a floating point dtype, got {dtype.name} (use randint for integers)")
+    if dtype == dtypes.float64 and device == "webgpu":
+        raise TypeError(f"{op}: float64 is only supported on the numpy device; use dtype=smolgrad.float32 on webgpu")
+    return dtype, device
 
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples from [0, 1)."""
-    return _random(generator().random(shape_arg(size)), dtype, device, requires_grad)
+    """Uniform samples from [0, 1), drawn on the device (Philox; seeded by manual_seed).
+    Values are multiples of 2^-24 (float32 resolution, also for float64)."""
+    dtype, device = _random_args("rand", dtype, device)
+    (u,) = uniform_lazy(shape_arg(size), dtype, device)
+    out = Tensor._from_lazy(u)
+    return out.requires_grad_() if requires_grad else out
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples."""
-    return _random(generator().standard_normal(shape_arg(size)), dtype, device, requires_grad)
+    """Standard normal samples, drawn on the device (Box-Muller over two Philox uniforms;
+    seeded by manual_seed). |values| stay below about 5.8 (24-bit uniforms)."""
+    dtype, device = _random_args("randn", dtype, device)
+    u1, u2 = (Tensor._from_lazy(u) for u in uniform_lazy(shape_arg(size), dtype, device, streams=2))
+    # 1 - u1 is in (0, 1], so the log is finite
+    out = ((1.0 - u1).log() * -2.0).sqrt() * (u2 * (2 * math.pi)).cos()
+    return out.requires_grad_() if requires_grad else out
 
 
 def randint(low, high=None, size=None, dtype=None, device=None) -> Tensor:

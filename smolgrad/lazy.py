@@ -78,6 +78,22 @@ class LazyBuffer:
         scalar = LazyBuffer((), dtype, device, Op.CONST, arg=value)
         return scalar.reshape((1,) * len(shape)).expand(tuple(shape)) if shape else scalar
 
+    @staticmethod
+    def rand(key: LazyBuffer, shape, dtype: DType, stream: int = 0) -> LazyBuffer:
+        """Uniform floats in [0, 1), one per element, computed in the kernel that uses them:
+        element i is Philox 4x32-10 at counter (i // 4, offset, stream, 0), word i % 4, with
+        key (key0, key1), where `key` is an int32 buffer (key0, key1, offset) on the device
+        (a buffer, not constants baked into the shader, so a new draw compiles nothing).
+        See smolgrad/philox.py."""
+        if key.shape != (3,) or key.dtype != dtypes.int32 or key.op is Op.VIEW:
+            raise RuntimeError(f"internal: rand needs a base int32 key of shape (3,), got {key}")
+        if not 0 <= stream < 2**32:
+            raise RuntimeError(f"internal: rand stream must be a 32-bit unsigned integer, got {stream}")
+        shape = tuple(shape)
+        scalars = [key._view(View.contiguous((), i)) for i in range(3)]
+        srcs = [s.reshape((1,) * len(shape)).expand(shape) if shape else s for s in scalars]
+        return LazyBuffer(shape, dtype, key.device, Op.RAND, srcs, stream)
+
     def const_like(self, value) -> LazyBuffer:
         return LazyBuffer.const(value, self.shape, self.dtype, self.device)
 

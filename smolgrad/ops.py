@@ -66,6 +66,8 @@ class Op(Enum):
     GATHER = auto()  # srcs=(src, index), arg=dim; out.shape == index.shape
     SCATTER_ADD = auto()  # srcs=(src, index), arg=dim; out = zeros(out.shape) then += at index
     PAD = auto()  # srcs=(x,), arg=(pads: ((lo, hi), ...), value)
+    # random numbers drawn on the device (counter-based: see smolgrad/philox.py)
+    RAND = auto()  # srcs=(key0, key1, offset): int32 scalars expanded; arg=stream; floats in [0, 1)
 
 
 UNARY = frozenset(
@@ -75,5 +77,8 @@ UNARY = frozenset(
 COMPARE = frozenset({Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE})
 BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.ATAN2, Op.MAX, Op.MIN}) | COMPARE
 TERNARY = frozenset({Op.WHERE})
-ELEMENTWISE = UNARY | BINARY | TERNARY
+# RAND computes each element from its own index and three scalars, so it fuses into its
+# consumers like an elementwise op (recomputing it anywhere gives the same values)
+RANDOM = frozenset({Op.RAND})
+ELEMENTWISE = UNARY | BINARY | TERNARY | RANDOM
 REDUCE = frozenset({Op.SUM, Op.RMAX, Op.RMIN})

@@ -21,6 +21,7 @@ class Generator:
             raise RuntimeError(f"Generator.manual_seed: seed must be non-negative, got {seed}")
         self._initial_seed = seed
         self._rng = np.random.default_rng(seed)
+        self._philox_offset = 0
         return self
 
     def seed(self) -> int:
@@ -35,12 +36,21 @@ class Generator:
 
     def get_state(self) -> dict:
         """The stream's state (restore it with set_state)."""
-        return self._rng.bit_generator.state
+        return {"host": self._rng.bit_generator.state, "seed": self._initial_seed, "device_offset": self._philox_offset}
 
     def set_state(self, state: dict) -> Generator:
         """Continue the stream from a state returned by get_state."""
-        self._rng.bit_generator.state = state
+        self._rng.bit_generator.state = state["host"]
+        self._initial_seed, self._philox_offset = state["seed"], state["device_offset"]
         return self
+
+    def philox_key(self) -> tuple[int, int]:
+        """(seed, offset) of the next draw made on the device (Philox 4x32-10, smolgrad/philox.py),
+        advancing the offset so that draws never share a counter. Like PyTorch's CUDA
+        generator, the device stream's whole state is these two integers."""
+        key = (self._initial_seed & (2**64 - 1), self._philox_offset)
+        self._philox_offset += 1
+        return key
 
     @property
     def numpy_generator(self) -> np.random.Generator:

@@ -93,7 +93,8 @@ class Acc(Expr):
 
 @dataclass(eq=False)
 class Apply(Expr):
-    """An elementwise op over argument expressions."""
+    """An elementwise op over argument expressions. For RAND, arg is (stream, view): the
+    view maps the kernel's positions to the random node's own element index (its counter)."""
 
     op: Op
     srcs: tuple[Expr, ...]
@@ -325,7 +326,10 @@ class _Builder:
         key = (id(node), view, region)
         if key not in self.memo:
             args = tuple(self.value(s.base, compose(s.view, view), region) for s in node.srcs)
-            e = Apply(node.op, args, node.dtype, node.arg)
+            # a random value is a function of its element's own index: keep the view that
+            # maps the kernel's positions to that index
+            arg = (node.arg, view) if node.op is Op.RAND else node.arg
+            e = Apply(node.op, args, node.dtype, arg)
             self.leaves[id(e)] = set().union(*(self.leaves.get(id(a), set()) for a in args))
             self.members[id(e)] = node
             self.heights[id(e)] = 1 + max((self.heights.get(id(a), 0) for a in args), default=0)

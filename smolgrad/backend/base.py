@@ -32,6 +32,23 @@ def debug_level() -> int:
         return 0
 
 
+def index_out_of_range(op: str, dim: int, size: int, index: int, on_device: bool) -> IndexError:
+    """The error of a gather/scatter-add index outside [0, size): the same on every device;
+    `on_device` says it was found by a kernel (and reported when the host read back)."""
+    found = (
+        ", detected on the device (reported at the first readback after the kernel ran; reading a "
+        "value computed from it raises this again)"
+        if on_device
+        else ""
+    )
+    valid = f"0 to {size - 1}" if size else "none: the dimension is empty"
+    return IndexError(
+        f"index out of range in {op} (dimension size {size}): index {index} is out of bounds for dimension "
+        f"{dim} with size {size}{found}. The index tensor was probably computed: check the values it "
+        f"produces (valid: {valid})"
+    )
+
+
 class Backend(ABC):
     """A device that stores buffers and runs kernel lists.
 

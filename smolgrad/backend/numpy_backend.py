@@ -14,12 +14,12 @@ from collections import Counter, OrderedDict
 
 import numpy as np
 
-from .. import profiler
+from .. import philox, profiler
 from ..dtypes import DType
 from ..ops import Op
 from ..scheduler import Acc, Apply, Const, Expr, Kernel, Load, Operand
 from ..view import View
-from .base import Backend, debug_level
+from .base import Backend, debug_level, index_out_of_range
 
 PLAN_CACHE_SIZE = 1024  # compiled kernels kept (see NumpyBackend._plan)
 BLOCKED_COPY_MIN = 16 * 1024  # elements from which a permuted operand is copied in blocks
@@ -133,7 +133,45 @@ def _op_fn(e: Apply):
         return BINARY_FNS[e.op]
     if e.op is Op.WHERE:
         return np.where
+    if e.op is Op.RAND:
+        stream, view = e.arg
+        return _rand_fn(stream, view, e.dtype.np)
     raise NotImplementedError(f"numpy backend: no elementwise op {e.op.name}")
+
+
+# ----- device-side random numbers (Op.RAND): the same Philox stream as the WGSL kernels
+def element_index(view: View) -> tuple[np.ndarray, int, int]:
+    """(the element index `view` maps each of its positions to (int64, view.shape), the
+    smallest and one past the largest of them)."""
+    index = np.full((1,) * len(view.shape), view.offset, dtype=np.int64)
+    lo = hi = view.offset
+    for d, (n, stride) in enumerate(zip(view.shape, view.strides)):
+        if n != 1 and stride != 0:
+            shape = [1] * len(view.shape)
+            shape[d] = n
+            index = index + np.arange(n, dtype=np.int64).reshape(shape) * stride
+            lo, hi = lo + min(0, (n - 1) * stride), hi + max(0, (n - 1) * stride)
+    return np.broadcast_to(index, view.shape), lo, hi + 1
+
+
+def _rand_fn(stream: int, view: View, dtype: np.dtype):
+    """slots -> uniforms in [0, 1): element i of Philox stream `stream` at each position."""
+
+    def rand(key0, key1, offset):
+        if key0.shape != view.shape:  # the one-element stand-in that settles dtypes
+            return np.zeros(key0.shape, dtype)
+        if key0.size == 0:
+            return np.zeros(view.shape, dtype)
+        at = (0,) * key0.ndim
+        k0, k1, off = (int(x[at]) & 0xFFFFFFFF for x in (key0, key1, offset))
+        if view.is_contiguous:
+            words = philox.stream_words(view.offset, view.offset + view.numel, off, stream, k0, k1)
+            return philox.uniform(words, dtype).reshape(view.shape)
+        index, lo, hi = element_index(view)
+        words = philox.stream_words(lo, hi, off, stream, k0, k1)
+        return philox.uniform(words, dtype)[index - lo]
+
+    return rand
 
 
 class _Program:
@@ -265,7 +303,7 @@ class _Program:
 def check_index(index: np.ndarray, size: int, op: str, dim: int) -> None:
     if index.size and (index.min() < 0 or index.max() >= size):
         bad = index.min() if index.min() < 0 else index.max()
-        raise IndexError(f"{op}: index {bad} is out of bounds for dimension {dim} with size {size}")
+        raise index_out_of_range(op, dim, size, int(bad), on_device=False)
 
 
 def gather(src: np.ndarray, index: np.ndarray, dim: int) -> np.ndarray:

@@ -25,7 +25,7 @@ from ..dtypes import DType
 from ..scheduler import Kernel, Load, Operand
 from ..view import View
 from . import wgsl
-from .base import Backend
+from .base import Backend, index_out_of_range
 
 try:
     import wgpu
@@ -139,13 +139,14 @@ class WebGPUBuffer:
     """A tensor's storage: a pooled GPU buffer holding `nbytes` of 4-byte elements.
     When the handle is garbage-collected its GPU buffer returns to the pool."""
 
-    __slots__ = ("buffer", "nbytes", "capacity", "_pool", "__weakref__")
+    __slots__ = ("buffer", "nbytes", "capacity", "_pool", "error", "__weakref__")
 
     def __init__(self, buffer, nbytes: int, capacity: int, pool: BufferPool):
         self.buffer = buffer
         self.nbytes = nbytes
         self.capacity = capacity
         self._pool = weakref.ref(pool)
+        self.error: IndexError | None = None  # set when computed from a flagged out-of-range index
 
     def __repr__(self) -> str:
         return f"<WebGPUBuffer {self.nbytes} bytes>"
@@ -234,6 +235,12 @@ class WebGPUBackend(Backend):
         self._staging_size = 0
         self._timer: _DispatchTimer | None = None  # set while a profiled run is encoded
         self._sources: OrderedDict = OrderedDict()  # see _source
+        self._errors: WebGPUBuffer | None = None  # device error flags (see wgsl.ERROR_FLAGS)
+        self._errors_pending = False  # a kernel that may flag an error ran since the last check
+        # buffers computed since then from a gather/scatter-add output: if the check finds
+        # an error they are poisoned (reading them raises it again), else forgotten
+        self._suspects: weakref.WeakSet = weakref.WeakSet()
+        self._poisoned = False  # some buffer was poisoned (then kernels propagate it)
 
     # ----- info
     def info(self) -> dict:
@@ -261,17 +268,74 @@ class WebGPUBackend(Backend):
         if count <= 0:
             return np.zeros(0, dtype=dtype.np)
         nbytes = count * 4
-        staging = self._staging_buffer(nbytes)
+        raw = self._read_back(buf.buffer, offset * 4, nbytes)
+        if buf.error is not None:  # computed from an out-of-range index found earlier
+            raise IndexError(*buf.error.args)
+        return from_device_array(np.frombuffer(raw, dtype=device_np_dtype(dtype)), dtype)
+
+    def _read_back(self, buffer, offset: int, nbytes: int) -> bytes:
+        """Copy bytes [offset, offset + nbytes) of a GPU buffer to the host, in one submit
+        and map. The device error flags ride along when a kernel may have set them since
+        the last check (so checking them costs no extra round trip); a set flag raises."""
+        check = self._errors_pending
+        flag_bytes = wgsl.ERROR_FLAGS * 4 if check else 0
+        staging = self._staging_buffer(nbytes + flag_bytes)
         encoder = self.device.create_command_encoder()
-        encoder.copy_buffer_to_buffer(buf.buffer, offset * 4, staging, 0, nbytes)
+        if nbytes:
+            encoder.copy_buffer_to_buffer(buffer, offset, staging, 0, nbytes)
+        if check:
+            encoder.copy_buffer_to_buffer(self._errors.buffer, 0, staging, nbytes, flag_bytes)
         self.device.queue.submit([encoder.finish()])
         self.stats["submits"] += 1
-        staging.map_sync(wgpu.MapMode.READ, 0, nbytes)
+        staging.map_sync(wgpu.MapMode.READ, 0, nbytes + flag_bytes)
         try:
-            raw = staging.read_mapped(0, nbytes)  # a copy
+            raw = staging.read_mapped(0, nbytes + flag_bytes)  # a copy
         finally:
             staging.unmap()
-        return from_device_array(np.frombuffer(raw, dtype=device_np_dtype(dtype)), dtype)
+        if check:
+            self._errors_pending = False
+            suspects = list(self._suspects)
+            self._suspects.clear()
+            self._raise_device_error(np.frombuffer(raw[nbytes:], dtype=np.uint32), suspects)
+        return raw[:nbytes]
+
+    def _error_flags(self) -> WebGPUBuffer:
+        """The device error flags buffer that gather and scatter-add kernels write."""
+        if self._errors is None:
+            self._errors = self.pool.allocate(wgsl.ERROR_FLAGS * 4, "device error flags")
+            self.device.queue.write_buffer(self._errors.buffer, 0, np.zeros(wgsl.ERROR_FLAGS, np.uint32))
+        self._errors_pending = True
+        return self._errors
+
+    def _raise_device_error(self, flags: np.ndarray, suspects: list[WebGPUBuffer]) -> None:
+        """Raise the error a kernel recorded in the flags, if any, after clearing them and
+        poisoning the buffers that may have been computed from its clamped values."""
+        count, op, dim, size, index = (int(x) for x in flags)
+        if count == 0:
+            return
+        self.device.queue.write_buffer(self._errors.buffer, 0, np.zeros(wgsl.ERROR_FLAGS, np.uint32))
+        index = index - 2**32 if index >= 2**31 else index  # the i32 it was
+        name = wgsl.ERROR_OPS.get(op, "a gather or scatter kernel")
+        error = index_out_of_range(name, dim, size, index, on_device=True)
+        for b in suspects:
+            b.error = error
+        self._poisoned = self._poisoned or bool(suspects)
+        raise error
+
+    def _track_suspects(self, k: Kernel, outs: list[WebGPUBuffer]) -> None:
+        """Outputs of gather/scatter-add, and of kernels reading such outputs (or poisoned
+        buffers), since the last error check: the values a flagged index would make wrong."""
+        if k.kind not in ("gather", "scatter_add") and not self._suspects and not self._poisoned:
+            return  # the common case: nothing to track
+        inputs = [s.node.realized for s in k.srcs]
+        if self._poisoned:
+            error = next((b.error for b in inputs if getattr(b, "error", None) is not None), None)
+            if error is not None:
+                for o in outs:
+                    o.error = error
+                return
+        if k.kind in ("gather", "scatter_add") or any(b in self._suspects for b in inputs):
+            self._suspects.update(outs)
 
     def _staging_buffer(self, nbytes: int):
         if self._staging is None or self._staging_size < nbytes:
@@ -284,14 +348,10 @@ class WebGPUBackend(Backend):
         return self._staging
 
     def synchronize(self) -> None:
-        """Wait for all submitted work: a copy submitted after it, then a map."""
-        staging = self._staging_buffer(4)
+        """Wait for all submitted work (a copy submitted after it, then a map); raise the
+        error a kernel flagged in it, if any."""
         scratch = self.pool.allocate(4, "sync scratch")
-        encoder = self.device.create_command_encoder()
-        encoder.copy_buffer_to_buffer(scratch.buffer, 0, staging, 0, 4)
-        self.device.queue.submit([encoder.finish()])
-        staging.map_sync(wgpu.MapMode.READ, 0, 4)
-        staging.unmap()
+        self._read_back(scratch.buffer, 0, 4)
 
     # ----- pipelines and bind groups
     def _layout(self, n_outputs: int, n_inputs: int) -> tuple:
@@ -386,6 +446,7 @@ class WebGPUBackend(Backend):
             wgsl.wgsl_type(s.dtype)
         outs = [self.pool.allocate(math.prod(o.shape) * 4, f"{k.name} output of shape {o.shape}") for o in k.outs]
         self._encode(compute, k, outs, keep_alive)
+        self._track_suspects(k, outs)
         for o, buf in zip(k.outs, outs):
             o.realized = buf
         self.stats["kernels"] += 1
@@ -496,7 +557,8 @@ class WebGPUBackend(Backend):
             if numel:
                 inputs, decls, buffers = self._bind(k.srcs, [0, 1])
                 src = wgsl.gather_source(inputs[0], inputs[1], k.arg, k.out.dtype, decls)
-                self._dispatch(compute, k, src, outs, buffers, numel, self._grid(wgsl.groups_for(numel)))
+                flagged = [*outs, self._error_flags()]
+                self._dispatch(compute, k, src, flagged, buffers, numel, self._grid(wgsl.groups_for(numel)))
         elif k.kind == "scatter_add":
             self._encode_scatter_add(compute, k, outs)
         elif k.kind == "pad":
@@ -605,7 +667,8 @@ class WebGPUBackend(Backend):
         n_index = math.prod(inputs[1].view.shape)
         if n_index:
             src = wgsl.scatter_add_source(inputs[0], inputs[1], k.arg, k.shape, k.out.dtype, decls)
-            self._dispatch(compute, k, src, outs, buffers, n_index, self._grid(wgsl.groups_for(n_index)))
+            flagged = [*outs, self._error_flags()]
+            self._dispatch(compute, k, src, flagged, buffers, n_index, self._grid(wgsl.groups_for(n_index)))
 
 
 class _DispatchTimer:

@@ -25,7 +25,7 @@ from typing import Any
 from ..dtypes import DType
 from ..graph import postorder
 from ..ops import Op
-from ..scheduler import Acc, Const, Expr, Kernel, Load, expr_children
+from ..scheduler import Acc, Apply, Const, Expr, Kernel, Load, expr_children
 from ..shaders import load_shader
 from ..view import View
 
@@ -369,6 +369,60 @@ EXPRESSIONS: dict[Op, dict[str, str]] = {
 }
 
 
+# ----- device-side random numbers (Op.RAND): Philox 4x32-10, as smolgrad/philox.py
+HELPERS.update(
+    {
+        "sg_mulhi": """fn sg_mulhi(a: u32, b: u32) -> u32 {
+    // the high 32 bits of a * b from 16-bit halves (WGSL has no 64-bit integers)
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let mid = ((a0 * b0) >> 16u) + ((a1 * b0) & 0xffffu) + (a0 * b1);  // < 2^32
+    return (a1 * b1) + ((a1 * b0) >> 16u) + (mid >> 16u);
+}""",
+        "sg_philox": """fn sg_philox(c: vec4<u32>, key0: u32, key1: u32) -> vec4<u32> {
+    // Philox 4x32-10: the block of four words at counter c with key (key0, key1)
+    var x = c;
+    var k = vec2<u32>(key0, key1);
+    for (var r = 0i; r < 10i; r = r + 1i) {
+        let hi0 = sg_mulhi(0xD2511F53u, x.x);
+        let hi1 = sg_mulhi(0xCD9E8D57u, x.z);
+        x = vec4<u32>(hi1 ^ x.y ^ k.x, 0xCD9E8D57u * x.z, hi0 ^ x.w ^ k.y, 0xD2511F53u * x.x);
+        k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
+    }
+    return x;
+}""",
+        "sg_rand": """fn sg_rand(i: u32, offset: u32, stream: u32, key0: u32, key1: u32) -> f32 {
+    // element i of a draw: word i % 4 of the block at counter (i / 4, offset, stream, 0),
+    // its top 24 bits * 2^-24: a float in [0, 1), exact
+    let words = sg_philox(vec4<u32>(i >> 2u, offset, stream, 0u), key0, key1);
+    return f32(words[i & 3u] >> 8u) * 5.9604644775390625e-08;
+}""",
+    }
+)
+
+
+def rand_expr(e: Apply, args: list[str], coords: list[str | None], linear: str | None) -> str:
+    """A RAND expression: its element's index (the Philox counter) from its view at the
+    current position, and the key and offset from its three int32 operands."""
+    stream, view = e.arg
+    if linear is not None and view.is_contiguous:
+        index = f"{view.offset}i + {linear}" if view.offset else linear
+    else:
+        index = view_index(view, coords)
+    k0, k1, offset = (f"bitcast<u32>({a})" for a in args)
+    return f"sg_rand(u32({index}), {offset}, {stream}u, {k0}, {k1})"
+
+
+def rand_needs_coords(exprs) -> bool:
+    """Whether a RAND among `exprs` reads its index through a non-contiguous view."""
+    return any(
+        isinstance(e, Apply) and e.op is Op.RAND and not e.arg[1].is_contiguous
+        for e in postorder([e for e in exprs if e is not None], expr_children)
+    )
+
+
 def cast_expr(x: str, src: str, dst: str) -> str:
     """Convert a value between WGSL storage types with numpy's casting rules."""
     if src == dst:
@@ -414,16 +468,21 @@ def output_names(n: int) -> list[str]:
     return ["out"] + [f"out{i}" for i in range(1, n)]
 
 
-def bindings_code(out_types: str | list[str], inputs: list[tuple[str, str]], out_atomic: bool = False) -> str:
-    """Storage buffer declarations: the outputs first (read-write), then the
-    (deduplicated) read-only inputs in order."""
+def bindings_code(
+    out_types: str | list[str], inputs: list[tuple[str, str]], out_atomic: bool = False, errors: bool = False
+) -> str:
+    """Storage buffer declarations: the outputs first (read-write), then with `errors` the
+    device error flags (read-write, see ERROR_FLAGS), then the (deduplicated) read-only
+    inputs in order."""
     if isinstance(out_types, str):
         out_types = [out_types]
     lines = []
     for i, (name, t) in enumerate(zip(output_names(len(out_types)), out_types)):
         elem = f"atomic<{t}>" if out_atomic else t
         lines.append(f"@group(0) @binding({i}) var<storage, read_write> {name}: array<{elem}>;")
-    for i, (name, t) in enumerate(inputs, start=len(out_types)):
+    if errors:
+        lines.append(f"@group(0) @binding({len(out_types)}) var<storage, read_write> sg_errors: array<atomic<u32>>;")
+    for i, (name, t) in enumerate(inputs, start=len(out_types) + int(errors)):
         lines.append(f"@group(0) @binding({i}) var<storage, read> {name}: array<{t}>;")
     return "\n".join(lines)
 
@@ -448,6 +507,8 @@ def expression_lines(exprs, inputs: list, coords: list[str | None], linear: str 
             continue
         if isinstance(e, Load):
             code = load_expr(inputs[e.src], coords, linear)
+        elif e.op is Op.RAND:
+            code = rand_expr(e, [names[id(a)] for a in e.srcs], coords, linear)
         else:
             code = op_expr(e.op, [names[id(a)] for a in e.srcs], wgsl_type(e.srcs[-1].dtype), e.arg)
         names[id(e)] = f"v{len(lines)}"
@@ -471,7 +532,7 @@ def elementwise_source(k: Kernel, inputs: list, bindings: list[tuple[str, str]])
     coords = dim_coords(shape)
     lines, results = expression_lines(k.exprs, inputs, coords, "gid")
     used = [inputs[i] for i in loads_in(k.exprs)]
-    body = coords_lines(shape) if needs_coords(used) else []
+    body = coords_lines(shape) if needs_coords(used) or rand_needs_coords(k.exprs) else []
     body += lines
     body += [f"{name}[gid] = {r};" for name, r in zip(output_names(len(k.outs)), results)]
     code = bindings_code([wgsl_type(o.dtype) for o in k.outs], bindings)
@@ -503,7 +564,7 @@ def reduce_epilogue_fn(expr: Expr, inputs: list, out_shape: tuple[int, ...], acc
     coords = dim_coords(out_shape)
     lines, (result,) = expression_lines([expr], inputs, coords, "o")
     used = [inputs[i] for i in loads_in([expr])]
-    lines = (coords_lines(out_shape, "o") if needs_coords(used) else []) + lines
+    lines = (coords_lines(out_shape, "o") if needs_coords(used) or rand_needs_coords([expr]) else []) + lines
     return wgsl_fn(f"epilogue(acc: {acc_type}, o: i32) -> {wgsl_type(expr.dtype)}", lines + [f"return {result};"])
 
 
@@ -651,19 +712,49 @@ def matmul_source(a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: s
     )
 
 
+# ----- device-side index errors: gather and scatter-add flag an out-of-range index
+# A (count, op, dim, size, index) record of u32 words; the first thread to find a bad index
+# fills it. The host reads it with its next readback (webgpu_backend) and raises.
+ERROR_FLAGS = 5
+ERROR_OPS = {1: "gather", 2: "scatter_add"}
+HELPERS["sg_index_error"] = """fn sg_index_error(op: u32, dim: u32, size: u32, index: i32) {
+    // record the first out-of-range index for the host (read back with its next readback)
+    if (atomicAdd(&sg_errors[0], 1u) == 0u) {
+        atomicStore(&sg_errors[1], op);
+        atomicStore(&sg_errors[2], dim);
+        atomicStore(&sg_errors[3], size);
+        atomicStore(&sg_errors[4], bitcast<u32>(index));
+    }
+}"""
+
+
+def checked_index_lines(index_expr: str, op: str, dim: int, size: int) -> list[str]:
+    """WGSL lines defining `i`: the index, flagged to the host when outside [0, size) and
+    clamped into range (the kernel never reads or writes out of bounds)."""
+    code = next(c for c, name in ERROR_OPS.items() if name == op)
+    return [
+        f"let raw_index = {index_expr};",
+        f"if (raw_index < 0i || raw_index >= {size}i) {{",
+        f"    sg_index_error({code}u, {dim}u, {size}u, raw_index);",
+        "}",
+        f"let i = clamp(raw_index, 0i, {max(size - 1, 0)}i);",
+    ]
+
+
 def gather_source(src: Input, index: Input, dim: int, out_dtype: DType, bindings) -> str:
-    """out[c] = src[c with c[dim] = index[c]], index clamped into range."""
+    """out[c] = src[c with c[dim] = index[c]]; an index out of range is flagged and clamped."""
     shape = index.view.shape
     coords = dim_coords(shape)
     size = src.view.shape[dim]
     body = coords_lines(shape)
-    body.append(f"let i = clamp({load_expr(index, coords)}, 0i, {max(size - 1, 0)}i);  // never read out of bounds")
+    body += checked_index_lines(load_expr(index, coords), "gather", dim, size)
     src_coords = list(coords)
     src_coords[dim] = "i"
     src_view = View(src.view.shape, src.view.strides, src.view.offset)
     body.append(f"out[gid] = {src.binding}[{view_index(src_view, src_coords)}];")
     numel = math.prod(shape)
     detail = f"src {src.view.shape} index {shape} along dim {dim}"
+    bindings = bindings_code(wgsl_type(out_dtype), bindings, errors=True)
     return one_thread_per_element("GATHER", shape, out_dtype, numel, body, bindings, detail)
 
 
@@ -690,12 +781,13 @@ def pad_source(x: Input, pads, value, out_shape, out_dtype: DType, bindings) -> 
 
 
 def scatter_add_source(src: Input, index: Input, dim: int, out_shape, out_dtype: DType, bindings) -> str:
-    """For each element c of index: out[c with c[dim] = index[c]] += src[c], atomically."""
+    """For each element c of index: out[c with c[dim] = index[c]] += src[c], atomically;
+    an index out of range is flagged and clamped."""
     shape = index.view.shape
     coords = dim_coords(shape)
     t = wgsl_type(out_dtype)
     body = coords_lines(shape)
-    body.append(f"let i = clamp({load_expr(index, coords)}, 0i, {max(out_shape[dim] - 1, 0)}i);  // never write out of bounds")
+    body += checked_index_lines(load_expr(index, coords), "scatter_add", dim, out_shape[dim])
     body.append(f"let value = {src.binding}[{view_index(src.view, coords)}];")
     out_coords = list(coords)
     out_coords[dim] = "i"
@@ -710,5 +802,5 @@ def scatter_add_source(src: Input, index: Input, dim: int, out_shape, out_dtype:
     # loop on the bit pattern because float atomics are not portable
     atomic_type = "u32" if t == "f32" else t
     detail = f"src {src.view.shape} index {shape} along dim {dim} into {tuple(out_shape)} {out_dtype.name}"
-    bindings = bindings_code(atomic_type, bindings, out_atomic=True)
+    bindings = bindings_code(atomic_type, bindings, out_atomic=True, errors=True)
     return one_thread_per_element("SCATTER_ADD", out_shape, out_dtype, math.prod(shape), body, bindings, detail)

@@ -80,18 +80,23 @@ def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p), in training.
 
-    The mask is drawn from smolgrad's seeded generator (smolgrad.manual_seed)."""
+    The mask is drawn on the device, in the kernel that applies it (Philox, seeded by
+    smolgrad.manual_seed): only a 12-byte key is uploaded per call. Backward multiplies
+    by the same mask."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
     if p == 1.0:
         return input * 0.0
-    from ..creation import generator
+    if not input.dtype.is_floating_point:
+        raise TypeError(f"dropout: expected a floating point input, got {input.dtype.name}")
+    from ..creation import uniform_lazy  # (creation imports nn-free modules only; no cycle)
 
-    keep = generator().random(input.shape) >= p
-    scale = (keep / (1.0 - p)).astype(input.dtype.np)
-    return input * Tensor(scale, dtype=input.dtype, device=input.device)
+    (u,) = uniform_lazy(input.shape, input.dtype, input.device)
+    # keep with probability 1 - p: u is a multiple of 2^-24, so P(u >= p) = 1 - p up to 2^-24
+    scale = where(Tensor._from_lazy(u) >= p, 1.0 / (1.0 - p), 0.0).type(input.dtype)
+    return input * scale
 
 
 # ----- linear, embedding, normalization -----
