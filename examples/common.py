@@ -95,9 +95,10 @@ class Progress:
 
 class MLP(nn.Module):
     """A multi-layer perceptron in micrograd's notation: MLP(2, [4, 4, 1]) is
-    Linear(2, 4), act, Linear(4, 4), act, Linear(4, 1); the output has no activation."""
+    Linear(2, 4), act, Linear(4, 4), act, Linear(4, 1); the output has no activation.
+    With `dropout`, an nn.Dropout follows each activation."""
 
-    def __init__(self, n_in: int, n_outs: list[int], activation=nn.ReLU):
+    def __init__(self, n_in: int, n_outs: list[int], activation=nn.ReLU, dropout: float = 0.0):
         super().__init__()
         sizes = [n_in, *n_outs]
         layers = []
@@ -105,6 +106,8 @@ class MLP(nn.Module):
             layers.append(nn.Linear(a, b))
             if i < len(n_outs) - 1:
                 layers.append(activation())
+                if dropout:
+                    layers.append(nn.Dropout(dropout))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: sg.Tensor) -> sg.Tensor:
@@ -206,6 +209,7 @@ def fit_mnist(model, args, name: str, flatten: bool, default_epochs: int, target
 
     test_acc = None
     for epoch in range(start + 1, args.epochs + 1):
+        sg.manual_seed(args.seed * 1000 + epoch)  # dropout masks depend on (seed, epoch) only: resuming is exact
         t0 = time.perf_counter()
         loader = epoch_loader(train, args.batch_size, args.seed, epoch, device)
         train_loss, train_acc = train_epoch(model, optimizer, loader, f"epoch {epoch}", not args.no_progress)

@@ -1,6 +1,7 @@
-"""Train a 784-128-64-32-10 MLP on MNIST with Adam and a cosine learning-rate decay.
+"""Train a 784-128-64-32-10 MLP (dropout 0.1 after each hidden layer) on MNIST with Adam
+and a cosine learning-rate decay.
 
-    python examples/mnist_mlp.py                      # 10 epochs, >= 97.5% test accuracy
+    python examples/mnist_mlp.py                      # 10 epochs, >= 98.0% test accuracy
     python examples/mnist_mlp.py --epochs 12 --resume # continue from the last checkpoint
     python examples/mnist_mlp.py --train-size 6400 --epochs 1   # a quick run
 
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common.py, also 
 from common import MLP, fit_mnist, mnist_arguments, parser
 
 EPOCHS = 10
-TARGET = 0.975  # the test accuracy a full run (all data, EPOCHS epochs) must reach
+TARGET = 0.980  # the test accuracy a full run (all data, EPOCHS epochs) must reach
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     mnist_arguments(p, epochs=EPOCHS, checkpoint="checkpoints/mnist_mlp.safetensors")
     args = p.parse_args(argv)
     sg.manual_seed(args.seed)
-    model = MLP(784, [128, 64, 32, 10], activation=nn.ReLU).to(args.device)
+    model = MLP(784, [128, 64, 32, 10], activation=nn.ReLU, dropout=0.1).to(args.device)
     return fit_mnist(model, args, "MNIST MLP", flatten=True, default_epochs=EPOCHS, target=TARGET)
 
 

@@ -19,10 +19,14 @@ def as_generator(generator) -> np.random.Generator:
         return global_generator()
     if isinstance(generator, np.random.Generator):
         return generator
+    from ..random import Generator
+
+    if isinstance(generator, Generator):  # torch code passes a torch.Generator
+        return generator.numpy_generator
     if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
         return np.random.default_rng(int(generator))
     raise TypeError(
-        f"generator must be None, an int seed or a numpy.random.Generator, got {type(generator).__name__}"
+        f"generator must be None, an int seed, a smolgrad.Generator or a numpy.random.Generator, got {type(generator).__name__}"
     )
 
 
