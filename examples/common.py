@@ -95,10 +95,9 @@ class Progress:
 
 class MLP(nn.Module):
     """A multi-layer perceptron in micrograd's notation: MLP(2, [4, 4, 1]) is
-    Linear(2, 4), act, Linear(4, 4), act, Linear(4, 1); the output has no activation.
-    With `dropout`, an nn.Dropout follows each activation."""
+    Linear(2, 4), act, Linear(4, 4), act, Linear(4, 1); the output has no activation."""
 
-    def __init__(self, n_in: int, n_outs: list[int], activation=nn.ReLU, dropout: float = 0.0):
+    def __init__(self, n_in: int, n_outs: list[int], activation=nn.ReLU):
         super().__init__()
         sizes = [n_in, *n_outs]
         layers = []
@@ -106,8 +105,6 @@ class MLP(nn.Module):
             layers.append(nn.Linear(a, b))
             if i < len(n_outs) - 1:
                 layers.append(activation())
-                if dropout:
-                    layers.append(nn.Dropout(dropout))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: sg.Tensor) -> sg.Tensor:
@@ -119,7 +116,7 @@ class MLP(nn.Module):
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
-def mnist_arguments(p: argparse.ArgumentParser, epochs: int, checkpoint: str) -> None:
+def mnist_arguments(p: argparse.ArgumentParser, epochs: int, checkpoint: str, shift: int = 0) -> None:
     """The options both MNIST examples share."""
     p.add_argument("--epochs", type=int, default=epochs,
                    help="epochs to train for, in total when resuming; the learning rate decays over them "
@@ -134,6 +131,8 @@ def mnist_arguments(p: argparse.ArgumentParser, epochs: int, checkpoint: str) ->
     p.add_argument("--test-size", type=int, default=None, help="evaluate on only the first N test images")
     p.add_argument("--checkpoint", default=checkpoint, help="where to save a checkpoint after every epoch (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--shift", type=int, default=shift,
+                   help="augmentation: shift each training batch by up to this many pixels (default: %(default)s)")
 
 
 def mnist_datasets(root, flatten: bool, train_size: int | None = None, test_size: int | None = None):
@@ -149,11 +148,34 @@ def mnist_datasets(root, flatten: bool, train_size: int | None = None, test_size
     return out
 
 
-def epoch_loader(dataset, batch_size: int, seed: int, epoch: int, device) -> DataLoader:
-    """A shuffled loader whose order depends only on (seed, epoch), so a resumed run
-    sees the same batches as an uninterrupted one."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True,
-                      generator=np.random.default_rng((seed, epoch)), device=device)
+def epoch_loader(dataset, batch_size: int, seed: int, epoch: int, device, shift: int = 0) -> DataLoader:
+    """A shuffled loader whose order (and augmentation) depends only on (seed, epoch), so a
+    resumed run sees the same batches as an uninterrupted one. With `shift`, each batch's
+    images move by up to that many pixels in each direction (light augmentation)."""
+    order = np.random.default_rng((seed, epoch))
+    collate = None
+    if shift:
+        moves = np.random.default_rng((seed, epoch, 1))
+
+        def collate(samples):
+            images = shifted(np.stack([image for image, _ in samples]), shift, moves)
+            labels = np.array([int(label) for _, label in samples], dtype=np.int64)
+            return sg.tensor(images, device=device), sg.tensor(labels, device=device)
+
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate, device=device)
+
+
+def shifted(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """The batch of normalised MNIST images (N x 784 or N x 1 x 28 x 28) moved by one random
+    (dx, dy) in [-max_shift, max_shift]; the uncovered border is background."""
+    flat = images.ndim == 2
+    square = images.reshape(len(images), 28, 28)
+    out = np.full_like(square, (0.0 - MNIST_MEAN) / MNIST_STD)
+    dx, dy = rng.integers(-max_shift, max_shift + 1, size=2)
+    out[:, max(dy, 0) : 28 + min(dy, 0), max(dx, 0) : 28 + min(dx, 0)] = square[
+        :, max(-dy, 0) : 28 + min(-dy, 0), max(-dx, 0) : 28 + min(-dx, 0)
+    ]
+    return out.reshape(images.shape) if not flat else out.reshape(len(images), -1)
 
 
 def train_epoch(model, optimizer, loader, desc: str, progress: bool = True) -> tuple[float, float]:
@@ -209,9 +231,9 @@ def fit_mnist(model, args, name: str, flatten: bool, default_epochs: int, target
 
     test_acc = None
     for epoch in range(start + 1, args.epochs + 1):
-        sg.manual_seed(args.seed * 1000 + epoch)  # dropout masks depend on (seed, epoch) only: resuming is exact
+        sg.manual_seed(args.seed * 1000 + epoch)  # any random draw depends on (seed, epoch) only: resuming is exact
         t0 = time.perf_counter()
-        loader = epoch_loader(train, args.batch_size, args.seed, epoch, device)
+        loader = epoch_loader(train, args.batch_size, args.seed, epoch, device, args.shift)
         train_loss, train_acc = train_epoch(model, optimizer, loader, f"epoch {epoch}", not args.no_progress)
         seconds = time.perf_counter() - t0
         scheduler.step()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import string
 
-from .tensor import Tensor, broadcast_shapes
+from .shapes import broadcast_shapes
+from .tensor import Tensor
 
 
 def _parse(equation: str, operands) -> tuple[list[str], str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 
-from .tensor import Tensor, _norm_dim, _norm_dims, where
+from .shapes import _norm_dim, _norm_dims
+from .tensor import Tensor, where
 
 
 def _check_float(x: Tensor, op: str) -> None:

@@ -16,6 +16,8 @@ from .device import canonical
 from .dtypes import DType
 from .lazy import LazyBuffer, realize
 from .ops import Op
+from .shapes import _broadcasts_to, _norm_dim, _norm_dims, broadcast_shapes, shape_arg  # noqa: F401  (re-exported)
+from .tensor_inplace import InPlaceOps
 from .tensor_linalg import LinalgOps
 from .tensor_math import MathOps
 from .tensor_reduce import ReduceOps
@@ -24,48 +26,6 @@ from .tensor_shape import ShapeOps
 from .tensor_sorting import SortingOps
 
 MinMax = namedtuple("MinMax", ["values", "indices"])
-
-
-def shape_arg(shape, allow_negative: bool = False) -> tuple[int, ...]:
-    """Accept f(2, 3), f((2, 3)) and f([2, 3])."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = shape[0]
-    out = tuple(int(s) for s in shape)
-    if not allow_negative and any(s < 0 for s in out):
-        raise ValueError(f"negative dimension in shape {out}")
-    return out
-
-
-def _norm_dim(dim: int, ndim: int, op: str) -> int:
-    n = max(ndim, 1)
-    if not -n <= dim < n:
-        raise IndexError(f"{op}: dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
-    return dim % n
-
-
-def _norm_dims(dim, ndim: int, op: str) -> tuple[int, ...]:
-    if dim is None:
-        return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    out = tuple(_norm_dim(d, ndim, op) for d in dims)
-    if len(set(out)) != len(out):
-        raise RuntimeError(f"{op}: dim {dims} appears multiple times in the list of dims")
-    return out if ndim else ()  # a 0-d tensor accepts dim 0 / -1 and has nothing to reduce
-
-
-def broadcast_shapes(*shapes: tuple[int, ...], op: str = "broadcast") -> tuple[int, ...]:
-    ndim = max(len(s) for s in shapes)
-    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
-    out = []
-    for sizes in zip(*padded):
-        big = max(sizes)
-        if any(s not in (1, big) for s in sizes):
-            raise RuntimeError(
-                f"{op}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast together "
-                f"(sizes {sizes} differ and none of them is 1)"
-            )
-        out.append(0 if 0 in sizes else big)
-    return tuple(out)
 
 
 def check_same_device(a: Tensor, b: Tensor, op: str) -> None:
@@ -77,7 +37,7 @@ def check_same_device(a: Tensor, b: Tensor, op: str) -> None:
         )
 
 
-class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps):
+class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InPlaceOps):
     """An n-dimensional array on a device ('webgpu' or 'numpy'), lazily computed,
     with reverse-mode automatic differentiation."""
 
@@ -942,155 +902,6 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps):
         """The error function (accurate to about 1.2e-7; the gradient is exact)."""
         return self._float_unary(F.Erf)
 
-    # ----- in-place ops (PyTorch's storage semantics: smolgrad/storage.py) -----
-    def _inplace(self, op: str, compute) -> Tensor:
-        """Set this tensor's value (and its views') to compute(current value), in place.
-
-        compute gets a snapshot of the current value and builds the new one with ordinary
-        (differentiable) ops; in grad mode this tensor becomes that op's output."""
-        storage.check_inplace(self, op)
-        value, root = storage.current(self)
-        return storage.write(self, compute(value), op, root)
-
-    def _assign(self, value: Tensor, op: str) -> Tensor:
-        """Make this tensor share `value`'s storage, of any dtype and device (torch's
-        `self.data = value`; nn.Module.to uses it)."""
-        storage.alias(self, value)
-        return self
-
-    def add_(self, other, alpha=None) -> Tensor:
-        """self += alpha * other, in place."""
-        return self._inplace("add_", lambda s: s.add(other, alpha=alpha))
-
-    def sub_(self, other, alpha=None) -> Tensor:
-        """self -= alpha * other, in place."""
-        return self._inplace("sub_", lambda s: s.sub(other, alpha=alpha))
-
-    def mul_(self, other) -> Tensor:
-        """self *= other, in place."""
-        return self._inplace("mul_", lambda s: s.mul(other))
-
-    def div_(self, other) -> Tensor:
-        """self /= other, in place (an integer tensor cannot hold the result)."""
-        return self._inplace("div_", lambda s: s.div(other))
-
-    def pow_(self, exponent) -> Tensor:
-        """self **= exponent, in place."""
-        return self._inplace("pow_", lambda s: s.pow(exponent))
-
-    def neg_(self) -> Tensor:
-        return self._inplace("neg_", lambda s: -s)
-
-    def exp_(self) -> Tensor:
-        return self._inplace("exp_", lambda s: s.exp())
-
-    def sqrt_(self) -> Tensor:
-        return self._inplace("sqrt_", lambda s: s.sqrt())
-
-    def abs_(self) -> Tensor:
-        return self._inplace("abs_", lambda s: s.abs())
-
-    def clamp_(self, min=None, max=None) -> Tensor:
-        """Clamp into [min, max], in place."""
-        return self._inplace("clamp_", lambda s: s.clamp(min, max))
-
-    clip_ = clamp_
-
-    def __iadd__(self, other) -> Tensor:
-        return self.add_(other)
-
-    def __isub__(self, other) -> Tensor:
-        return self.sub_(other)
-
-    def __imul__(self, other) -> Tensor:
-        return self.mul_(other)
-
-    def __itruediv__(self, other) -> Tensor:
-        return self.div_(other)
-
-    def masked_fill_(self, mask: Tensor, value) -> Tensor:
-        """Set the elements where the bool `mask` is True to `value`, in place."""
-        return self._inplace("masked_fill_", lambda s: s.masked_fill(mask, value))
-
-    def copy_(self, src) -> Tensor:
-        """Set this tensor's value to `src`, broadcast to its shape and converted to its dtype
-        and device (differentiable with respect to src)."""
-        if not isinstance(src, Tensor):
-            src = Tensor(src, dtype=self.dtype, device=self.device)
-        if not _broadcasts_to(src.shape, self.shape):
-            raise RuntimeError(f"copy_: source of shape {src.shape} does not broadcast to the tensor's shape {self.shape}")
-        value = src.to(self.device).type(self.dtype)._broadcast_to(self.shape)
-        storage.check_inplace(self, "copy_")
-        return storage.write(self, value, "copy_")
-
-    def fill_(self, value) -> Tensor:
-        """Set every element to `value` (a Python number or a 0-d tensor)."""
-        if isinstance(value, Tensor):
-            if value.ndim != 0:
-                raise RuntimeError(f"fill_ only supports a 0-dimensional value tensor, but got one with {value.ndim} dims")
-            return self.copy_(value)
-        storage.check_inplace(self, "fill_")
-        return storage.write(self, Tensor._from_lazy(LazyBuffer.const(value, self.shape, self.dtype, self.device)), "fill_")
-
-    def zero_(self) -> Tensor:
-        """Set every element to 0."""
-        return self.fill_(0)
-
-    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
-        """Fill with samples from U(a, b), drawn from smolgrad's seeded generator."""
-        storage.check_inplace(self, "uniform_")
-        return storage.write(self, self._sampled("uniform_", lambda rng: rng.uniform(a, b, self.shape)), "uniform_")
-
-    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
-        """Fill with samples from N(mean, std^2), drawn from smolgrad's seeded generator."""
-        if std < 0:
-            raise RuntimeError(f"normal_ expects std >= 0.0, but found std {std}")
-        storage.check_inplace(self, "normal_")
-        return storage.write(self, self._sampled("normal_", lambda rng: rng.normal(mean, std, self.shape)), "normal_")
-
-    def _sampled(self, op: str, draw) -> Tensor:
-        from .creation import generator
-
-        if not self.dtype.is_floating_point:
-            raise RuntimeError(f"{op}: expected a floating point tensor, got {self.dtype.name}")
-        return Tensor(np.asarray(draw(generator())).astype(self.dtype.np), dtype=self.dtype, device=self.device)
-
-    # ----- scatter and index_add families (smolgrad/indexing.py) -----
-    def scatter(self, dim: int, index: Tensor, src=None, value=None, reduce: str | None = None) -> Tensor:
-        """A copy with src[i][j] (or value) written at [index[i][j]][j] for dim 0, and so on."""
-        return indexing.scatter(self, dim, index, src, value=value, reduce=reduce)
-
-    def scatter_(self, dim: int, index: Tensor, src=None, value=None, reduce: str | None = None) -> Tensor:
-        return self._inplace("scatter_", lambda s: indexing.scatter(s, dim, index, src, value=value, reduce=reduce))
-
-    def scatter_add(self, dim: int, index: Tensor, src: Tensor) -> Tensor:
-        """A copy with src[i][j] added at [index[i][j]][j] for dim 0, and so on."""
-        return indexing.scatter_add(self, dim, index, src)
-
-    def scatter_add_(self, dim: int, index: Tensor, src: Tensor) -> Tensor:
-        return self._inplace("scatter_add_", lambda s: indexing.scatter_add(s, dim, index, src))
-
-    def index_add(self, dim: int, index: Tensor, source: Tensor, alpha=1) -> Tensor:
-        """A copy with alpha * source[i] added at row index[i] along dim."""
-        return indexing.index_add(self, dim, index, source, alpha=alpha)
-
-    def index_add_(self, dim: int, index: Tensor, source: Tensor, alpha=1) -> Tensor:
-        return self._inplace("index_add_", lambda s: indexing.index_add(s, dim, index, source, alpha=alpha))
-
-    def index_copy(self, dim: int, index: Tensor, source: Tensor) -> Tensor:
-        """A copy with row index[i] along dim set to source[i]."""
-        return indexing.index_copy(self, dim, index, source)
-
-    def index_copy_(self, dim: int, index: Tensor, source: Tensor) -> Tensor:
-        return self._inplace("index_copy_", lambda s: indexing.index_copy(s, dim, index, source))
-
-    def index_fill(self, dim: int, index: Tensor, value) -> Tensor:
-        """A copy with the rows index along dim set to value."""
-        return indexing.index_fill(self, dim, index, value)
-
-    def index_fill_(self, dim: int, index: Tensor, value) -> Tensor:
-        return self._inplace("index_fill_", lambda s: indexing.index_fill(s, dim, index, value))
-
 
 def _check_index_range(index: Tensor, size: int, op: str, allow_negative: bool = True) -> None:
     """Raise IndexError for out-of-range indices whose values are already known.
@@ -1105,13 +916,6 @@ def _check_index_range(index: Tensor, size: int, op: str, allow_negative: bool =
     if lo < lowest or hi >= size:
         bad = lo if lo < lowest else hi
         raise IndexError(f"{op}: index {bad} is out of bounds for dimension with size {size}")
-
-
-def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-    """Whether `shape` broadcasts to exactly `target`."""
-    if len(shape) > len(target):
-        return False
-    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target)))
 
 
 _TRIANGLES: dict = {}

@@ -3,6 +3,8 @@ A mixin of Tensor, composed of matmul, reshapes and slices."""
 
 from __future__ import annotations
 
+from .shapes import _broadcasts_to, _norm_dim
+
 
 def _require_ndim(x, ndim: int, op: str, name: str) -> None:
     if x.ndim != ndim:
@@ -47,7 +49,6 @@ class LinalgOps:
     def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1):
         """The diagonal of the (dim1, dim2) planes, as the last dim (a strided slice).
         offset > 0 is above the main diagonal, < 0 below."""
-        from .tensor import _norm_dim
 
         if self.ndim < 2:
             raise RuntimeError(f"diagonal: expected a tensor with at least 2 dims, got shape {self.shape}")
@@ -86,7 +87,6 @@ class LinalgOps:
 
 
 def _scaled_sum(input, product, beta, alpha, op: str):
-    from .tensor import _broadcasts_to
 
     if not _broadcasts_to(input.shape, product.shape):
         raise RuntimeError(f"{op}: input of shape {input.shape} does not broadcast to the product's shape {product.shape}")

@@ -8,6 +8,7 @@ double gradients and JVPs from the ops they are made of."""
 from __future__ import annotations
 
 from . import dtypes
+from .shapes import _norm_dim
 
 
 def _accumulating(x, dtype, op: str):
@@ -38,7 +39,6 @@ class ReduceOps:
 
     def cumsum(self, dim: int, dtype=None):
         """Running sums along `dim` (integers and bools sum into int64)."""
-        from .tensor import _norm_dim
 
         dim = _norm_dim(dim, self.ndim, "cumsum")
         x = _accumulating(self, dtype, "cumsum")
@@ -46,7 +46,6 @@ class ReduceOps:
 
     def cumprod(self, dim: int, dtype=None):
         """Running products along `dim` (integers and bools multiply into int64)."""
-        from .tensor import _norm_dim
 
         dim = _norm_dim(dim, self.ndim, "cumprod")
         x = _accumulating(self, dtype, "cumprod")
@@ -55,7 +54,6 @@ class ReduceOps:
     def prod(self, dim: int | None = None, keepdim: bool = False, dtype=None):
         """The product of all elements, or along one dim (integers and bools into int64)."""
         from .creation import ones
-        from .tensor import _norm_dim
 
         x = _accumulating(self, dtype, "prod")
         if dim is None:

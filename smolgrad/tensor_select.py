@@ -6,6 +6,7 @@ gathers there, so it stays differentiable; bincount and histc scatter-add there)
 from __future__ import annotations
 
 import numpy as np
+from .shapes import _norm_dim, broadcast_shapes
 
 
 class SelectOps:
@@ -32,7 +33,7 @@ class SelectOps:
     def masked_select(self, mask):
         """The elements where the bool `mask` (broadcast with self) is True, as a 1-D tensor.
         Reads the mask back to the host; the values are gathered on the device (differentiable)."""
-        from .tensor import Tensor, broadcast_shapes
+        from .tensor import Tensor
 
         if not isinstance(mask, Tensor) or not mask.dtype.is_bool:
             got = mask.dtype.name if isinstance(mask, Tensor) else type(mask).__name__
@@ -48,7 +49,7 @@ class SelectOps:
         """The distinct values (always sorted), and optionally the inverse indices (where each
         element's value is in the result) and the counts. With `dim`, the distinct slices
         along it. Reads the tensor back to the host."""
-        from .tensor import Tensor, _norm_dim
+        from .tensor import Tensor
 
         a = self.detach().numpy()
         axis = None if dim is None else _norm_dim(dim, self.ndim, "unique")

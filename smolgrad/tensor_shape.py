@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from .shapes import _norm_dim, broadcast_shapes
 
 
 def _dims_arg(dims) -> tuple[int, ...]:
@@ -55,7 +56,7 @@ class ShapeOps:
     def repeat_interleave(self, repeats, dim: int | None = None, *, output_size: int | None = None):
         """Each element repeated `repeats` times in place along `dim` (flattened when None).
         A tensor of per-element repeats gives a data-dependent shape: it is read back to the host."""
-        from .tensor import Tensor, _norm_dim
+        from .tensor import Tensor
 
         x = self.reshape(-1) if dim is None else self
         dim = 0 if dim is None else _norm_dim(dim, x.ndim, "repeat_interleave")
@@ -89,7 +90,6 @@ class ShapeOps:
     def roll(self, shifts, dims=None):
         """Elements shifted by `shifts` along `dims`, wrapping around (flattened when dims is None)."""
         from .creation import cat
-        from .tensor import _norm_dim
 
         if dims is None:
             if not isinstance(shifts, int):
@@ -113,7 +113,8 @@ class ShapeOps:
     # ----- indexing -----
     def index_select(self, dim: int, index):
         """The slices of `dim` at the positions in a 1-D integer `index` (torch.index_select)."""
-        from .tensor import _check_index_range, _index_rows, _norm_dim
+        from .indexing import _index_rows
+        from .tensor import _check_index_range
 
         dim = _norm_dim(dim, self.ndim, "index_select")
         _check_int_index(index, "index_select")
@@ -127,7 +128,7 @@ class ShapeOps:
     def take_along_dim(self, indices, dim: int | None = None):
         """Values at `indices` along `dim` (broadcasting the other dims), or in the flattened
         tensor when dim is None (torch.take_along_dim)."""
-        from .tensor import _check_index_range, _norm_dim, broadcast_shapes
+        from .tensor import _check_index_range
 
         _check_int_index(indices, "take_along_dim")
         if dim is None:
@@ -152,7 +153,6 @@ class ShapeOps:
     # ----- dims -----
     def movedim(self, source, destination):
         """The dims at `source` moved to `destination`, the others keeping their order."""
-        from .tensor import _norm_dim
 
         src = (source,) if isinstance(source, int) else tuple(source)
         dst = (destination,) if isinstance(destination, int) else tuple(destination)
@@ -181,7 +181,6 @@ class ShapeOps:
 
     def unflatten(self, dim: int, sizes):
         """Dim `dim` split into `sizes` (one of them may be -1)."""
-        from .tensor import _norm_dim
 
         dim = _norm_dim(dim, self.ndim, "unflatten")
         sizes = tuple(int(s) for s in sizes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
+from .shapes import _norm_dim
 
 SortResult = namedtuple("sort", ["values", "indices"])
 TopKResult = namedtuple("topk", ["values", "indices"])
@@ -47,7 +48,7 @@ class SortingOps:
     def sort(self, dim: int = -1, descending: bool = False, stable: bool = False):
         """(values, indices) sorted along `dim`; ties keep their order (always stable);
         nan counts as the largest value. Reads the tensor back to the host to order it."""
-        from .tensor import Tensor, _norm_dim
+        from .tensor import Tensor
 
         if self.ndim == 0:
             return SortResult(self.clone(), Tensor(np.zeros((), np.int64), device=self.device))
@@ -66,7 +67,7 @@ class SortingOps:
     def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
         """(values, indices) of the k largest (or smallest) elements along `dim`, in sorted
         order; among equal values the first comes first. Reads the tensor back to order it."""
-        from .tensor import Tensor, _norm_dim
+        from .tensor import Tensor
 
         dim = _norm_dim(dim, self.ndim, "topk")
         n = self.shape[dim] if self.ndim else 1

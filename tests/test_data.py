@@ -152,7 +152,7 @@ def test_dataloader_rejects_a_batch_size_that_is_not_a_positive_int(bad):
 
 
 def test_dataloader_rejects_an_unknown_generator_type():
-    with pytest.raises(TypeError, match="generator must be None, an int seed or a numpy.random.Generator"):
+    with pytest.raises(TypeError, match="generator must be None, an int seed, a smolgrad.Generator or a numpy.random.Generator"):
         DataLoader(numbered(5), shuffle=True, generator="seed")
 
 
