@@ -35,7 +35,7 @@ from .device import default_device, devices, set_default_device
 from .dtypes import DType, bool_, float32, float64, int32, int64
 from .tensor import Tensor, arange, broadcast_shapes, where
 from .tensor import erf, masked_fill, tril, triu  # functional forms of Tensor methods nn adds
-from .tensor import index_add, index_copy, index_fill, scatter, scatter_add
+from .tensor import index_add, index_copy, index_fill, scatter, scatter_add, scatter_reduce
 from .random import Generator, default_generator
 from .einsum import einsum
 from . import linalg

@@ -393,6 +393,54 @@ def scatter_add(x: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     return x + added
 
 
+_REDUCE_PAD = {"sum": 0.0, "mean": 0.0, "amax": -math.inf, "amin": math.inf}
+
+
+def scatter_reduce(x: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str, include_self: bool = True) -> Tensor:
+    """x with the src values sent to each position (x[index[i][j]][j] for dim 0, and so on)
+    reduced into it by "sum", "mean", "amax" or "amin" (with x's own value unless
+    include_self=False), like torch.scatter_reduce. Reads the indices on the host: the
+    values sent to each position are gathered into one padded row and reduced (so the
+    gradient of amax/amin is shared evenly among ties, as in torch)."""
+    from .creation import cat
+
+    if reduce not in _REDUCE_PAD:
+        raise RuntimeError(f"scatter_reduce(): reduce must be one of {', '.join(map(repr, _REDUCE_PAD))}, got {reduce!r}")
+    dim = _norm_dim(dim, x.ndim, "scatter_reduce")
+    if not isinstance(src, Tensor):
+        raise TypeError(f"scatter_reduce(): src must be a Tensor, got {type(src).__name__}")
+    _check_scatter_index(x, dim, index, src.shape, "scatter_reduce")
+    idx = index.detach().numpy().astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= x.shape[dim]):
+        bad = idx.min() if idx.min() < 0 else idx.max()
+        raise RuntimeError(f"scatter_reduce(): index {bad} is out of bounds for dimension {dim} with size {x.shape[dim]}")
+    if idx.size == 0:
+        return x
+    coords = list(np.indices(idx.shape))
+    coords[dim] = idx
+    pos = np.ravel_multi_index(tuple(coords), x.shape).reshape(-1)  # the target of each src value
+    targets, slot_of, counts = np.unique(pos, return_inverse=True, return_counts=True)
+    # rows[t] lists the src values sent to targets[t]; pad = one extra element past the values
+    order = np.argsort(slot_of, kind="stable")
+    column = np.arange(pos.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows = np.full((targets.size, counts.max()), pos.size, dtype=np.int64)
+    rows[slot_of[order], column] = order
+    values = _src_tensor(x, index, src, "scatter_reduce")._reshape((pos.size,))
+    padded = F.Pad.apply(values, pads=((0, 1),), value=_REDUCE_PAD[reduce])
+    gathered = F.Gather.apply(padded, _int_index(rows.reshape(-1), x.device), dim=0)._reshape(rows.shape)
+    if include_self:
+        own = F.Gather.apply(x._reshape((x.numel(),)), _int_index(targets, x.device), dim=0)
+        gathered = cat([own._reshape((targets.size, 1)), gathered], dim=1)
+    if reduce in ("amax", "amin"):
+        reduced = gathered.amax(1) if reduce == "amax" else gathered.amin(1)
+    else:
+        reduced = gathered.sum(1)
+        if reduce == "mean":
+            n = Tensor(counts + int(include_self), dtype=x.dtype, device=x.device)
+            reduced = reduced // n if not x.dtype.is_floating_point else reduced / n
+    return put_flat(x, targets, reduced.type(x.dtype))
+
+
 def _index_src(x: Tensor, dim: int, index: Tensor, source, op: str) -> tuple[Tensor, Tensor]:
     """(index expanded to source's shape along dim, source) for the index_* ops."""
     if not isinstance(index, Tensor) or index.dtype.is_floating_point or index.dtype.is_bool:

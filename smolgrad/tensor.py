@@ -1019,6 +1019,11 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     return input.scatter_add(dim, index, src)
 
 
+def scatter_reduce(input: Tensor, dim: int, index: Tensor, src: Tensor, reduce: str, *, include_self: bool = True) -> Tensor:
+    """`input` with src reduced into it at index along dim (torch.scatter_reduce)."""
+    return input.scatter_reduce(dim, index, src, reduce, include_self=include_self)
+
+
 def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, alpha=1) -> Tensor:
     """`input` with alpha * source added at the rows index along dim (torch.index_add)."""
     return input.index_add(dim, index, source, alpha=alpha)

@@ -154,6 +154,16 @@ class InPlaceOps:
     def scatter_add_(self, dim: int, index: Tensor, src: Tensor) -> Tensor:
         return self._inplace("scatter_add_", lambda s: _indexing().scatter_add(s, dim, index, src))
 
+    def scatter_reduce(self, dim: int, index: Tensor, src: Tensor, reduce: str, *, include_self: bool = True) -> Tensor:
+        """A copy with src's values reduced ("sum", "mean", "amax", "amin") into the positions
+        index sends them to along dim. Reads the indices on the host."""
+        return _indexing().scatter_reduce(self, dim, index, src, reduce, include_self)
+
+    def scatter_reduce_(self, dim: int, index: Tensor, src: Tensor, reduce: str, *, include_self: bool = True) -> Tensor:
+        return self._inplace(
+            "scatter_reduce_", lambda s: _indexing().scatter_reduce(s, dim, index, src, reduce, include_self)
+        )
+
     def index_add(self, dim: int, index: Tensor, source: Tensor, alpha=1) -> Tensor:
         """A copy with alpha * source[i] added at row index[i] along dim."""
         return _indexing().index_add(self, dim, index, source, alpha=alpha)
