@@ -14,13 +14,13 @@ from typing import Callable
 
 import numpy as np
 
-from .collate import collate_numpy, default_collate, default_convert, to_tensors
+from .collate import collate_numpy, default_collate, to_tensors
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler, as_generator
 from .worker import WorkerError, worker_loop
 
 _rng = as_generator  # (the name random_split and older code import)
 
-__all__ = ["DataLoader", "default_collate", "default_convert"]
+__all__ = ["DataLoader", "default_collate"]
 
 
 class DataLoader:
