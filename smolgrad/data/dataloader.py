@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import multiprocessing
 import numbers
+import pickle
 import queue
 import sys
 import time
@@ -13,13 +14,13 @@ from typing import Callable
 
 import numpy as np
 
-from .collate import collate_numpy, default_collate, default_convert, to_tensors
+from .collate import collate_numpy, default_collate, to_tensors
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler, as_generator
 from .worker import WorkerError, worker_loop
 
 _rng = as_generator  # (the name random_split and older code import)
 
-__all__ = ["DataLoader", "default_collate", "default_convert"]
+__all__ = ["DataLoader", "default_collate"]
 
 
 class DataLoader:
@@ -167,12 +168,15 @@ class _WorkerPool:
     """The worker processes of a DataLoader, their task queues and the shared result queue."""
 
     def __init__(self, loader: DataLoader, seed: int):
+        self.closed, self.index_queues, self.workers = True, [], []  # (for __del__ if this fails)
         ctx = _context(loader.multiprocessing_context)
-        self.loader = loader
+        # the loader's settings, not the loader: a persistent pool must not keep it alive
+        self.prefetch = loader.prefetch_factor * loader.num_workers
+        self.timeout = loader.timeout
+        self.device = loader.device
+        self.default_collate = loader.collate_fn is None
         self.collate_in_worker = loader.collate_fn if loader.collate_fn is not None else collate_numpy
         self.result_queue = ctx.Queue()
-        self.index_queues = []
-        self.workers = []
         for worker_id in range(loader.num_workers):
             index_queue = ctx.Queue()
             index_queue.cancel_join_thread()
@@ -206,12 +210,12 @@ class _WorkerPool:
             self.shutdown()
 
     def _ordered(self, batches, epoch: int):
-        loader, n = self.loader, len(self.workers)
+        n = len(self.workers)
         sent = done = 0
         waiting: dict[int, object] = {}  # results that came early, by task number
         exhausted = False
         while True:
-            while not exhausted and sent - done < loader.prefetch_factor * n:
+            while not exhausted and sent - done < self.prefetch:
                 indices = next(batches, None)
                 if indices is None:
                     exhausted = True
@@ -228,12 +232,13 @@ class _WorkerPool:
             done += 1
             if isinstance(batch, WorkerError):
                 batch.reraise()
-            yield to_tensors(batch, loader.device) if loader.collate_fn is None else batch
+            batch = pickle.loads(batch)
+            yield to_tensors(batch, self.device) if self.default_collate else batch
 
     def _next_result(self):
         """The next (epoch, task, batch) from any worker; an error if a worker died or
         the loader's timeout passed."""
-        deadline = time.monotonic() + self.loader.timeout if self.loader.timeout > 0 else None
+        deadline = time.monotonic() + self.timeout if self.timeout > 0 else None
         while True:
             wait = 1.0 if deadline is None else min(1.0, max(deadline - time.monotonic(), 0.0))
             try:
@@ -251,7 +256,7 @@ class _WorkerPool:
                 )
             if deadline is not None and time.monotonic() >= deadline:
                 self.shutdown()
-                raise RuntimeError(f"DataLoader timed out after {self.loader.timeout} seconds waiting for a batch")
+                raise RuntimeError(f"DataLoader timed out after {self.timeout} seconds waiting for a batch")
 
     def shutdown(self) -> None:
         """Stop the workers: ask them to finish, then terminate any that do not."""
@@ -264,7 +269,7 @@ class _WorkerPool:
             except (OSError, ValueError):
                 pass
         for w in self.workers:
-            w.join(timeout=2.0)
+            w.join(timeout=1.0)
             if w.is_alive():
                 w.terminate()
                 w.join(timeout=1.0)

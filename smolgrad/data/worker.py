@@ -3,6 +3,7 @@ NumPy arrays and sends them back; errors travel back with their traceback text."
 
 from __future__ import annotations
 
+import pickle
 import queue
 import random
 import traceback
@@ -42,7 +43,6 @@ class WorkerError:
 
     @classmethod
     def current(cls, worker_id: int) -> "WorkerError":
-        import pickle
         import sys
 
         exc_type = sys.exc_info()[0]
@@ -50,7 +50,7 @@ class WorkerError:
             pickle.dumps(exc_type)
         except Exception:  # a class defined in a function, say
             exc_type = None
-        name = sys.exc_info()[0].__qualname__
+        name = sys.exc_info()[0].__name__
         return cls(worker_id, exc_type, name, traceback.format_exc())
 
     def reraise(self):
@@ -77,7 +77,7 @@ def worker_loop(
     worker_init_fn: Callable[[int], None] | None,
 ) -> None:
     """Run in a worker process: take (epoch, task, indices) from index_queue until None,
-    put (epoch, task, batch or WorkerError) on result_queue."""
+    put (epoch, task, pickled batch or WorkerError) on result_queue."""
     global _info
     import multiprocessing
     import signal
@@ -112,7 +112,9 @@ def worker_loop(
             result_queue.put((epoch, task, init_error))
             continue
         try:
-            batch = collate([dataset[i] for i in indices])
+            # pickled here rather than in the queue's feeder thread, where a failure would
+            # only be printed and the batch lost
+            batch = pickle.dumps(collate([dataset[i] for i in indices]), pickle.HIGHEST_PROTOCOL)
         except Exception:
             batch = WorkerError.current(worker_id)
         result_queue.put((epoch, task, batch))

@@ -86,7 +86,8 @@ class Optimizer:
     A subclass implements `_prepare` (state bookkeeping in Python, returning the step's
     changing scalars) and `_update` (the math, in lazy Tensor ops). `_update` may use
     group options other than "lr" as Python numbers: they are part of the replay key.
-    Anything that changes from step to step must come in through `scalars`."""
+    Anything that changes from step to step must come in through `scalars`: so do
+    "momentum" and beta1 ("beta1") while a scheduler cycles them (`_cycled_options`)."""
 
     _state_keys: tuple[str, ...] = ()
     _state_scalars: tuple[str, ...] = ()  # per-parameter state numbers, such as "step"
