@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset
+from .dataset import ImageDataset
 from .download import DataError, data_root, download
 
 RECORD = 1 + 3 * 32 * 32  # a label byte, then the red, green and blue 32 x 32 planes
@@ -23,7 +23,7 @@ def _file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-class CIFAR10(Dataset):
+class CIFAR10(ImageDataset):
     """The CIFAR-10 train (50,000) or test (10,000) split: 32 x 32 colour images of ten
     classes.
 
@@ -64,21 +64,6 @@ class CIFAR10(Dataset):
             )
         self.data = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
         self.targets = labels.astype(np.int64)
-
-    def __getitem__(self, index):
-        image, target = self.data[index], int(self.targets[index])
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return image, target
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __repr__(self) -> str:
-        split = "train" if self.train else "test"
-        return f"{type(self).__name__}(split={split}, samples={len(self)}, root={str(self.root)!r})"
 
     # ----- files -----
     def _candidates(self) -> list[Path]:

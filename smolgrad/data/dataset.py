@@ -25,6 +25,26 @@ def _as_array(x) -> np.ndarray:
     return np.asarray(x)
 
 
+class ImageDataset(Dataset):
+    """A labelled image data set held as arrays (torchvision's VisionDataset): subclasses
+    set `data`, `targets` (int64), `root`, `train`, `transform` and `target_transform`."""
+
+    def __getitem__(self, index):
+        image, target = self.data[index], int(self.targets[index])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return image, target
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        split = "train" if self.train else "test"
+        return f"{type(self).__name__}(split={split}, samples={len(self)}, root={str(self.root)!r})"
+
+
 class TensorDataset(Dataset):
     """Samples are rows of arrays that share their first dimension.
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset
+from .dataset import ImageDataset
 from .download import DataError, data_root, download, md5
 from .idx import decompress, parse_idx
 
 
-class MNIST(Dataset):
+class MNIST(ImageDataset):
     """The MNIST train (60,000) or test (10,000) split.
 
     Looks for the four IDX files (`train-images-idx3-ubyte.gz`, ...; gzipped or not) in
@@ -60,21 +60,6 @@ class MNIST(Dataset):
             raise DataError(f"{self._name} {prefix} files disagree: images of shape {images.shape}, labels of shape {labels.shape}")
         self.data = images
         self.targets = labels.astype(np.int64)
-
-    def __getitem__(self, index):
-        image, target = self.data[index], int(self.targets[index])
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return image, target
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __repr__(self) -> str:
-        split = "train" if self.train else "test"
-        return f"{type(self).__name__}(split={split}, samples={len(self)}, root={str(self.root)!r})"
 
     # ----- files -----
     @property
