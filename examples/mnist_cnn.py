@@ -1,5 +1,5 @@
 """Train a small CNN (two conv + batch-norm + max-pool stages, two linear layers) on MNIST
-with Adam and cosine decay.
+with Adam, cosine decay and light augmentation (each batch shifted by up to one pixel).
 
     python examples/mnist_cnn.py                      # 3 epochs, >= 99.0% test accuracy
     python examples/mnist_cnn.py --epochs 4 --resume  # continue from the last checkpoint
@@ -43,7 +43,7 @@ class CNN(nn.Module):
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__)
-    mnist_arguments(p, epochs=EPOCHS, checkpoint="checkpoints/mnist_cnn.safetensors")
+    mnist_arguments(p, epochs=EPOCHS, checkpoint="checkpoints/mnist_cnn.safetensors", shift=1)
     args = p.parse_args(argv)
     sg.manual_seed(args.seed)
     model = CNN().to(args.device)
