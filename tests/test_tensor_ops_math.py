@@ -281,7 +281,8 @@ def test_rounding_on_noncontiguous_views(device):
     assert_close(t.flip(0).abs().log1p().expm1(), np.expm1(np.log1p(np.abs(a[::-1]))), rtol=1e-4, atol=1e-4)
 
 
-def test_fused_chain_of_new_ops_is_one_kernel(webgpu):
+def test_fused_chain_of_new_ops_is_one_kernel(webgpu, monkeypatch):
+    monkeypatch.setenv("SMOLGRAD_FUSION", "1")  # a test about fusion (CI also runs the suite with it off)
     (x,) = on(webgpu, rand(64, seed=7))
     y = x.asin().atan().floor() + x.log1p().expm1().ceil() + sg.atan2(x, x + 2).round()
     sg.realize(x)
