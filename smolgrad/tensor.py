@@ -158,6 +158,11 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
         """A tensor outside autograd sharing this one's storage (in-place changes show in both)."""
         return storage.register_view(self, Tensor._from_lazy(self.lazydata), ("detach", None))
 
+    def _value(self) -> Tensor:
+        """The current value as a new tensor outside autograd, for reading inside smolgrad
+        (not a view: later in-place changes of either do not show in the other)."""
+        return Tensor._from_lazy(self.lazydata)
+
     @property
     def data(self) -> Tensor:
         """This tensor's storage as a tensor outside autograd (like torch's .data)."""

@@ -196,7 +196,7 @@ class Optimizer:
             scalars = iter(_step_scalars(pairs))
             tensors: list[Tensor] = []
             for (p, grad, _, state, keys, _), (_, _, names) in zip(work, layout):
-                tensors += [p.detach(), grad, *(state[k] for k in keys), *(next(scalars) for _ in names)]
+                tensors += [p._value(), grad, *(state[k] for k in keys), *(next(scalars) for _ in names)]
             options = tuple(self._options(g) for g in self.param_groups)
             key = (type(self), tuple(layout), options, tuple(sorted(self._cycled_options)))
             new = iter(self._replay(key, lambda *ts: self._update_all(layout, ts), tensors))
@@ -259,7 +259,7 @@ class Optimizer:
             )
         if g.shape != p.shape:
             raise RuntimeError(f"the grad of {where} has shape {g.shape} but the parameter has shape {p.shape}")
-        return g.detach()
+        return g._value()
 
     def _prepare(self, param: Tensor, state: dict[str, Any], group: dict[str, Any]) -> dict[str, float]:
         """Create missing state tensors in `state`, advance its counters, and return the
