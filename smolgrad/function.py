@@ -8,6 +8,8 @@ inputs of an elementwise op share one shape and dtype.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .autograd import Function, forward_ad, is_grad_enabled
@@ -15,8 +17,11 @@ from .dtypes import DType
 from .lazy import LazyBuffer
 from .ops import Op
 
+if TYPE_CHECKING:
+    from .tensor import Tensor
 
-def _zeros(like) -> "Tensor":  # noqa: F821
+
+def _zeros(like) -> Tensor:
     """A constant zero tensor shaped like `like` (a Tensor): no memory, inlined into kernels."""
     from .tensor import Tensor
 

@@ -9,9 +9,8 @@ from .engine import (
     grad,
     is_grad_enabled,
     no_grad,
-    run_backward,
+    run_backward,  # (used by Tensor.backward)
     set_grad_enabled,
-    set_grad_mode,
 )
 from . import forward_ad  # noqa: E402
 from . import functional  # noqa: E402
