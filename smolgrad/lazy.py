@@ -76,7 +76,10 @@ class LazyBuffer:
     def const(value, shape, dtype: DType, device: str) -> LazyBuffer:
         value = dtype.np.type(value).item()
         scalar = LazyBuffer((), dtype, device, Op.CONST, arg=value)
-        return scalar.reshape((1,) * len(shape)).expand(tuple(shape)) if shape else scalar
+        if not shape:
+            return scalar
+        shape = tuple(shape)  # the scalar broadcast to `shape`: one zero-stride view
+        return LazyBuffer(shape, dtype, device, Op.VIEW, (scalar,), View(shape, (0,) * len(shape)))
 
     @staticmethod
     def rand(key: LazyBuffer, shape, dtype: DType, stream: int = 0) -> LazyBuffer:
