@@ -154,6 +154,17 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
         self.requires_grad = requires_grad
         return self
 
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in `.grad` after backward (leaves always do)."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self._ctx is not None:
+            self._ctx.retained = self  # the backward engine accumulates into its .grad
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._ctx is not None and getattr(self._ctx, "retained", None) is self
+
     def detach(self) -> Tensor:
         """A tensor outside autograd sharing this one's storage (in-place changes show in both)."""
         return storage.register_view(self, Tensor._from_lazy(self.lazydata), ("detach", None))

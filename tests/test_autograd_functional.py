@@ -206,3 +206,15 @@ def test_saved_tensors_are_declared_not_scanned():
     assert len(y._ctx.saved_tensors) == 1 and y._ctx.saved_tensors[0] is y
     z = x * x
     assert all(s is x for s in z._ctx.saved_tensors)
+
+
+def test_retain_grad_keeps_a_non_leaf_gradient(device):
+    x = sg.tensor([1.0, -2.0, 3.0], device=device, requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    assert y.retains_grad and not (x * 3).retains_grad
+    (y * y).sum().backward()
+    assert_close(y.grad, 2 * y.detach().numpy())
+    assert_close(x.grad, 8 * x.detach().numpy())
+    with pytest.raises(RuntimeError, match="requires_grad=False"):
+        sg.ones(2).retain_grad()

@@ -163,7 +163,7 @@ class Function:
 
     def release(self) -> None:
         """Drop what backward needed (like PyTorch freeing saved tensors)."""
-        keep = {"needs_input_grad", "requires_grad"}
+        keep = {"needs_input_grad", "requires_grad", "retained"}
         for k in [k for k in self.__dict__ if k not in keep]:
             del self.__dict__[k]
         self.next = ()
@@ -270,6 +270,9 @@ def run_backward(
                 if accumulate and (wanted is None or id(node) in wanted):
                     node._accumulate_grad(g, create_graph)
                 continue
+            retained = getattr(node, "retained", None)
+            if retained is not None and accumulate:  # Tensor.retain_grad()
+                retained._accumulate_grad(g, create_graph)
             in_grads = node.backward(g)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
