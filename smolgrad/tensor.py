@@ -812,10 +812,6 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
         d = _norm_dim(dim, self.ndim, "unbind")
         return tuple(self.select(d, i) for i in range(self.shape[d]))
 
-    def clone(self) -> Tensor:
-        """A copy with its own storage (differentiable)."""
-        return F.Contiguous.apply(self)
-
     def split(self, split_size_or_sections, dim: int = 0) -> tuple[Tensor, ...]:
         dim = _norm_dim(dim, self.ndim, "split")
         n = self.shape[dim]
