@@ -413,7 +413,10 @@ def write_in_place(root: Tensor, chain: tuple, new: Tensor, record: bool) -> boo
     a pending lazy node reading x (`y = x * 2` not realized, or `new` itself computed
     from x), a clone not yet realized, a tensor sharing the node outside storage (saved
     for backward as another Tensor object, `Tensor._from_lazy(x.lazydata)`), a cache.
-    Once rebound, `old` is reachable only through the ASSIGN's sources, which realize
+    Those accounted holders are all rebound by the write, except one reader the count
+    cannot tell apart: `new` itself when its node is one of them (`x[1:] = x[:-1]`, a live
+    view as the value), which is refused by name. Once rebound, `old` is reachable only
+    through the ASSIGN's sources, which realize
     drops, so nothing can get hold of it afterwards either. (A realized reader has
     dropped its sources: it holds its own buffer and no reference to `old`.) A buffer
     belongs to one base node (backends never share one between nodes), so counting
@@ -430,6 +433,7 @@ def write_in_place(root: Tensor, chain: tuple, new: Tensor, record: bool) -> boo
         or batching.tracing
         or not fusion_enabled()
         or new.device != root.device
+        or new.lazydata.base is old  # the value is root's value or a view of it
         or old.op is Op.VIEW
         or (old.realized is None and old.op is not Op.ASSIGN)
         or any(kind not in IN_PLACE_CHAIN for kind, _ in chain)
