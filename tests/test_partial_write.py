@@ -16,6 +16,13 @@ from smolgrad.lazy import LazyBuffer
 from smolgrad.ops import Op
 
 
+@pytest.fixture(autouse=True)
+def fusion_on(monkeypatch):
+    """The in-place path is a fused-mode one (CI reruns the suite with SMOLGRAD_FUSION=0,
+    where test_fusion_off_copies turns it off again)."""
+    monkeypatch.setenv("SMOLGRAD_FUSION", "1")
+
+
 def realized(a: np.ndarray, device: str) -> sg.Tensor:
     return sg.tensor(a, device=device).realize()
 
