@@ -409,3 +409,18 @@ def test_no_replay_of_an_in_place_write():
     for _ in range(3):
         (out,) = replay("k", fn, [realized(a, "numpy")])
         assert_close(out, np.array([20, 2, 4, 6], np.float32))
+
+
+def test_the_kernel_moves_only_the_region(device):
+    x = realized(np.zeros((64, 64), np.float32), device)
+    row = realized(np.ones(64, np.float32), device)
+    x[5] = row
+    sg.reset_stats(device)
+    with sg.profile() as prof:
+        x.realize()
+    (event,) = prof.events
+    assert event.bytes == 2 * 64 * 4  # the row read, the row written: not 64 x 64
+    stats = sg.stats(device)
+    assert stats["peak_bytes"] == stats["bytes_allocated"]  # no buffer allocated for the result
+    assert device != "webgpu" or stats["pool_hits"] == 0
+    assert_close(x[5], np.ones(64, np.float32))

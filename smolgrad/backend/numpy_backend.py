@@ -374,9 +374,12 @@ def run_kernel(k: Kernel, plan: _Plan | None = None) -> list[np.ndarray]:
     xs = plan.operands(k.srcs)
     acc = None
     if k.kind == "assign":  # xs[0] is the region: a strided view into the buffer updated in place
+        target = k.srcs[0].node.realized
+        if any(s.node.realized is target for s in k.srcs[1:]):  # storage.write_in_place rules this out
+            raise RuntimeError(f"internal: in-place write {k.name} reads the buffer it writes")
         if xs[0].size:
             np.copyto(xs[0], plan.main.run(xs, None)[plan.main.results[0][0]], casting="unsafe")
-        return [k.srcs[0].node.realized]
+        return [target]
     if k.kind == "reduce":
         x = plan.pre.run(xs, None)[plan.pre.results[0][0]]
         if x.shape != k.pre_shape:  # a constant prologue
