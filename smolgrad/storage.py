@@ -413,22 +413,22 @@ def write_in_place(root: Tensor, chain: tuple, new: Tensor, record: bool) -> boo
     a pending lazy node reading x (`y = x * 2` not realized, or `new` itself computed
     from x), a clone not yet realized, a tensor sharing the node outside storage (saved
     for backward as another Tensor object, `Tensor._from_lazy(x.lazydata)`), a cache.
-    Those accounted holders are all rebound by the write, except one reader the count
-    cannot tell apart: `new` itself when its node is one of them (`x[1:] = x[:-1]`, a live
-    view as the value), which is refused by name. Once rebound, `old` is reachable only
-    through the ASSIGN's sources, which realize
-    drops, so nothing can get hold of it afterwards either. (A realized reader has
-    dropped its sources: it holds its own buffer and no reference to `old`.) A buffer
-    belongs to one base node (backends never share one between nodes), so counting
-    references to the node counts every reader of the buffer.
+    The accounted holders are all rebound by the write, except one reader the count
+    cannot tell apart: `new` itself when its node is one of them (`x[1:] = x[:-1]`, a
+    live view as the value), which is refused by name. Once rebound, `old` is reachable
+    only through the ASSIGN's sources, which realize drops, so nothing can get hold of
+    it afterwards either. (A realized reader has dropped its sources: it holds its own
+    buffer and no reference to `old`.) A buffer belongs to one base node (backends never
+    share one between nodes; an ASSIGN takes over its target's), so counting references
+    to the node counts every reader of the buffer. The scheduler and both backends
+    still refuse, loudly, an assign kernel that would read the buffer it writes.
 
     Anything else keeps the copying path: writes that autograd records (with a tensor
     that requires grad), forward AD, vmap tracing, SMOLGRAD_FUSION=0 (the one-kernel-per-op
     baseline), views whose positions may repeat (windows), and a value on another device."""
     old = root.lazydata
     if (
-        record
-        and (root.requires_grad or new.requires_grad)
+        (record and (root.requires_grad or new.requires_grad))
         or forward_ad._current is not None
         or batching.tracing
         or not fusion_enabled()
