@@ -62,6 +62,8 @@ def batch(outputs: list[LazyBuffer], inputs: dict[int, LazyBuffer], size: int) -
             batched[id(node)] = inputs[id(node)]
         elif not any(batched[id(s)] is not None for s in node.srcs):
             batched[id(node)] = None
+        elif node.op is Op.ASSIGN:  # storage.write makes none while tracing
+            raise RuntimeError("internal: vmap cannot batch an in-place write (Op.ASSIGN)")
         elif node.op is Op.VIEW:
             batched[id(node)] = _batched_view(lift(node.srcs[0]), node.arg, size)
         else:

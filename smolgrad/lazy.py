@@ -150,6 +150,14 @@ class LazyBuffer:
         """zeros(shape) with self[i] added at index[i] along dim (the backward of gather)."""
         return LazyBuffer(shape, self.dtype, self.device, Op.SCATTER_ADD, (self, index), dim)
 
+    def assign(self, value: LazyBuffer, view: View) -> LazyBuffer:
+        """This (base) node's value with `value` written where `view` (of value's shape)
+        points, computed in place in this node's buffer: the caller guarantees that
+        nothing else reads this node any more (see storage.write_in_place)."""
+        if self.op is Op.VIEW or value.shape != view.shape or value.dtype != self.dtype or value.device != self.device:
+            raise RuntimeError(f"internal: assign of {value} through {view} into {self}")
+        return LazyBuffer(self.shape, self.dtype, self.device, Op.ASSIGN, (self, value), view)
+
     def pad(self, pads: tuple[tuple[int, int], ...], value=0.0) -> LazyBuffer:
         shape = tuple(lo + n + hi for n, (lo, hi) in zip(self.shape, pads))
         return LazyBuffer(shape, self.dtype, self.device, Op.PAD, (self,), (tuple(pads), value))

@@ -66,6 +66,10 @@ class Op(Enum):
     GATHER = auto()  # srcs=(src, index), arg=dim; out.shape == index.shape
     SCATTER_ADD = auto()  # srcs=(src, index), arg=dim; out = zeros(out.shape) then += at index
     PAD = auto()  # srcs=(x,), arg=(pads: ((lo, hi), ...), value)
+    # srcs=(target, value), arg=View of value's shape into target: target with `value` written
+    # at the view's positions, computed IN PLACE in target's buffer (storage.py decides when
+    # that is safe: nothing else may read target's value any more)
+    ASSIGN = auto()
     # random numbers drawn on the device (counter-based: see smolgrad/philox.py)
     RAND = auto()  # srcs=(key0, key1, offset): int32 scalars expanded; arg=stream; floats in [0, 1)
 

@@ -113,8 +113,13 @@ def bytes_moved(kernel, itemsize: int | None = None) -> int:
     """Bytes a kernel reads and writes, counting each operand view and output once.
     `itemsize` overrides the dtypes' sizes (the GPU stores every dtype in 4 bytes)."""
     total = 0
-    for out in kernel.outs:
-        total += math.prod(out.shape) * (itemsize or out.dtype.np.itemsize)
-    for src in kernel.srcs:
+    srcs = kernel.srcs
+    if kernel.kind == "assign":  # writes its region of srcs[0]'s buffer, reads none of it
+        srcs = srcs[1:]
+        total += math.prod(kernel.arg.shape) * (itemsize or kernel.out.dtype.np.itemsize)
+    else:
+        for out in kernel.outs:
+            total += math.prod(out.shape) * (itemsize or out.dtype.np.itemsize)
+    for src in srcs:
         total += math.prod(src.view.shape) * (itemsize or src.dtype.np.itemsize)
     return total

@@ -112,6 +112,8 @@ class Replay:
         n_inputs = len(slots)
         computed = []
         for k in kernels:
+            if k.kind == "assign":
+                return None  # it writes into a buffer it was given: the inputs' must stay as they are
             for s in k.srcs:
                 if id(s.node) not in slots:
                     return None  # reads a buffer that is not an input

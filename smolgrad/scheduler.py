@@ -115,8 +115,13 @@ class Kernel:
                         `pre_shape`; then outs[0] = exprs[0] with Acc = the reduction.
     kind "matmul":      Acc = srcs[0] @ srcs[1]; outs[0] = exprs[0] (the epilogue).
     kind "gather", "scatter_add", "pad": `op` over srcs with `arg`; exprs[0] is Acc.
+    kind "assign":      outs[0] is srcs[0].node's buffer, updated in place: exprs[0],
+                        evaluated over the region `arg` (a View into that buffer, also
+                        srcs[0].view), is stored through that view; nothing else is
+                        written. exprs never load srcs[0].
     Load(i) reads srcs[i]; its view has the shape of the region it is used in
-    (`pre_shape` in a reduction's prologue, the output shape elsewhere)."""
+    (`pre_shape` in a reduction's prologue, the written region in an assign, the output
+    shape elsewhere)."""
 
     kind: str
     outs: tuple[LazyBuffer, ...]
@@ -194,7 +199,7 @@ class _Plan:
     uses: dict[int, list[_Use]] = field(default_factory=dict)  # fused (not stored) nodes
 
 
-KIND_OF = {Op.MATMUL: "matmul", Op.GATHER: "gather", Op.SCATTER_ADD: "scatter_add", Op.PAD: "pad"}
+KIND_OF = {Op.MATMUL: "matmul", Op.GATHER: "gather", Op.SCATTER_ADD: "scatter_add", Op.PAD: "pad", Op.ASSIGN: "assign"}
 
 
 def _kind(node: LazyBuffer) -> str:
@@ -231,6 +236,16 @@ def _plan(order: list[LazyBuffer], consumers, wanted: set[int], forced: set[int]
             if consumer.op in REDUCE:
                 gid = plan.root_of.get(cid, plan.core_of.get(cid))
                 uses.append(_Use(gid, "pre", view, 1))
+            elif consumer.op is Op.ASSIGN:
+                if slot == 0:
+                    needs_buffer = True  # the buffer the assign updates in place
+                else:  # the written value: computed in the assign's kernel, over the region
+                    region = View.contiguous(consumer.srcs[1].shape)
+                    composed = compose(view, region)
+                    if composed is None:
+                        needs_buffer = True
+                    else:
+                        uses.append(_Use(plan.root_of[cid], "main", composed, 1))
             elif consumer.op in ELEMENTWISE:
                 if cid in plan.root_of:
                     contexts = [_Use(plan.root_of[cid], "main", View.contiguous(consumer.shape), 0)]
@@ -348,6 +363,13 @@ def _build(plan: _Plan, gids: set[int], roots: list[LazyBuffer]) -> tuple[Kernel
     if kind in ("matmul", "gather", "scatter_add", "pad"):
         for s in core.srcs:  # the core's operands come first, one each (x @ x reads x twice)
             b.srcs.append(Operand(s.base, s.view, s.base.dtype))
+    if kind == "assign":  # the updated buffer first (never loaded), then the value's operands
+        target, value = core.srcs
+        b.srcs.append(Operand(target, core.arg, target.dtype))
+        expr = b.value(value.base, value.view, "main")
+        if any(src.node is target for src in b.srcs[1:]):  # storage.write_in_place rules this out
+            raise RuntimeError(f"internal: an in-place write of {target} reads the buffer it writes")
+        return Kernel(kind, (core,), tuple(b.srcs), (expr,), op=core.op, arg=core.arg), b
     pre, pre_shape = None, ()
     if kind == "reduce":
         src = core.srcs[0]

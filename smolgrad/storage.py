@@ -10,20 +10,28 @@ An in-place op computes the new value with ordinary Tensor ops, places it into t
 to that node, bumps the version and re-derives every live view by replaying its chain.
 In grad mode the rebinding takes the new node's autograd history too, so in-place ops
 on non-leaf tensors are differentiated like any other op.
+
+A write through a view of a root whose value nobody else can read any more is done in
+place instead (`Op.ASSIGN`): one kernel over the written region only, storing into the
+root's existing buffer, so `x[7] = row` costs one row, not a copy of x. See
+`write_in_place` for when that is, and why it is safe.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import weakref
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from . import dtypes
+from . import batching, dtypes
 from . import function as F
-from .autograd import is_grad_enabled, no_grad
+from .autograd import forward_ad, is_grad_enabled, no_grad
 from .lazy import LazyBuffer
+from .ops import Op
+from .scheduler import fusion_enabled
 from .view import View
 
 if TYPE_CHECKING:
@@ -359,6 +367,12 @@ def write(target: Tensor, new: Tensor, op: str, root_snapshot: Tensor | None = N
         sview = storage_view(target)
         if any(s == 0 and n > 1 for n, s in zip(sview.shape, sview.strides)):
             raise RuntimeError(f"{op}: {OVERLAP_ERROR}")
+        if write_in_place(root, info.chain, new, record):
+            root.lazydata = root.lazydata.assign(new.lazydata, sview)
+            storage = storage_of(root)
+            storage.version += 1
+            _refresh(root, storage, record)
+            return target
         with _grad_mode(record):
             if sview == View.contiguous(root.shape):  # the view covers the root in order
                 new = F.Reshape.apply(new, shape=root.shape) if new.shape != root.shape else new
@@ -378,6 +392,86 @@ def write(target: Tensor, new: Tensor, op: str, root_snapshot: Tensor | None = N
     storage.version += 1
     _refresh(root, storage, record)
     return target
+
+
+# ----- writing in place -----
+
+IN_PLACE_CHAIN = frozenset({"slice", "permute", "reshape", "detach"})  # views whose positions are distinct
+
+
+def write_in_place(root: Tensor, chain: tuple, new: Tensor, record: bool) -> bool:
+    """Whether the write of `new` through the view `chain` of `root` may store into root's
+    buffer in place (Op.ASSIGN) instead of computing where(mask, new, root) into a new one.
+
+    The invariant: an ASSIGN overwrites its target's buffer, so when it is made nothing
+    but this write may ever read the target's value again. The target is root's value
+    `old`, a base node that is computed (or an ASSIGN that will be: repeated writes), and
+    the only Python references to `old` are the ones storage accounts for and is about to
+    move to the new value: `root.lazydata`, the `lazydata` of root's live views, and the
+    sources of those views' VIEW nodes (each referenced by its views only). Python's
+    reference counts are exact, so any other holder shows up as one reference too many:
+    a pending lazy node reading x (`y = x * 2` not realized, or `new` itself computed
+    from x), a clone not yet realized, a tensor sharing the node outside storage (saved
+    for backward as another Tensor object, `Tensor._from_lazy(x.lazydata)`), a cache.
+    The accounted holders are all rebound by the write, except one reader the count
+    cannot tell apart: `new` itself when its node is one of them (`x[1:] = x[:-1]`, a
+    live view as the value), which is refused by name. Once rebound, `old` is reachable
+    only through the ASSIGN's sources, which realize drops, so nothing can get hold of
+    it afterwards either. (A realized reader has dropped its sources: it holds its own
+    buffer and no reference to `old`.) A buffer belongs to one base node (backends never
+    share one between nodes; an ASSIGN takes over its target's), so counting references
+    to the node counts every reader of the buffer. The scheduler and both backends
+    still refuse, loudly, an assign kernel that would read the buffer it writes.
+
+    Anything else keeps the copying path: writes that autograd records (with a tensor
+    that requires grad), forward AD, vmap tracing, SMOLGRAD_FUSION=0 (the one-kernel-per-op
+    baseline), views whose positions may repeat (windows), and a value on another device."""
+    old = root.lazydata
+    if (
+        (record and (root.requires_grad or new.requires_grad))
+        or forward_ad._current is not None
+        or batching.tracing
+        or not fusion_enabled()
+        or new.device != root.device
+        or new.lazydata.base is old  # the value is root's value or a view of it
+        or old.op is Op.VIEW
+        or (old.realized is None and old.op is not Op.ASSIGN)
+        or any(kind not in IN_PLACE_CHAIN for kind, _ in chain)
+    ):
+        return False
+    del old  # (a reference of our own would be counted)
+    return all(_references(entry) == expected for entry, expected in _accounted_references(root))
+
+
+def _accounted_references(root: Tensor) -> list[tuple[list, int]]:
+    """([node], references to it that storage accounts for) for root's value and each VIEW
+    node over it that a live view holds: one per distinct tensor holding the node, plus
+    one per distinct VIEW node whose source it is."""
+    old = root.lazydata
+    counts: dict[int, list] = {id(old): [[old], 1]}  # root.lazydata
+    seen = {id(root)}
+    for v in storage_of(root).live_views():
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        lb = v.lazydata
+        if lb is not old and not (lb.op is Op.VIEW and lb.srcs[0] is old):
+            continue  # not derived from root's current value: holds no reference to it
+        if id(lb) not in counts:
+            counts[id(lb)] = [[lb], 0]
+            counts[id(old)][1] += 1  # lb.srcs holds old
+        counts[id(lb)][1] += 1
+    return [(entry, n) for entry, n in counts.values()]
+
+
+def _references(entry: list) -> int:
+    """References to entry[0] besides `entry` itself (calibrated below, so that the count
+    does not depend on how the interpreter passes arguments)."""
+    return sys.getrefcount(entry[0]) - _REFERENCE_OVERHEAD
+
+
+_REFERENCE_OVERHEAD = 0
+_REFERENCE_OVERHEAD = _references([object()])
 
 
 def _refresh(root: Tensor, storage: Storage, record: bool) -> None:

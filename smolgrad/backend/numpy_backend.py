@@ -359,7 +359,8 @@ class _Plan:
     def __init__(self, k: Kernel) -> None:
         self.readers = tuple(_Reader(s.view, s.dtype.np.itemsize) for s in k.srcs)
         permuted = {i for i, s in enumerate(k.srcs) if _is_permuted(s.view)}
-        self.main = _Program(k.program, k.exprs, len(k.shape), permuted)
+        shape = k.arg.shape if k.kind == "assign" else k.shape  # the region an assign computes
+        self.main = _Program(k.program, k.exprs, len(shape), permuted)
         self.pre = _Program(k.pre_program, (k.pre,), len(k.pre_shape), permuted) if k.kind == "reduce" else None
 
     def operands(self, srcs: tuple[Operand, ...]) -> list[np.ndarray]:
@@ -372,6 +373,13 @@ def run_kernel(k: Kernel, plan: _Plan | None = None) -> list[np.ndarray]:
         plan = _Plan(k)
     xs = plan.operands(k.srcs)
     acc = None
+    if k.kind == "assign":  # xs[0] is the region: a strided view into the buffer updated in place
+        target = k.srcs[0].node.realized
+        if any(s.node.realized is target for s in k.srcs[1:]):  # storage.write_in_place rules this out
+            raise RuntimeError(f"internal: in-place write {k.name} reads the buffer it writes")
+        if xs[0].size:
+            np.copyto(xs[0], plan.main.run(xs, None)[plan.main.results[0][0]], casting="unsafe")
+        return [target]
     if k.kind == "reduce":
         x = plan.pre.run(xs, None)[plan.pre.results[0][0]]
         if x.shape != k.pre_shape:  # a constant prologue
@@ -415,8 +423,9 @@ class NumpyBackend(Backend):
         with np.errstate(all="ignore"):  # inf/nan follow IEEE like the GPU; no warnings
             for k in kernels:
                 start = time.perf_counter() if timed else 0.0
-                for out, buf in zip(k.outs, run_kernel(k, self._plan(k))):
-                    out.realized = self._track(buf)
+                bufs = run_kernel(k, self._plan(k))
+                for out, buf in zip(k.outs, bufs):
+                    out.realized = buf if k.kind == "assign" else self._track(buf)  # (an assign's is counted)
                 self.stats["kernels"] += 1
                 self.stats["dispatches"] += 1
                 if timed:

@@ -444,7 +444,10 @@ class WebGPUBackend(Backend):
             wgsl.wgsl_type(o.dtype)  # raises a clear TypeError for float64
         for s in k.srcs:
             wgsl.wgsl_type(s.dtype)
-        outs = [self.pool.allocate(math.prod(o.shape) * 4, f"{k.name} output of shape {o.shape}") for o in k.outs]
+        if k.kind == "assign":  # updates the buffer of srcs[0] in place
+            outs = [k.srcs[0].node.realized]
+        else:
+            outs = [self.pool.allocate(math.prod(o.shape) * 4, f"{k.name} output of shape {o.shape}") for o in k.outs]
         self._encode(compute, k, outs, keep_alive)
         self._track_suspects(k, outs)
         for o, buf in zip(k.outs, outs):
@@ -549,6 +552,14 @@ class WebGPUBackend(Backend):
                 inputs, decls, buffers = self._bind(k.srcs, wgsl.loads_in(k.exprs))
                 src = self._source(k, "elementwise", inputs, lambda: wgsl.elementwise_source(k, inputs, decls))
                 self._dispatch(compute, k, src, outs, buffers, numel, self._grid(wgsl.groups_for(numel)))
+        elif k.kind == "assign":
+            region = k.arg.numel
+            if region:
+                inputs, decls, buffers = self._bind(k.srcs, wgsl.loads_in(k.exprs))
+                if any(b.buffer is outs[0].buffer for b in buffers):  # storage.write_in_place rules this out
+                    raise RuntimeError(f"internal: in-place write {k.name} reads the buffer it writes")
+                src = self._source(k, ("assign", k.arg), inputs, lambda: wgsl.assign_source(k, inputs, decls))
+                self._dispatch(compute, k, src, outs, buffers, region, self._grid(wgsl.groups_for(region)))
         elif k.kind == "reduce":
             self._encode_reduce(compute, k, outs, keep_alive)
         elif k.kind == "matmul":

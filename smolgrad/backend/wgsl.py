@@ -539,6 +539,27 @@ def elementwise_source(k: Kernel, inputs: list, bindings: list[tuple[str, str]])
     return one_thread_per_element(k.name, shape, k.out.dtype, math.prod(shape), body, code, kernel_detail(k))
 
 
+def assign_source(k: Kernel, inputs: list, bindings: list[tuple[str, str]]) -> str:
+    """One thread per element of the region `k.arg` (a View into the output buffer, which
+    holds the rest of the tensor already): evaluate the value there and store it through
+    the view. No other element of the buffer is touched."""
+    region: View = k.arg
+    coords = dim_coords(region.shape)
+    lines, (result,) = expression_lines(k.exprs, inputs, coords, "gid")
+    used = [inputs[i] for i in loads_in(k.exprs)]
+    needs = needs_coords(used) or rand_needs_coords(k.exprs) or not region.is_contiguous
+    body = coords_lines(region.shape) if needs else []
+    body += lines
+    if region.is_contiguous:
+        index = f"{region.offset}i + gid" if region.offset else "gid"
+    else:
+        index = view_index(region, coords)
+    body.append(f"out[{index}] = {result};")
+    code = bindings_code([wgsl_type(k.out.dtype)], bindings)
+    detail = f"{kernel_detail(k)}\n// in place: writes {region} of it"
+    return one_thread_per_element(k.name, region.shape, k.out.dtype, region.numel, body, code, detail)
+
+
 def fill_source(shape: tuple[int, ...], dtype: DType, value) -> str:
     """out[i] = value (used to zero scatter-add's output)."""
     body = [f"out[gid] = {literal(value, wgsl_type(dtype))};"]
