@@ -320,7 +320,7 @@ def snapshot(t: Tensor) -> Tensor:
     if t._ctx is None and t.requires_grad:
         return t
     s = t._from_lazy(t.lazydata, t.requires_grad)
-    s._ctx = t._ctx
+    s._ctx, s._fw = t._ctx, t._fw
     return s
 
 
@@ -389,6 +389,8 @@ def write(target: Tensor, new: Tensor, op: str, root_snapshot: Tensor | None = N
     root.lazydata = new.lazydata
     if record:
         root._ctx, root.requires_grad = new._ctx, new.requires_grad
+    if forward_ad._current is not None:  # the new value's tangent (write_in_place never runs under forward AD)
+        root._fw = new._fw
     storage.version += 1
     _refresh(root, storage, record)
     return target
@@ -479,11 +481,17 @@ def _refresh(root: Tensor, storage: Storage, record: bool) -> None:
     views = storage.live_views()
     if not views:
         return
+    tangents = forward_ad.has_tangent(root)
     for v in views:
         info = v._view
-        if record and not info.detached:
-            nv = replay(root, info.chain)
-            v.lazydata, v._ctx, v.requires_grad = nv.lazydata, nv._ctx, nv.requires_grad
+        if (record or tangents) and not info.detached:
+            with _grad_mode(record):
+                nv = replay(root, info.chain)  # differentiable ops: the view's history and tangent
+            v.lazydata = nv.lazydata
+            if record:
+                v._ctx, v.requires_grad = nv._ctx, nv.requires_grad
+            if tangents:
+                v._fw = nv._fw
         else:
             v.lazydata = replay_lazy(root.lazydata, info.chain)
 

@@ -425,3 +425,20 @@ def test_deepcopy_gives_tensors_with_storages_of_their_own(device):
     assert np.abs(layer.weight.detach().numpy()).sum() > 0  # the original is untouched
     with pytest.raises(RuntimeError, match="graph leaves"):
         copy.deepcopy(layer.weight * 2)
+
+
+def test_in_place_writes_carry_forward_ad_tangents(device):
+    from smolgrad.autograd import forward_ad as fwAD
+
+    p = sg.tensor([1.0, 2.0, 3.0, 4.0], device=device)
+    with fwAD.dual_level():
+        x = fwAD.make_dual(p, sg.ones(4, device=device))
+        y = x * 2
+        view = y[2:]
+        y[0] = 5.0
+        y[1:3] = x[:2] * 3
+        z = x * 1
+        z.mul_(x)
+        assert_close(fwAD.unpack_dual(y).tangent, [0.0, 3.0, 3.0, 2.0])
+        assert_close(fwAD.unpack_dual(view).tangent, [3.0, 2.0])
+        assert_close(fwAD.unpack_dual(z).tangent, 2 * p.numpy())
