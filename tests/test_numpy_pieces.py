@@ -191,6 +191,8 @@ def test_batched_matmul_with_operands_broadcast_along_the_batch(dtype):
     assert_close(X.transpose(-2, -1)[..., :5] @ W[:5], x.swapaxes(-2, -1)[..., :5] @ w[:5], rtol=rtol)
     v = randn(1, 3, 6, 5, seed=2, dtype=dtype)
     assert_close(X @ t(v), x @ v, rtol=rtol)  # broadcast along the first batch dim only
+    u, z = randn(1, 1, 11, 6, seed=4, dtype=dtype), randn(1, 1, 6, 5, seed=5, dtype=dtype)
+    assert_close(t(u) @ t(z), u @ z, rtol=rtol)  # batch dims of size 1
     y = randn(11, 6, seed=3, dtype=dtype)
     assert_close(t(y) @ t(x).transpose(-2, -1), y @ x.swapaxes(-2, -1), rtol=rtol)  # a broadcast
 

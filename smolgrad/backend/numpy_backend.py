@@ -522,7 +522,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, empty=_empty) -> None:
     column (a transposed view, as in q @ k.transpose(-2, -1)): such a b is copied to row
     order first. A b broadcast along every batch dim (a weight) makes one 2-d product."""
     if b.ndim > 2:
-        if not any(b.strides[:-2]):
+        if all(n == 1 or stride == 0 for n, stride in zip(b.shape[:-2], b.strides[:-2])):
             np.matmul(a.reshape(-1, a.shape[-1]), b[(0,) * (b.ndim - 2)], out=out.reshape(-1, out.shape[-1]))
             return
         if b.strides[-1] != b.itemsize and b.shape[-1] > 1:
@@ -542,7 +542,9 @@ def reduce_kernel(k: Kernel, pre: _Program, xs: list[np.ndarray]) -> np.ndarray:
     lead = 0
     while lead < len(k.pre_shape) and (lead in axes) == (0 in axes):
         lead += 1
-    pieces = _pieces(k.pre_shape, lead, PIECE) if pre.piecewise else None
+    # (small windows, as in pooling, are reduced fastest by folding whole slices)
+    small = math.prod(k.pre_shape[a] for a in axes) <= FOLD_MAX_EXTENT
+    pieces = _pieces(k.pre_shape, lead, PIECE) if pre.piecewise and not small else None
     if pieces is None:
         pieces = ((None, k.pre_shape),)
     acc = None
