@@ -180,17 +180,19 @@ def _copy_c(x: np.ndarray) -> np.ndarray:
 
 
 def _where(cond, a, b, out=None):
-    """np.where(cond, a, b), as a copy of b with a written where cond holds (three times
-    faster than np.where), into `out` if given (which may be b itself)."""
-    cond = np.asarray(cond)
-    if cond.dtype != np.bool_:
-        cond = cond.astype(np.bool_)
+    """np.where(cond, a, b); with out=b (a temporary no later step reads), only the
+    elements where cond holds are written, in place (a causal mask: four times faster)."""
     if out is None:
-        out = np.empty(np.broadcast_shapes(cond.shape, np.shape(a), np.shape(b)), np.result_type(a, b))
+        return np.where(cond, a, b)
     if out is not b:
         np.copyto(out, b)
-    np.copyto(out, a, where=cond)
+    np.copyto(out, a, where=cond if cond.dtype == np.bool_ else cond.astype(np.bool_))
     return out
+
+
+def _takes_out(fn) -> bool:
+    """Whether fn(*args, out=array) writes its result into that array."""
+    return isinstance(fn, np.ufunc) or fn is _copy
 
 
 def _empty(n: int, dtype: np.dtype) -> np.ndarray:
@@ -260,7 +262,7 @@ def _rand_fn(stream: int, view: View, dtype: np.dtype):
 def _pieces(shape: tuple[int, ...], split: int, size: int) -> tuple[tuple[tuple, tuple[int, ...]], ...] | None:
     """(basic index, its shape) of pieces of about `size` elements that together cover
     `shape`, cut along its first `split` axes only; None for a shape too small to cut."""
-    if math.prod(shape) < 2 * size:
+    if math.prod(shape) < 4 * size:  # (below that the arrays fit in cache anyway)
         return None
     inner = 1  # elements of one index of axis `a`
     for a in reversed(range(len(shape))):
@@ -341,7 +343,7 @@ class _Program:
         self.piece_steps = list(self.steps)
         for s, owned in self.results:
             i = next((i for i, step in enumerate(self.steps) if step[4] == s), None)
-            if not owned or i is None or not (isinstance(self.steps[i][0], np.ufunc) or self.steps[i][0] in (_where, _copy)):
+            if not owned or i is None or not _takes_out(self.steps[i][0]):
                 self.dests.append(None)
                 continue
             dest = self._slot(None, self.probe[s], owned=False, full=True)
@@ -422,7 +424,7 @@ class _Program:
                 r[out] = fn(r[a]) if into < 0 else fn(r[a], out=r[into])
         return r
 
-    def outputs(self, xs: list[np.ndarray], acc: np.ndarray | None, outs, shape: tuple[int, ...], empty=_empty) -> list[np.ndarray]:
+    def outputs(self, xs: list[np.ndarray], acc: np.ndarray | None, outs, shape: tuple[int, ...], empty=_empty) -> list:
         """The flat output buffers, made by `empty(n, dtype)`, or fresh contiguous results
         of a kernel run whole, as they are."""
         pieces = _pieces(shape, len(shape), PIECE) if self.piecewise else None
