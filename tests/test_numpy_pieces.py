@@ -105,7 +105,7 @@ def test_where_function_matches_numpy_in_place_or_not(cond_dtype):
     into = b.copy()
     assert _where(cond, a, into, out=into) is into
     np.testing.assert_array_equal(into, ref)
-    other = np.empty_like(b)
+    other = np.full_like(b, np.nan)
     _where(cond, a, b, out=other)
     np.testing.assert_array_equal(other, ref)
     assert _where(np.bool_(True), np.int32(1), np.float64(2.0)).dtype == np.float64  # NumPy's promotion
