@@ -534,19 +534,26 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, empty=_empty) -> None:
     np.matmul(a, b, out=out)
 
 
+@functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
+def _reduce_pieces(shape: tuple[int, ...], axes: tuple[int, ...], size: int):
+    """_pieces of a reduction's input, cut along its leading axes that are all reduced or
+    all kept; None for small windows (as in pooling), reduced fastest whole by folding."""
+    if math.prod(shape[a] for a in axes) <= FOLD_MAX_EXTENT:
+        return None
+    lead = 0
+    while lead < len(shape) and (lead in axes) == (0 in axes):
+        lead += 1
+    return _pieces(shape, lead, size)
+
+
 def reduce_kernel(k: Kernel, pre: _Program, xs: list[np.ndarray]) -> np.ndarray:
     """A reduction kernel's core: its prologue reduced over k.arg, axes kept as size 1.
 
-    A large prologue is evaluated piece by piece along its leading axes that are all
-    reduced or all kept: kept ones give separate parts of the result, reduced ones
-    partial results that are folded together."""
+    A large prologue is evaluated piece by piece (see _reduce_pieces): pieces along kept
+    axes give separate parts of the result, pieces along reduced axes partial results
+    that are folded together."""
     axes = tuple(k.arg)
-    lead = 0
-    while lead < len(k.pre_shape) and (lead in axes) == (0 in axes):
-        lead += 1
-    # (small windows, as in pooling, are reduced fastest by folding whole slices)
-    small = math.prod(k.pre_shape[a] for a in axes) <= FOLD_MAX_EXTENT
-    pieces = _pieces(k.pre_shape, lead, PIECE) if pre.piecewise and not small else None
+    pieces = _reduce_pieces(k.pre_shape, axes, PIECE) if pre.piecewise else None
     if pieces is None:
         pieces = ((None, k.pre_shape),)
     acc = None
@@ -590,7 +597,7 @@ def run_kernel(k: Kernel, plan: _Plan | None = None, empty=_empty) -> list[np.nd
         acc[tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, xs[0].shape))] = xs[0]
     elif k.op is Op.MATMUL:
         a, b = xs[0], xs[1]
-        flat = empty(math.prod(k.shape), np.result_type(a, b))
+        flat = empty(math.prod(k.shape), a.dtype if a.dtype == b.dtype else np.result_type(a, b))
         acc = flat.reshape(k.shape)
         matmul(a, b, acc, empty)
         if plan.main.bare and flat.dtype == k.out.dtype.np:
