@@ -16,8 +16,8 @@ from ..scheduler import DEFAULT_MAX_BUFFERS, Kernel
 STAT_KEYS = (
     "kernels",  # fused kernels run (one Kernel of the schedule)
     "dispatches",  # compute dispatches (a long reduction takes two)
-    "kernels_compiled",  # shader pipelines compiled (webgpu)
-    "pipeline_cache_hits",  # dispatches that reused a compiled pipeline (webgpu)
+    "kernels_compiled",  # shader pipelines compiled (webgpu), kernel plans built (numpy)
+    "pipeline_cache_hits",  # kernels that reused a compiled pipeline or plan
     "bytes_allocated",  # bytes of device buffers that exist now (in use or pooled)
     "peak_bytes",  # the most bytes_allocated has been
     "submits",  # command buffers submitted (webgpu)

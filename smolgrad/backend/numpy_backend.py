@@ -666,10 +666,12 @@ class NumpyBackend(Backend):
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = _Plan(k)
+            self.stats["kernels_compiled"] += 1
             if len(self._plans) > PLAN_CACHE_SIZE:
                 self._plans.popitem(last=False)
         else:
             self._plans.move_to_end(key)
+            self.stats["pipeline_cache_hits"] += 1
         return plan
 
     def _track(self, buf: np.ndarray) -> np.ndarray:
