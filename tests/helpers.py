@@ -79,3 +79,53 @@ def strided_variants(a: np.ndarray) -> Sequence[tuple[str, Callable[[sg.Tensor],
         ("flipped", lambda t: t.flip(0), lambda x: x[::-1]),
         ("strided", lambda t: t[::2], lambda x: x[::2]),
     ]
+
+
+# ----- optimizers and schedulers -----
+
+
+def run_steps(opt, params, grads, device, scheduler=None):
+    """Set each step's grads by hand, step, and record the parameter values."""
+    history = []
+    for step_grads in grads:
+        for p, g in zip(params, step_grads):
+            p.grad = sg.tensor(g, device=device)
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+        history.append([p.detach().numpy() for p in params])
+    return history
+
+
+def check_against(history, references, rtol=1e-5, atol=1e-6):
+    """Each step's parameter values (run_steps) against references[param][step]."""
+    for step, values in enumerate(history):
+        for i, got in enumerate(values):
+            np.testing.assert_allclose(got, references[i][step], rtol=rtol, atol=atol, err_msg=f"param {i}, step {step + 1}")
+
+
+def lrs_over(scheduler, steps):
+    """The lr of each group before each of `steps` optimizer steps."""
+    out = []
+    for _ in range(steps):
+        out.append([g["lr"] for g in scheduler.optimizer.param_groups])
+        scheduler.optimizer.step()
+        scheduler.step()
+    return out
+
+
+# ----- losses -----
+
+
+def nll_np(logp, t, weight=None, ignore_index=-100, reduction="mean"):
+    """torch's nll_loss of (N, C) log-probabilities, in NumPy."""
+    c = logp.shape[1]
+    w = np.ones(c) if weight is None else weight
+    valid = t != ignore_index
+    safe = np.where(valid, t, 0)
+    picked = np.take_along_axis(logp, np.expand_dims(safe, 1), 1).squeeze(1)
+    wt = w[safe] * valid
+    loss = -picked * wt
+    if reduction == "mean":
+        return loss.sum() / wt.sum()
+    return loss.sum() if reduction == "sum" else loss

@@ -8,20 +8,12 @@ import smolgrad as sg
 from smolgrad.optim import SGD
 from smolgrad.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR, StepLR
 
+from helpers import lrs_over
+
 
 def optimizer(lrs=(0.1,)):
     groups = [{"params": [sg.zeros(2, requires_grad=True, device="numpy")], "lr": lr} for lr in lrs]
     return SGD(groups, lr=lrs[0])
-
-
-def lrs_over(scheduler, steps):
-    """The lr of each group before each of `steps` optimizer steps."""
-    out = []
-    for _ in range(steps):
-        out.append([g["lr"] for g in scheduler.optimizer.param_groups])
-        scheduler.optimizer.step()
-        scheduler.step()
-    return out
 
 
 def assert_lrs(got, expected):

@@ -19,20 +19,12 @@ from smolgrad.optim.lr_scheduler import (
     ReduceLROnPlateau,
 )
 
+from helpers import lrs_over
+
 
 def optimizer(lrs=(0.1,), cls=SGD, **options):
     groups = [{"params": [sg.zeros(2, requires_grad=True, device="numpy")], "lr": lr} for lr in lrs]
     return cls(groups, lr=lrs[0], **options)
-
-
-def lrs_over(scheduler, steps):
-    """The lr of each group before each of `steps` optimizer steps."""
-    out = []
-    for _ in range(steps):
-        out.append([g["lr"] for g in scheduler.optimizer.param_groups])
-        scheduler.optimizer.step()
-        scheduler.step()
-    return out
 
 
 def assert_lrs(got, expected, rel=1e-12):

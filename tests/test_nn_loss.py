@@ -10,25 +10,12 @@ import pytest
 import smolgrad as sg
 import smolgrad.nn.functional as F
 from smolgrad import nn
-from helpers import assert_close, gradcheck, on, rand
+from helpers import assert_close, gradcheck, nll_np, on, rand
 
 
 def log_softmax_np(x, axis):
     m = x.max(axis=axis, keepdims=True)
     return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
-
-
-def nll_np(logp, t, weight=None, ignore_index=-100, reduction="mean"):
-    c = logp.shape[1]
-    w = np.ones(c) if weight is None else weight
-    valid = t != ignore_index
-    safe = np.where(valid, t, 0)
-    picked = np.take_along_axis(logp, np.expand_dims(safe, 1), 1).squeeze(1)
-    wt = w[safe] * valid
-    loss = -picked * wt
-    if reduction == "mean":
-        return loss.sum() / wt.sum()
-    return loss.sum() if reduction == "sum" else loss
 
 
 def cross_entropy_np(x, t, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):

@@ -11,6 +11,8 @@ import smolgrad as sg
 from smolgrad.optim import SGD, Adam, AdamW
 from smolgrad.optim.lr_scheduler import StepLR
 
+from helpers import check_against, run_steps
+
 STEPS = 4
 SHAPES = [(3, 4), (5,)]
 
@@ -62,25 +64,6 @@ def make_params(device, shapes=SHAPES, seed=0):
 def grad_sequence(shapes=SHAPES, steps=STEPS, seed=1):
     rng = np.random.default_rng(seed)
     return [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(steps)]
-
-
-def run_steps(opt, params, grads, device, scheduler=None):
-    """Set each step's grads by hand, step, and record the parameter values."""
-    history = []
-    for step_grads in grads:
-        for p, g in zip(params, step_grads):
-            p.grad = sg.tensor(g, device=device)
-        opt.step()
-        if scheduler is not None:
-            scheduler.step()
-        history.append([p.detach().numpy() for p in params])
-    return history
-
-
-def check_against(history, references, rtol=1e-5, atol=1e-6):
-    for step, values in enumerate(history):
-        for i, got in enumerate(values):
-            np.testing.assert_allclose(got, references[i][step], rtol=rtol, atol=atol, err_msg=f"param {i}, step {step + 1}")
 
 
 SGD_CONFIGS = {
