@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from .autograd import forward_ad
 from .autograd.engine import enable_grad, grad as _autograd_grad, is_grad_enabled
-from .autograd.functional import differentiable_input
+from .autograd.functional import differentiable_input, jacobian
 from .tensor import Tensor
 
 __all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap"]
@@ -138,70 +138,42 @@ def jvp(func: Callable, primals: Sequence[Tensor], tangents: Sequence[Tensor], *
     return (values[0], tans[0], aux) if has_aux else (values[0], tans[0])
 
 
+def _jacobian(func: Callable, argnums, has_aux: bool, fn: str, strategy: str) -> Callable:
+    """jacrev/jacfwd: autograd.functional.jacobian of func as a function of args[argnums]."""
+
+    def wrapper(*args, **kwargs):
+        nums, is_tuple = _argnums(argnums, len(args), fn)
+        for i in nums:
+            if not isinstance(args[i], Tensor):
+                raise RuntimeError(f"{fn}: argument {i} must be a Tensor, got {type(args[i]).__name__}")
+        aux = []
+
+        def of_differentiated(*xs):
+            full = list(args)
+            for i, x in zip(nums, xs):
+                full[i] = x
+            out, extra = _split_aux(func(*full, **kwargs), has_aux, fn)
+            aux.append(extra)
+            return out
+
+        keep = is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)  # an outer transform
+        inputs = tuple(args[i] for i in nums)
+        jac = jacobian(of_differentiated, inputs if is_tuple else inputs[0], create_graph=keep, strategy=strategy)
+        return (jac, aux[-1]) if has_aux else jac
+
+    return wrapper
+
+
 def jacrev(func: Callable, argnums=0, *, has_aux: bool = False, chunk_size=None) -> Callable:
     """A function returning the Jacobian of func w.r.t. args[argnums] by reverse mode,
     of shape output.shape + input.shape (one backward pass per output element)."""
-    from .creation import stack
-
-    def wrapper(*args, **kwargs):
-        nums, is_tuple = _argnums(argnums, len(args), "jacrev")
-        with enable_grad():
-            tracked, keep = _track(args, nums, "jacrev")
-            out, aux = _split_aux(func(*tracked, **kwargs), has_aux, "jacrev")
-            inputs = [tracked[i] for i in nums]
-            outs = out if isinstance(out, tuple) else (out,)
-            blocks = []
-            for o in outs:
-                flat = o.reshape(-1)
-                rows = [_grads_of(flat[k], inputs, None, keep) for k in range(o.numel())]
-                blocks.append(tuple(
-                    _detach(stack([r[j] for r in rows]).reshape(*o.shape, *x.shape), keep) for j, x in enumerate(inputs)
-                ))  # fmt: skip
-        blocks = [b if is_tuple else b[0] for b in blocks]
-        jac = tuple(blocks) if isinstance(out, tuple) else blocks[0]
-        return (jac, aux) if has_aux else jac
-
-    return wrapper
+    return _jacobian(func, argnums, has_aux, "jacrev", "reverse-mode")
 
 
 def jacfwd(func: Callable, argnums=0, has_aux: bool = False, *, randomness: str = "error") -> Callable:
     """A function returning the Jacobian of func w.r.t. args[argnums] by forward mode,
     of shape output.shape + input.shape (one forward pass per input element)."""
-    from .creation import eye, stack, zeros_like
-
-    def wrapper(*args, **kwargs):
-        nums, is_tuple = _argnums(argnums, len(args), "jacfwd")
-        for i in nums:
-            if not isinstance(args[i], Tensor):
-                raise RuntimeError(f"jacfwd: argument {i} must be a Tensor, got {type(args[i]).__name__}")
-        columns = []  # per differentiated input: per element, the outputs' tangents
-        out = aux = None
-        for i in nums:
-            x = args[i]
-            basis = eye(x.numel(), dtype=x.dtype, device=x.device)
-            cols = []
-            for k in range(x.numel()):
-                with forward_ad.dual_level():
-                    dual = list(args)
-                    dual[i] = forward_ad.make_dual(x, basis[k].reshape(x.shape))
-                    out, aux = _split_aux(func(*dual, **kwargs), has_aux, "jacfwd")
-                    outs = out if isinstance(out, tuple) else (out,)
-                    unpacked = [forward_ad.unpack_dual(o) for o in outs]
-                cols.append(tuple(zeros_like(p.detach()) if t is None else t for p, t in unpacked))
-            columns.append(cols)
-        if out is None:
-            raise RuntimeError("jacfwd: the differentiated inputs have no elements")
-        outs = out if isinstance(out, tuple) else (out,)
-        blocks = []
-        for oi, o in enumerate(outs):
-            per_input = tuple(
-                stack([c[oi] for c in columns[j]], dim=-1).reshape(*o.shape, *args[i].shape) for j, i in enumerate(nums)
-            )
-            blocks.append(per_input if is_tuple else per_input[0])
-        jac = tuple(blocks) if isinstance(out, tuple) else blocks[0]
-        return (jac, aux) if has_aux else jac
-
-    return wrapper
+    return _jacobian(func, argnums, has_aux, "jacfwd", "forward-mode")
 
 
 def hessian(func: Callable, argnums=0) -> Callable:

@@ -151,7 +151,8 @@ def jacobian(
         raise ValueError(f'Expected strategy to be either "forward-mode" or "reverse-mode", got {strategy!r}')
     with enable_grad():
         in_tuple, xs = _as_tuple(inputs, "inputs", "jacobian")
-        xs = _prepare_inputs(xs, create_graph)
+        if strategy == "reverse-mode" or create_graph:  # (forward mode needs no reverse graph otherwise)
+            xs = _prepare_inputs(xs, create_graph)
         if strategy == "reverse-mode":
             out_tuple, ys = _as_tuple(func(*xs), "outputs of the user-provided function", "jacobian")
             blocks = []
@@ -162,6 +163,8 @@ def jacobian(
                     for j, x in enumerate(xs)
                 ))  # fmt: skip
         else:
+            if not any(x.numel() for x in xs):
+                raise RuntimeError("jacobian: the inputs have no elements (forward mode needs one to evaluate func)")
             columns = []  # per input: per element, the tuple of output tangents
             for j, x in enumerate(xs):
                 basis = eye(x.numel(), dtype=x.dtype, device=x.device)
@@ -206,6 +209,7 @@ def hessian(
     in_tuple, xs = _as_tuple(inputs, "inputs", "hessian")
 
     def gradient(*args):
+        args = _prepare_inputs(args, True)  # (forward mode hands in tangent-carrying inputs, not leaves)
         y = _scalar_output(func, args, "hessian")
         return _grads((y,), args, None, True, strict, "hessian")
 
