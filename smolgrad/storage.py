@@ -28,7 +28,8 @@ import numpy as np
 
 from . import batching, dtypes
 from . import function as F
-from .autograd import forward_ad, is_grad_enabled, no_grad
+from .autograd import forward_ad, is_grad_enabled
+from .autograd.engine import set_grad_mode  # (record is only ever True in grad mode)
 from .lazy import LazyBuffer
 from .ops import Op
 from .scheduler import fusion_enabled
@@ -373,7 +374,7 @@ def write(target: Tensor, new: Tensor, op: str, root_snapshot: Tensor | None = N
             storage.version += 1
             _refresh(root, storage, record)
             return target
-        with _grad_mode(record):
+        with set_grad_mode(record):
             if sview == View.contiguous(root.shape):  # the view covers the root in order
                 new = F.Reshape.apply(new, shape=root.shape) if new.shape != root.shape else new
             elif any(kind == "windows" for kind, _ in info.chain):  # unfold: no movement op undoes it
@@ -485,7 +486,7 @@ def _refresh(root: Tensor, storage: Storage, record: bool) -> None:
     for v in views:
         info = v._view
         if (record or tangents) and not info.detached:
-            with _grad_mode(record):
+            with set_grad_mode(record):
                 nv = replay(root, info.chain)  # differentiable ops: the view's history and tangent
             v.lazydata = nv.lazydata
             if record:
@@ -494,19 +495,3 @@ def _refresh(root: Tensor, storage: Storage, record: bool) -> None:
                 v._fw = nv._fw
         else:
             v.lazydata = replay_lazy(root.lazydata, info.chain)
-
-
-class _grad_mode:
-    """Grad mode as it is when `enabled`, else off (no_grad)."""
-
-    def __init__(self, enabled: bool):
-        self.ctx = None if enabled else no_grad()
-
-    def __enter__(self):
-        if self.ctx is not None:
-            self.ctx.__enter__()
-
-    def __exit__(self, *exc):
-        if self.ctx is not None:
-            self.ctx.__exit__(*exc)
-        return False
