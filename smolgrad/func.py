@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from .autograd import forward_ad
-from .autograd.engine import enable_grad, grad as _autograd_grad, is_grad_enabled
-from .autograd.functional import differentiable_input, jacobian
+from .autograd.engine import enable_grad, is_grad_enabled
+from .autograd.functional import _forward, _grads, differentiable_input, jacobian
 from .tensor import Tensor
 
 __all__ = ["grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap"]
@@ -52,13 +51,6 @@ def _detach(t: Tensor, keep: bool) -> Tensor:
     return t if keep or not t.requires_grad else t.detach()
 
 
-def _grads_of(out: Tensor, inputs: list, grad_output, create_graph: bool) -> tuple:
-    from .creation import zeros_like
-
-    grads = _autograd_grad(out, inputs, grad_output, retain_graph=True, create_graph=create_graph, allow_unused=True) if out.requires_grad else [None] * len(inputs)
-    return tuple(zeros_like(x.detach()) if g is None else g for g, x in zip(grads, inputs))
-
-
 def grad_and_value(func: Callable, argnums=0, has_aux: bool = False) -> Callable:
     """A function returning (gradient of func's scalar output w.r.t. args[argnums], output)."""
 
@@ -72,7 +64,7 @@ def grad_and_value(func: Callable, argnums=0, has_aux: bool = False) -> Callable
                     f"grad(f)(*args): Expected f(*args) to return a scalar Tensor, got "
                     f"{'a tensor of shape ' + str(out.shape) if isinstance(out, Tensor) else type(out).__name__}"
                 )
-            grads = _grads_of(out, [tracked[i] for i in nums], None, keep)
+            grads = _grads((out,), [tracked[i] for i in nums], None, keep, False, "grad")
         grads = tuple(_detach(g, keep) for g in grads)
         g = grads if is_tuple else grads[0]
         value = _detach(out, keep)
@@ -107,12 +99,8 @@ def vjp(func: Callable, *primals: Tensor, has_aux: bool = False):
             if c.shape != o.shape:
                 raise RuntimeError(f"vjp_fn: cotangent of shape {c.shape} for an output of shape {o.shape}")
         with enable_grad():
-            pairs = [(o, c) for o, c in zip(outs, cts) if o.requires_grad]
-            grads = _autograd_grad([o for o, _ in pairs], tracked, [c for _, c in pairs], retain_graph=True,
-                                   create_graph=keep, allow_unused=True) if pairs else [None] * len(tracked)  # fmt: skip
-        from .creation import zeros_like
-
-        return tuple(_detach(zeros_like(x.detach()) if g is None else g, keep) for g, x in zip(grads, tracked))
+            grads = _grads(outs, tracked, cts, keep, False, "vjp")
+        return tuple(_detach(g, keep) for g in grads)
 
     result = tuple(_detach(o, keep) for o in outs)
     result = result if isinstance(out, tuple) else result[0]
@@ -125,17 +113,17 @@ def jvp(func: Callable, primals: Sequence[Tensor], tangents: Sequence[Tensor], *
         raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to be tuples")
     if len(primals) != len(tangents):
         raise RuntimeError(f"jvp: got {len(primals)} primals but {len(tangents)} tangents")
-    from .creation import zeros_like
+    aux = []
 
-    with forward_ad.dual_level():
-        out, aux = _split_aux(func(*[forward_ad.make_dual(p, t) for p, t in zip(primals, tangents)]), has_aux, "jvp")
-        outs = out if isinstance(out, tuple) else (out,)
-        unpacked = [forward_ad.unpack_dual(o) for o in outs]
-    values = tuple(p for p, _ in unpacked)
-    tans = tuple(zeros_like(p.detach()) if t is None else t for p, t in unpacked)
-    if isinstance(out, tuple):
-        return (values, tans, aux) if has_aux else (values, tans)
-    return (values[0], tans[0], aux) if has_aux else (values[0], tans[0])
+    def without_aux(*xs):
+        out, extra = _split_aux(func(*xs), has_aux, "jvp")
+        aux.append(extra)
+        return out
+
+    values, tans = _forward(without_aux, tuple(primals), tuple(tangents), strict, "jvp")
+    if isinstance(values, tuple):
+        return (values, tans, aux[-1]) if has_aux else (values, tans)
+    return (values, tans[0], aux[-1]) if has_aux else (values, tans[0])
 
 
 def _jacobian(func: Callable, argnums, has_aux: bool, fn: str, strategy: str) -> Callable:
