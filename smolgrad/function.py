@@ -120,32 +120,37 @@ class Reciprocal(Function):
         return -(t * (out * out))
 
 
-class Sin(Function):
+class _Smooth(Function):
+    """A unary op whose VJP and JVP both multiply by its derivative at the saved input."""
+
+    op: Op
+
     def forward(self, x: LazyBuffer) -> LazyBuffer:
         self.save_for_backward(x)
-        return x.e(Op.SIN)
+        return x.e(self.op)
+
+    def derivative(self, x):
+        raise NotImplementedError
 
     def backward(self, g):
-        (x,) = self.saved_tensors
-        return g * x.cos()
+        return g * self.derivative(self.saved_tensors[0])
 
     def jvp(self, t):
-        (x,) = self.saved_tensors
-        return t * x.cos()
+        return t * self.derivative(self.saved_tensors[0])
 
 
-class Cos(Function):
-    def forward(self, x: LazyBuffer) -> LazyBuffer:
-        self.save_for_backward(x)
-        return x.e(Op.COS)
+class Sin(_Smooth):
+    op = Op.SIN
 
-    def backward(self, g):
-        (x,) = self.saved_tensors
-        return -(g * x.sin())
+    def derivative(self, x):
+        return x.cos()
 
-    def jvp(self, t):
-        (x,) = self.saved_tensors
-        return -(t * x.sin())
+
+class Cos(_Smooth):
+    op = Op.COS
+
+    def derivative(self, x):
+        return -x.sin()
 
 
 class Tanh(Function):
@@ -195,18 +200,11 @@ class Relu(Function):
         return Where.apply(out > 0, t, _zeros(t))
 
 
-class Abs(Function):
-    def forward(self, x: LazyBuffer) -> LazyBuffer:
-        self.save_for_backward(x)
-        return x.e(Op.ABS)
+class Abs(_Smooth):
+    op = Op.ABS
 
-    def backward(self, g):
-        (x,) = self.saved_tensors
-        return g * x.sign()
-
-    def jvp(self, t):
-        (x,) = self.saved_tensors
-        return t * x.sign()
+    def derivative(self, x):
+        return x.sign()
 
 
 class Sign(Function):
@@ -830,25 +828,6 @@ class Rounding(Function):
 
     def jvp(self, t):
         return _zeros(t)
-
-
-class _Smooth(Function):
-    """A unary op whose VJP and JVP both multiply by its derivative at the saved input."""
-
-    op: Op
-
-    def forward(self, x: LazyBuffer) -> LazyBuffer:
-        self.save_for_backward(x)
-        return x.e(self.op)
-
-    def derivative(self, x):
-        raise NotImplementedError
-
-    def backward(self, g):
-        return g * self.derivative(self.saved_tensors[0])
-
-    def jvp(self, t):
-        return t * self.derivative(self.saved_tensors[0])
 
 
 class Asin(_Smooth):
