@@ -207,23 +207,10 @@ class LazyBuffer:
 
 
 def realize(*lbs: LazyBuffer) -> None:
-    """Compute every given node that is not yet computed, one backend run per device."""
+    """Compute every given node that is not yet computed (see engine/realize.py)."""
     from . import batching
-    from .device import get_backend
-    from .scheduler import schedule
+    from .engine.realize import realize as run_realize
 
-    by_device: dict[str, list[LazyBuffer]] = {}
-    for lb in lbs:
-        base = lb.base
-        if base.realized is None and base.op is not Op.CONST:
-            by_device.setdefault(base.device, []).append(base)
     if batching.tracing:
-        batching.check_no_placeholders([b for bases in by_device.values() for b in bases])
-    for device, bases in by_device.items():
-        backend = get_backend(device)
-        kernels = schedule(bases, backend.max_storage_buffers)
-        if kernels:
-            backend.run(kernels)
-        for k in kernels:  # computed nodes drop their sources so the graph can be freed
-            for out in k.outs:
-                out.srcs = ()
+        batching.check_no_placeholders([lb.base for lb in lbs if lb.base.realized is None and lb.base.op is not Op.CONST])
+    run_realize(*lbs)

@@ -32,7 +32,7 @@ from .autograd import forward_ad, is_grad_enabled
 from .autograd.engine import set_grad_mode  # (record is only ever True in grad mode)
 from .lazy import LazyBuffer
 from .ops import Op
-from .scheduler import fusion_enabled
+from .engine.schedule import fusion_enabled
 from .view import View
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from smolgrad.backend.numpy_backend import _Program
 from smolgrad.device import get_backend
 from smolgrad.graph import postorder
 from smolgrad.ops import Op
-from smolgrad.scheduler import Acc, Apply, Const, Load, expr_children
+from smolgrad.engine.kernel import Acc, Apply, Const, Load, expr_children
 from helpers import assert_close
 
 f32, i32 = dtypes.float32, dtypes.int32

@@ -18,7 +18,7 @@ from smolgrad.backend.numpy_backend import _pieces, _Program, _where
 from smolgrad.device import get_backend
 from smolgrad.graph import postorder
 from smolgrad.ops import Op
-from smolgrad.scheduler import Apply, Const, Load, expr_children
+from smolgrad.engine.kernel import Apply, Const, Load, expr_children
 from helpers import assert_close
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import smolgrad as sg
-from smolgrad.replay import Replay
+from smolgrad.engine.capture import Replay
 
 
 def rand(*shape, seed=0):
@@ -85,14 +85,14 @@ def test_constant_inputs_run_eagerly():
 
 
 def test_replay_runs_no_scheduler_and_compiles_nothing(device, monkeypatch):
-    import smolgrad.scheduler as scheduler
+    import smolgrad.engine.schedule as scheduler
 
     replay = Replay()
     inputs = [sg.tensor(x, device=device) for x in (rand(8, 8), rand(8, 8, seed=1), np.float32(0.5))]
     replay("k", fused, inputs)
     sg.reset_stats()
     monkeypatch.setattr(scheduler, "schedule", lambda *a, **k: pytest.fail("replay must not schedule"))
-    import smolgrad.replay as replay_module
+    import smolgrad.engine.capture as replay_module
 
     monkeypatch.setattr(replay_module, "schedule", scheduler.schedule)
     outs = replay("k", fused, inputs)

@@ -16,7 +16,7 @@ from smolgrad import dtypes
 from smolgrad.device import get_backend
 from smolgrad.lazy import LazyBuffer
 from smolgrad.ops import Op
-from smolgrad.scheduler import Const, Kernel
+from smolgrad.engine.kernel import Const, Kernel, Out
 
 
 @pytest.fixture(scope="module")
@@ -185,9 +185,9 @@ def test_const_kernel_and_expanded_const(backend):
     for dtype, value in ((dtypes.float32, -1.5), (dtypes.int64, 3), (dtypes.bool_, True)):
         results = []
         for d in DEVICES:
-            node = LazyBuffer((4, 5), dtype, d, Op.CONST, arg=value)
-            get_backend(d).run([Kernel("elementwise", (node,), (), (Const(value, dtype),))])
-            results.append(get_backend(d).download(node.realized, dtype, 0, 20))
+            buffers = [None]
+            get_backend(d).run([Kernel("elementwise", (Out(0, (4, 5), dtype),), (), (Const(value, dtype),))], buffers)
+            results.append(get_backend(d).download(buffers[0], dtype, 0, 20))
         np.testing.assert_array_equal(results[1], results[0])
         assert results[1].dtype == results[0].dtype
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..dtypes import DType
-from ..scheduler import DEFAULT_MAX_BUFFERS, Kernel
+from ..engine.kernel import DEFAULT_MAX_BUFFERS, Kernel
 
 STAT_KEYS = (
     "kernels",  # fused kernels run (one Kernel of the schedule)
@@ -81,8 +81,10 @@ class Backend(ABC):
         """Return elements [offset, offset+count) of `buf` as a new 1-D host array."""
 
     @abstractmethod
-    def run(self, kernels: list[Kernel]) -> None:
-        """Run `kernels` in order; set `.realized` of each kernel output to its new buffer."""
+    def run(self, kernels: list[Kernel], buffers: list) -> None:
+        """Run `kernels` in order over the slots `buffers` (see engine/kernel.py). An output
+        slot that holds None gets a new buffer; one that holds a buffer is written into
+        (step capture's static memory plan); an assign's output is its target's buffer."""
 
     def synchronize(self) -> None:
         """Wait until all submitted work has finished."""

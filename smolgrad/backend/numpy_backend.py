@@ -23,7 +23,7 @@ import numpy as np
 from .. import philox, profiler
 from ..dtypes import DType
 from ..ops import Op
-from ..scheduler import Acc, Apply, Const, Expr, Kernel, Load, Operand
+from ..engine.kernel import Acc, Apply, Const, Expr, Kernel, Load, Operand
 from ..view import View
 from .base import Backend, debug_level, index_out_of_range
 
@@ -93,11 +93,6 @@ BINARY_FNS = {
     Op.NE: np.not_equal,
 }
 REDUCE_FNS = {Op.SUM: np.add, Op.RMAX: np.maximum, Op.RMIN: np.minimum}  # ufunc.reduce
-
-
-def read_operand(x: Operand) -> np.ndarray:
-    """The operand as a (possibly strided) NumPy array of x.view.shape."""
-    return _Reader(x.view, x.dtype.np.itemsize).read(x.node.realized)
 
 
 class _Reader:
@@ -513,8 +508,9 @@ class _Plan:
         self.main = _Program(k.program, k.exprs, len(shape), permuted)
         self.pre = _Program(k.pre_program, (k.pre,), len(k.pre_shape), permuted) if k.kind == "reduce" else None
 
-    def operands(self, srcs: tuple[Operand, ...]) -> list[np.ndarray]:
-        return [r.read(s.node.realized) if s.view is r.view else read_operand(s) for s, r in zip(srcs, self.readers)]
+    def operands(self, srcs: tuple[Operand, ...], buffers: list) -> list[np.ndarray]:
+        # (kernels sharing a plan have equal structural keys, so equal operand views)
+        return [r.read(buffers[s.slot]) for s, r in zip(srcs, self.readers)]
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, empty=_empty) -> None:
@@ -573,16 +569,16 @@ def reduce_kernel(k: Kernel, pre: _Program, xs: list[np.ndarray]) -> np.ndarray:
     return acc
 
 
-def run_kernel(k: Kernel, plan: _Plan | None = None, empty=_empty) -> list[np.ndarray]:
+def run_kernel(k: Kernel, buffers: list, plan: _Plan | None = None, empty=_empty) -> list[np.ndarray]:
     """The flat output buffers of one kernel; `empty(n, dtype)` makes new flat arrays.
     NumPy warnings are the caller's to silence."""
     if plan is None:
         plan = _Plan(k)
-    xs = plan.operands(k.srcs)
+    xs = plan.operands(k.srcs, buffers)
     acc = None
     if k.kind == "assign":  # xs[0] is the region: a strided view into the buffer updated in place
-        target = k.srcs[0].node.realized
-        if any(s.node.realized is target for s in k.srcs[1:]):  # storage.write_in_place rules this out
+        target = buffers[k.srcs[0].slot]
+        if any(buffers[s.slot] is target for s in k.srcs[1:]):  # storage.write_in_place rules this out
             raise RuntimeError(f"internal: in-place write {k.name} reads the buffer it writes")
         if xs[0].size:
             np.copyto(xs[0], plan.main.run(xs, None)[plan.main.results[0][0]], casting="unsafe")
@@ -630,15 +626,19 @@ class NumpyBackend(Backend):
     def download(self, buf: np.ndarray, dtype: DType, offset: int, count: int) -> np.ndarray:
         return buf[offset : offset + count].copy()
 
-    def run(self, kernels: list[Kernel]) -> None:
+    def run(self, kernels: list[Kernel], buffers: list) -> None:
         profiling = profiler.is_active()
         timed = profiling or debug_level() >= 1
         with np.errstate(all="ignore"):  # inf/nan follow IEEE like the GPU; no warnings
             for k in kernels:
                 start = time.perf_counter() if timed else 0.0
-                bufs = run_kernel(k, self._plan(k), self._pool.empty)
+                bufs = run_kernel(k, buffers, self._plan(k), self._pool.empty)
                 for out, buf in zip(k.outs, bufs):
-                    out.realized = buf if k.kind == "assign" else self._track(buf)  # (an assign's is counted)
+                    given = buffers[out.slot]
+                    if k.kind == "assign" or given is None:
+                        buffers[out.slot] = buf if k.kind == "assign" else self._track(buf)  # (an assign's is counted)
+                    elif buf is not given:  # a planned buffer (step capture): the value goes into it
+                        np.copyto(given, buf)
                 self.stats["kernels"] += 1
                 self.stats["dispatches"] += 1
                 if timed:
@@ -657,12 +657,10 @@ class NumpyBackend(Backend):
                         profiler.record(event)
 
     def _plan(self, k: Kernel) -> _Plan:
-        """The plan of kernel `k`, made once per distinct kernel.
-
-        Kernels the scheduler re-creates from its cache share their expression objects
-        (compared by identity) and views, so a training step compiles nothing after the
-        first. An operand whose view is not the plan's is read without the plan's help."""
-        key = (k.exprs, k.pre, k.shape, k.pre_shape)  # (the programs follow from the expressions)
+        """The plan of kernel `k`, made once per distinct kernel (its structural key), so a
+        training step compiles nothing after the first. The plan refers to expressions by
+        position; an operand whose view is not the plan's is read without the plan's help."""
+        key = k.key
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = _Plan(k)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import profiler
 from ..dtypes import DType
-from ..scheduler import Kernel, Load, Operand
+from ..engine.kernel import Kernel, Load, Operand
 from ..view import View
 from . import wgsl
 from .base import Backend, index_out_of_range
@@ -322,12 +322,12 @@ class WebGPUBackend(Backend):
         self._poisoned = self._poisoned or bool(suspects)
         raise error
 
-    def _track_suspects(self, k: Kernel, outs: list[WebGPUBuffer]) -> None:
+    def _track_suspects(self, k: Kernel, outs: list[WebGPUBuffer], buffers: list) -> None:
         """Outputs of gather/scatter-add, and of kernels reading such outputs (or poisoned
         buffers), since the last error check: the values a flagged index would make wrong."""
         if k.kind not in ("gather", "scatter_add") and not self._suspects and not self._poisoned:
             return  # the common case: nothing to track
-        inputs = [s.node.realized for s in k.srcs]
+        inputs = [buffers[s.slot] for s in k.srcs]
         if self._poisoned:
             error = next((b.error for b in inputs if getattr(b, "error", None) is not None), None)
             if error is not None:
@@ -425,36 +425,39 @@ class WebGPUBackend(Backend):
         return (-(-groups // y), y, 1)
 
     # ----- running kernels
-    def run(self, kernels: list[Kernel]) -> None:
+    def run(self, kernels: list[Kernel], buffers: list) -> None:
         """Encode every kernel into one compute pass and submit once."""
         if profiler.is_active():
-            self._run_profiled(kernels)
+            self._run_profiled(kernels, buffers)
             return
         encoder = self.device.create_command_encoder()
         compute = encoder.begin_compute_pass()
         keep_alive = []  # temporaries that must live until the submit
         for k in kernels:
-            self._encode_kernel(compute, k, keep_alive)
+            self._encode_kernel(compute, k, keep_alive, buffers)
         compute.end()
         self.device.queue.submit([encoder.finish()])
         self.stats["submits"] += 1
 
-    def _encode_kernel(self, compute, k: Kernel, keep_alive: list) -> None:
+    def _encode_kernel(self, compute, k: Kernel, keep_alive: list, buffers: list) -> None:
         for o in k.outs:
             wgsl.wgsl_type(o.dtype)  # raises a clear TypeError for float64
         for s in k.srcs:
             wgsl.wgsl_type(s.dtype)
         if k.kind == "assign":  # updates the buffer of srcs[0] in place
-            outs = [k.srcs[0].node.realized]
-        else:
-            outs = [self.pool.allocate(math.prod(o.shape) * 4, f"{k.name} output of shape {o.shape}") for o in k.outs]
-        self._encode(compute, k, outs, keep_alive)
-        self._track_suspects(k, outs)
+            outs = [buffers[k.srcs[0].slot]]
+        else:  # a planned buffer (step capture), else a new one
+            outs = [
+                buffers[o.slot] or self.pool.allocate(math.prod(o.shape) * 4, f"{k.name} output of shape {o.shape}")
+                for o in k.outs
+            ]
+        self._encode(compute, k, outs, keep_alive, buffers)
+        self._track_suspects(k, outs, buffers)
         for o, buf in zip(k.outs, outs):
-            o.realized = buf
+            buffers[o.slot] = buf
         self.stats["kernels"] += 1
 
-    def _run_profiled(self, kernels: list[Kernel]) -> None:
+    def _run_profiled(self, kernels: list[Kernel], buffers: list) -> None:
         """Run while a profile is active: with timestamp-query, each dispatch gets its own
         compute pass between two GPU timestamps; without, each kernel is submitted alone
         and waited for."""
@@ -465,7 +468,7 @@ class WebGPUBackend(Backend):
                 encoder = self.device.create_command_encoder()
                 compute = encoder.begin_compute_pass()
                 keep_alive: list = []
-                self._encode_kernel(compute, k, keep_alive)
+                self._encode_kernel(compute, k, keep_alive, buffers)
                 compute.end()
                 self.device.queue.submit([encoder.finish()])
                 self.stats["submits"] += 1
@@ -480,7 +483,7 @@ class WebGPUBackend(Backend):
             try:
                 for k in chunk:
                     before = self._timer.count
-                    self._encode_kernel(None, k, keep_alive)
+                    self._encode_kernel(None, k, keep_alive, buffers)
                     spans.append((k, before, self._timer.count))
             finally:
                 timer, self._timer = self._timer, None
@@ -512,29 +515,29 @@ class WebGPUBackend(Backend):
         self.log_kernel(k, threads, None, source)
 
     @staticmethod
-    def _bind(srcs, used: list[int]) -> tuple[list, list[tuple[str, str]], list[WebGPUBuffer]]:
+    def _bind(srcs, used: list[int], buffers: list) -> tuple[list, list[tuple[str, str]], list[WebGPUBuffer]]:
         """Generator inputs for the operands `used` (aligned with srcs, None elsewhere),
         with deduplicated bindings: operands that share a buffer share one binding (a
         buffer is never bound twice in a dispatch)."""
         inputs: list = [None] * len(srcs)
-        decls, buffers, names = [], [], {}
+        decls, bound, names = [], [], {}
         for i in used:
             s = srcs[i]
-            buf = s.node.realized
+            buf = buffers[s.slot]
             if id(buf) not in names:
-                names[id(buf)] = f"in{len(buffers) + 1}"
+                names[id(buf)] = f"in{len(bound) + 1}"
                 decls.append((names[id(buf)], wgsl.wgsl_type(s.dtype)))
-                buffers.append(buf)
+                bound.append(buf)
             inputs[i] = wgsl.Input(names[id(buf)], s.view, s.dtype)
-        return inputs, decls, buffers
+        return inputs, decls, bound
 
     def _source(self, k: Kernel, part: str, inputs: list, make) -> str:
         """The WGSL of `part` of kernel `k`, generated by `make()` once per distinct kernel.
 
-        Kernels the scheduler re-creates from its cache share their expression objects,
-        and the text depends only on those (which fix shapes, views and dtypes) and on
-        which operands share a binding. So a training step regenerates no source."""
-        key = (part, k.program, k.pre_program, tuple(x.binding if x is not None else None for x in inputs))
+        The text depends only on the kernel's structural key (which fixes shapes, views,
+        dtypes and which operands share a buffer) and on the bindings, so a training step
+        regenerates no source."""
+        key = (part, k.key, tuple(x.binding if x is not None else None for x in inputs))
         src = self._sources.get(key)
         if src is None:
             src = make()
@@ -545,43 +548,43 @@ class WebGPUBackend(Backend):
             self._sources.move_to_end(key)
         return src
 
-    def _encode(self, compute, k: Kernel, outs: list, keep_alive: list) -> None:
+    def _encode(self, compute, k: Kernel, outs: list, keep_alive: list, buffers: list) -> None:
         numel = math.prod(k.shape)
         if k.kind == "elementwise":
             if numel:
-                inputs, decls, buffers = self._bind(k.srcs, wgsl.loads_in(k.exprs))
+                inputs, decls, bound = self._bind(k.srcs, wgsl.loads_in(k.exprs), buffers)
                 src = self._source(k, "elementwise", inputs, lambda: wgsl.elementwise_source(k, inputs, decls))
-                self._dispatch(compute, k, src, outs, buffers, numel, self._grid(wgsl.groups_for(numel)))
+                self._dispatch(compute, k, src, outs, bound, numel, self._grid(wgsl.groups_for(numel)))
         elif k.kind == "assign":
             region = k.arg.numel
             if region:
-                inputs, decls, buffers = self._bind(k.srcs, wgsl.loads_in(k.exprs))
-                if any(b.buffer is outs[0].buffer for b in buffers):  # storage.write_in_place rules this out
+                inputs, decls, bound = self._bind(k.srcs, wgsl.loads_in(k.exprs), buffers)
+                if any(b.buffer is outs[0].buffer for b in bound):  # storage.write_in_place rules this out
                     raise RuntimeError(f"internal: in-place write {k.name} reads the buffer it writes")
                 src = self._source(k, ("assign", k.arg), inputs, lambda: wgsl.assign_source(k, inputs, decls))
-                self._dispatch(compute, k, src, outs, buffers, region, self._grid(wgsl.groups_for(region)))
+                self._dispatch(compute, k, src, outs, bound, region, self._grid(wgsl.groups_for(region)))
         elif k.kind == "reduce":
-            self._encode_reduce(compute, k, outs, keep_alive)
+            self._encode_reduce(compute, k, outs, keep_alive, buffers)
         elif k.kind == "matmul":
-            self._encode_matmul(compute, k, outs)
+            self._encode_matmul(compute, k, outs, buffers)
         elif k.kind == "gather":
             if numel:
-                inputs, decls, buffers = self._bind(k.srcs, [0, 1])
+                inputs, decls, bound = self._bind(k.srcs, [0, 1], buffers)
                 src = wgsl.gather_source(inputs[0], inputs[1], k.arg, k.out.dtype, decls)
                 flagged = [*outs, self._error_flags()]
-                self._dispatch(compute, k, src, flagged, buffers, numel, self._grid(wgsl.groups_for(numel)))
+                self._dispatch(compute, k, src, flagged, bound, numel, self._grid(wgsl.groups_for(numel)))
         elif k.kind == "scatter_add":
-            self._encode_scatter_add(compute, k, outs)
+            self._encode_scatter_add(compute, k, outs, buffers)
         elif k.kind == "pad":
             if numel:
-                inputs, decls, buffers = self._bind(k.srcs, [0])
+                inputs, decls, bound = self._bind(k.srcs, [0], buffers)
                 pads, value = k.arg
                 src = wgsl.pad_source(inputs[0], pads, value, k.shape, k.out.dtype, decls)
-                self._dispatch(compute, k, src, outs, buffers, numel, self._grid(wgsl.groups_for(numel)))
+                self._dispatch(compute, k, src, outs, bound, numel, self._grid(wgsl.groups_for(numel)))
         else:
             raise NotImplementedError(f"webgpu: no kernel for {k.kind}")
 
-    def _encode_reduce(self, compute, k: Kernel, outs: list, keep_alive: list) -> None:
+    def _encode_reduce(self, compute, k: Kernel, outs: list, keep_alive: list, buffers: list) -> None:
         axes, in_shape = tuple(k.arg), k.pre_shape
         outputs = math.prod(k.shape)
         extent = math.prod(in_shape[d] for d in axes)
@@ -593,7 +596,7 @@ class WebGPUBackend(Backend):
         one_thread = extent <= 64 or outputs >= 4096
         chunks = 1 if one_thread or outputs >= 64 else min(1024, -(-extent // 4096))
         if chunks == 1:
-            inputs, decls, buffers = self._bind(k.srcs, sorted(set(pre_used) | set(epi_used)))
+            inputs, decls, bound = self._bind(k.srcs, sorted(set(pre_used) | set(epi_used)), buffers)
 
             def one_pass() -> str:
                 functions = "\n\n".join(
@@ -609,12 +612,12 @@ class WebGPUBackend(Backend):
 
             src = self._source(k, "reduce", inputs, one_pass)
             groups = wgsl.groups_for(outputs) if one_thread else outputs
-            self._dispatch(compute, k, src, outs, buffers, outputs, self._grid(groups))
+            self._dispatch(compute, k, src, outs, bound, outputs, self._grid(groups))
             return
         # pass 1: outputs x chunks partials of the prologue; pass 2: reduce them + epilogue
         partials = self.pool.allocate(outputs * chunks * 4, "reduction partials")
         keep_alive.append(partials)
-        inputs, decls, buffers = self._bind(k.srcs, pre_used)
+        inputs, decls, bound = self._bind(k.srcs, pre_used, buffers)
 
         def first_pass() -> str:
             functions = wgsl.input_value_fn(k.pre, inputs, in_shape, axes)
@@ -624,13 +627,11 @@ class WebGPUBackend(Backend):
             )
 
         src = self._source(k, "reduce pass 1", inputs, first_pass)
-        self._dispatch(compute, k, src, [partials], buffers, outputs * chunks, self._grid(outputs * chunks))
+        self._dispatch(compute, k, src, [partials], bound, outputs * chunks, self._grid(outputs * chunks))
 
-        holder = _Realized(partials)
-        keep_alive.append(holder)
-        srcs = (*k.srcs, Operand(holder, View.contiguous((outputs, chunks)), k.pre.dtype))
+        srcs = (*k.srcs, Operand(len(buffers), View.contiguous((outputs, chunks)), k.pre.dtype))
         second = Load(len(k.srcs), k.pre.dtype)
-        inputs, decls, buffers = self._bind(srcs, [*epi_used, len(k.srcs)])
+        inputs, decls, bound = self._bind(srcs, [*epi_used, len(k.srcs)], [*buffers, partials])
         small = chunks <= 64
 
         def second_pass() -> str:
@@ -647,9 +648,9 @@ class WebGPUBackend(Backend):
 
         src = self._source(k, "reduce pass 2", inputs, second_pass)
         groups = wgsl.groups_for(outputs) if small else outputs
-        self._dispatch(compute, k, src, outs, buffers, outputs, self._grid(groups))
+        self._dispatch(compute, k, src, outs, bound, outputs, self._grid(groups))
 
-    def _encode_matmul(self, compute, k: Kernel, outs: list) -> None:
+    def _encode_matmul(self, compute, k: Kernel, outs: list, buffers: list) -> None:
         m, n = k.shape[-2], k.shape[-1]
         batch = math.prod(k.shape[:-2])
         if m == 0 or n == 0 or batch == 0:
@@ -657,7 +658,7 @@ class WebGPUBackend(Backend):
         grid = (-(-n // 64), -(-m // 64), batch)
         if max(grid) > self.max_groups:
             raise RuntimeError(f"matmul of shape {k.shape} needs a grid {grid} beyond {self.max_groups} per dimension")
-        inputs, decls, buffers = self._bind(k.srcs, sorted({0, 1} | set(wgsl.loads_in(k.exprs))))
+        inputs, decls, bound = self._bind(k.srcs, sorted({0, 1} | set(wgsl.loads_in(k.exprs))), buffers)
 
         def make() -> str:
             t = wgsl.wgsl_type(k.srcs[0].dtype)
@@ -666,20 +667,20 @@ class WebGPUBackend(Backend):
             return wgsl.matmul_source(inputs[0], inputs[1], k.shape, epilogue, bindings, wgsl.kernel_detail(k))
 
         src = self._source(k, "matmul", inputs, make)
-        self._dispatch(compute, k, src, outs, buffers, m * n * batch, grid)
+        self._dispatch(compute, k, src, outs, bound, m * n * batch, grid)
 
-    def _encode_scatter_add(self, compute, k: Kernel, outs: list) -> None:
+    def _encode_scatter_add(self, compute, k: Kernel, outs: list, buffers: list) -> None:
         numel = math.prod(k.shape)
         if numel == 0:
             return
         zero = wgsl.fill_source(k.shape, k.out.dtype, 0)
         self._dispatch(compute, k, zero, outs, [], numel, self._grid(wgsl.groups_for(numel)))
-        inputs, decls, buffers = self._bind(k.srcs, [0, 1])
+        inputs, decls, bound = self._bind(k.srcs, [0, 1], buffers)
         n_index = math.prod(inputs[1].view.shape)
         if n_index:
             src = wgsl.scatter_add_source(inputs[0], inputs[1], k.arg, k.shape, k.out.dtype, decls)
             flagged = [*outs, self._error_flags()]
-            self._dispatch(compute, k, src, flagged, buffers, n_index, self._grid(wgsl.groups_for(n_index)))
+            self._dispatch(compute, k, src, flagged, bound, n_index, self._grid(wgsl.groups_for(n_index)))
 
 
 class _DispatchTimer:
@@ -721,15 +722,6 @@ class _DispatchTimer:
             staging.unmap()
         # WebGPU timestamps are nanoseconds; a reset counter can make end < begin
         return np.maximum(ticks[:, 1].astype(np.float64) - ticks[:, 0].astype(np.float64), 0.0) / 1e9
-
-
-class _Realized:
-    """Stands in for a computed node: what an Operand needs of it is `.realized`."""
-
-    __slots__ = ("realized",)
-
-    def __init__(self, realized: WebGPUBuffer):
-        self.realized = realized
 
 
 # --------------------------------------------------------------------------- dtype conversion

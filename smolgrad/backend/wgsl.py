@@ -25,7 +25,7 @@ from typing import Any
 from ..dtypes import DType
 from ..graph import postorder
 from ..ops import Op
-from ..scheduler import Acc, Apply, Const, Expr, Kernel, Load, expr_children
+from ..engine.kernel import Acc, Apply, Const, Expr, Kernel, Load, expr_children
 from ..shaders import load_shader
 from ..view import View
 

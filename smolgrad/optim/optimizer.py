@@ -22,7 +22,7 @@ import numpy as np
 
 from ..autograd import enable_grad, no_grad
 from ..creation import zeros
-from ..replay import Replay
+from ..engine.capture import Replay
 from ..tensor import Tensor
 from ..view import View
 

@@ -1,5 +1,8 @@
 """Scheduler and fusion (DESIGN.md layer 4): graph in, ordered list of fused kernels out.
 
+The kernels are over buffer slots (see kernel.py); `schedule` returns them with the
+graph node of each slot.
+
 `schedule(nodes)` finds the unrealized graph the nodes need and groups it into kernels.
 Each kernel computes one or more *stored* values (written to memory); every other
 elementwise value is computed in registers inside the kernels that use it.
@@ -36,141 +39,53 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .dtypes import DType
-from .graph import postorder
-from .lazy import LazyBuffer
-from .ops import ELEMENTWISE, REDUCE, Op
-from .view import View, compose
+from typing import TYPE_CHECKING
+
+from ..dtypes import DType
+from ..graph import postorder
+from ..ops import ELEMENTWISE, REDUCE, Op
+from ..view import View, compose
+from .kernel import DEFAULT_MAX_BUFFERS, Acc, Apply, Const, Expr, Kernel, Load, Operand, Out
+
+if TYPE_CHECKING:
+    from ..lazy import LazyBuffer
 
 MAX_RECOMPUTE = 3  # an elementwise value needed by more kernels than this is stored
 MAX_DEPTH = 64  # longest chain of fused ops below a kernel's output
 MAX_MERGE_TRIES = 4  # candidate kernels tried when merging elementwise kernels
 MAX_KERNEL_OPS = 256  # merging stops before a kernel computes more ops than this
-DEFAULT_MAX_BUFFERS = 8  # the WebGPU default of storage buffers per shader stage
 
 
 def fusion_enabled() -> bool:
     return os.environ.get("SMOLGRAD_FUSION", "1") != "0"
 
 
-# --------------------------------------------------------------------------- kernel IR
-class Operand(NamedTuple):
-    """A buffer a kernel reads: the computed base node `node` seen through `view`.
-    (A named tuple: kernels are re-created every step, and these are cheap to make.)"""
+# --------------------------------------------------------------------------- drafts
+class _Src(NamedTuple):
+    """An operand while kernels are formed: the computed base node `node` through `view`."""
 
     node: LazyBuffer
     view: View
     dtype: DType
 
 
-class Expr:
-    """A node of a fused kernel's expression DAG (compared by identity)."""
-
-    __slots__ = ()
-    dtype: DType
-
-
 @dataclass(eq=False)
-class Load(Expr):
-    """The value of operand `kernel.srcs[src]` at the current element."""
-
-    src: int
-    dtype: DType
-
-
-@dataclass(eq=False)
-class Const(Expr):
-    value: Any
-    dtype: DType
-
-
-@dataclass(eq=False)
-class Acc(Expr):
-    """The result of the kernel's core (reduction or matmul) at the current element."""
-
-    dtype: DType
-
-
-@dataclass(eq=False)
-class Apply(Expr):
-    """An elementwise op over argument expressions. For RAND, arg is (stream, view): the
-    view maps the kernel's positions to the random node's own element index (its counter)."""
-
-    op: Op
-    srcs: tuple[Expr, ...]
-    dtype: DType
-    arg: Any = None
-
-
-def expr_children(e: Expr) -> tuple[Expr, ...]:
-    return e.srcs if isinstance(e, Apply) else ()
-
-
-@dataclass(eq=False)
-class Kernel:
-    """One dispatch (two for a long reduction): compute `outs` (contiguous, same shape).
-
-    kind "elementwise": outs[i] = exprs[i] at each element.
-    kind "reduce":      op (SUM/RMAX/RMIN) over `arg` axes of `pre` evaluated over
-                        `pre_shape`; then outs[0] = exprs[0] with Acc = the reduction.
-    kind "matmul":      Acc = srcs[0] @ srcs[1]; outs[0] = exprs[0] (the epilogue).
-    kind "gather", "scatter_add", "pad": `op` over srcs with `arg`; exprs[0] is Acc.
-    kind "assign":      outs[0] is srcs[0].node's buffer, updated in place: exprs[0],
-                        evaluated over the region `arg` (a View into that buffer, also
-                        srcs[0].view), is stored through that view; nothing else is
-                        written. exprs never load srcs[0].
-    Load(i) reads srcs[i]; its view has the shape of the region it is used in
-    (`pre_shape` in a reduction's prologue, the written region in an assign, the output
-    shape elsewhere)."""
+class _Draft:
+    """A kernel while kernels are formed: outputs and operands are graph nodes; `schedule`
+    lowers it to a Kernel over slots (see kernel.Kernel for the fields)."""
 
     kind: str
     outs: tuple[LazyBuffer, ...]
-    srcs: tuple[Operand, ...]
+    srcs: tuple[_Src, ...]
     exprs: tuple[Expr, ...]
     op: Op | None = None
     arg: Any = None
     pre: Expr | None = None
     pre_shape: tuple[int, ...] = ()
-    # the expressions' nodes in evaluation order (inputs first), worked out once per
-    # distinct kernel and carried along by the schedule cache
-    program: tuple[Expr, ...] = ()
-    pre_program: tuple[Expr, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not self.program:
-            self.program = tuple(postorder(self.exprs, expr_children))
-        if self.pre is not None and not self.pre_program:
-            self.pre_program = tuple(postorder([self.pre], expr_children))
 
     @property
     def shape(self) -> tuple[int, ...]:
         return self.outs[0].shape
-
-    @property
-    def out(self) -> LazyBuffer:
-        return self.outs[0]
-
-    @property
-    def fused_ops(self) -> list[str]:
-        """Names of the ops this kernel runs, inputs first."""
-        names = [e.op.name.lower() for e in self.pre_program if isinstance(e, Apply)]
-        if self.op is not None:
-            names.append(self.op.name.lower())
-        names += [e.op.name.lower() for e in self.program if isinstance(e, Apply)]
-        return names
-
-    @property
-    def name(self) -> str:
-        prefix = {"elementwise": "E", "reduce": "R", "matmul": "MM"}.get(self.kind, self.kind.upper())
-        ops = self.fused_ops
-        if self.kind not in ("elementwise", "reduce", "matmul"):
-            ops = ops[1:]  # the kind already names the core op
-        if len(ops) > 6:
-            ops = ops[:3] + [f"{len(ops) - 5}more"] + ops[-2:]
-        suffix = "_".join(ops)
-        if len(self.outs) > 1:
-            suffix += f"_x{len(self.outs)}"
-        return f"{prefix}_{suffix}" if suffix else prefix
 
 
 # --------------------------------------------------------------------------- grouping
@@ -302,7 +217,7 @@ class _Builder:
 
     def __init__(self, plan: _Plan, gids: set[int], roots: list[LazyBuffer]):
         self.plan, self.gids, self.roots = plan, set(gids), {id(r) for r in roots}
-        self.srcs: list[Operand] = []
+        self.srcs: list[_Src] = []
         self.loads: dict[tuple, Load] = {}
         self.memo: dict[tuple, Expr] = {}
         self.leaves: dict[int, set[int]] = {}  # id(expr) -> ids of the buffers below it
@@ -314,7 +229,7 @@ class _Builder:
         key = (id(node), view)
         if key not in self.loads:
             self.loads[key] = Load(len(self.srcs), node.dtype)
-            self.srcs.append(Operand(node, view, node.dtype))
+            self.srcs.append(_Src(node, view, node.dtype))
             self.leaves[id(self.loads[key])] = {id(node)}
         return self.loads[key]
 
@@ -356,20 +271,20 @@ class _Builder:
         return len({id(s.node) for s in self.srcs}) + outs
 
 
-def _build(plan: _Plan, gids: set[int], roots: list[LazyBuffer]) -> tuple[Kernel, _Builder]:
+def _build(plan: _Plan, gids: set[int], roots: list[LazyBuffer]) -> tuple[_Draft, _Builder]:
     b = _Builder(plan, gids, roots)
     core = next((plan.groups[g].core for g in gids if plan.groups[g].core is not None), None)
     kind = next((plan.groups[g].kind for g in gids if plan.groups[g].kind != "elementwise"), "elementwise")
     if kind in ("matmul", "gather", "scatter_add", "pad"):
         for s in core.srcs:  # the core's operands come first, one each (x @ x reads x twice)
-            b.srcs.append(Operand(s.base, s.view, s.base.dtype))
+            b.srcs.append(_Src(s.base, s.view, s.base.dtype))
     if kind == "assign":  # the updated buffer first (never loaded), then the value's operands
         target, value = core.srcs
-        b.srcs.append(Operand(target, core.arg, target.dtype))
+        b.srcs.append(_Src(target, core.arg, target.dtype))
         expr = b.value(value.base, value.view, "main")
         if any(src.node is target for src in b.srcs[1:]):  # storage.write_in_place rules this out
             raise RuntimeError(f"internal: an in-place write of {target} reads the buffer it writes")
-        return Kernel(kind, (core,), tuple(b.srcs), (expr,), op=core.op, arg=core.arg), b
+        return _Draft(kind, (core,), tuple(b.srcs), (expr,), op=core.op, arg=core.arg), b
     pre, pre_shape = None, ()
     if kind == "reduce":
         src = core.srcs[0]
@@ -378,7 +293,7 @@ def _build(plan: _Plan, gids: set[int], roots: list[LazyBuffer]) -> tuple[Kernel
     exprs = tuple(
         Acc(r.dtype) if r is core else b.compute(r, View.contiguous(r.shape), "main") for r in roots
     )
-    k = Kernel(
+    k = _Draft(
         kind,
         tuple(roots),
         tuple(b.srcs),
@@ -402,10 +317,11 @@ def _split_candidate(b: _Builder) -> LazyBuffer | None:
 
 
 # A training loop realises graphs of the same structure every step. Fusion decisions
-# depend only on that structure, so kernel lists are cached under a structural key and
-# re-instantiated with the new nodes (this saves most of the scheduling time of a step).
+# depend only on that structure, so kernel lists are cached under a structural key; being
+# over slots, the cached kernels run the new nodes' buffers as they are (this saves most
+# of the scheduling time of a step, and the backends see the same kernel objects).
 SCHEDULE_CACHE_SIZE = 256
-_schedule_cache: OrderedDict[tuple, list[tuple]] = OrderedDict()
+_schedule_cache: OrderedDict[tuple, list[Kernel]] = OrderedDict()
 
 
 def _structure(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> tuple[tuple, list[LazyBuffer]]:
@@ -435,63 +351,51 @@ def _unrealized_sources(n: LazyBuffer) -> list[LazyBuffer]:
     return [s if s.op is not Op.VIEW else s.srcs[0] for s in n.srcs]
 
 
-def _template(kernels: list[Kernel], index: dict[int, int]) -> list[tuple]:
-    """Kernels with nodes replaced by their positions (expressions hold no nodes)."""
-    return [
-        (
-            k.kind,
-            tuple(index[id(o)] for o in k.outs),
-            tuple((index[id(s.node)], s.view, s.dtype) for s in k.srcs),
-            k.exprs,
-            k.op,
-            k.arg,
-            k.pre,
-            k.pre_shape,
-            k.program,
-            k.pre_program,
-        )
-        for k in kernels
-    ]
-
-
-def _instantiate(template: list[tuple], nodes: list[LazyBuffer]) -> list[Kernel]:
+def _lower(drafts: list[_Draft], index: dict[int, int]) -> list[Kernel]:
+    """The drafts as kernels over slots (`index`: id(node) -> its slot)."""
     return [
         Kernel(
-            kind,
-            tuple(nodes[i] for i in outs),
-            tuple(Operand(nodes[i], view, dtype) for i, view, dtype in srcs),
-            exprs,
-            op,
-            arg,
-            pre,
-            pre_shape,
-            program,
-            pre_program,
+            d.kind,
+            tuple(Out(index[id(o)], o.shape, o.dtype) for o in d.outs),
+            tuple(Operand(index[id(s.node)], s.view, s.dtype) for s in d.srcs),
+            d.exprs,
+            d.op,
+            d.arg,
+            d.pre,
+            d.pre_shape,
         )
-        for kind, outs, srcs, exprs, op, arg, pre, pre_shape, program, pre_program in template
+        for d in drafts
     ]
 
 
-def schedule(outputs: list[LazyBuffer], max_buffers: int = DEFAULT_MAX_BUFFERS) -> list[Kernel]:
+class Schedule(NamedTuple):
+    """Kernels over slots, and the graph node of each slot: the computed nodes a kernel
+    reads hold their buffers, the nodes the kernels compute will get theirs."""
+
+    kernels: list[Kernel]
+    nodes: list[LazyBuffer]
+
+
+def schedule(outputs: list[LazyBuffer], max_buffers: int = DEFAULT_MAX_BUFFERS) -> Schedule:
     """Kernels that compute `outputs` (base nodes) from what is already computed, in
     dependency order, fused as the module docstring describes."""
     targets = [b for b in outputs if b.realized is None and b.op is not Op.CONST]
     if not targets:
-        return []
+        return Schedule([], [])
     fuse = fusion_enabled()
     key, nodes = _structure(targets, fuse, max_buffers)
-    template = _schedule_cache.get(key)
-    if template is not None:
+    kernels = _schedule_cache.get(key)
+    if kernels is not None:
         _schedule_cache.move_to_end(key)
-        return _instantiate(template, nodes)
-    kernels = _schedule(targets, fuse, max_buffers)
-    _schedule_cache[key] = _template(kernels, {id(n): i for i, n in enumerate(nodes)})
+        return Schedule(kernels, nodes)
+    kernels = _lower(_schedule(targets, fuse, max_buffers), {id(n): i for i, n in enumerate(nodes)})
+    _schedule_cache[key] = kernels
     if len(_schedule_cache) > SCHEDULE_CACHE_SIZE:
         _schedule_cache.popitem(last=False)
-    return kernels
+    return Schedule(kernels, nodes)
 
 
-def _schedule(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> list[Kernel]:
+def _schedule(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> list[_Draft]:
     order = postorder(targets, lambda n: [s.base for s in n.srcs if s.base.realized is None])
     consumers: dict[int, list[tuple[LazyBuffer, int]]] = defaultdict(list)
     for node in order:
@@ -510,7 +414,7 @@ def _schedule(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> list[K
             if b.buffers(1) > max_buffers:
                 split = _split_candidate(b)
                 if split is None:
-                    raise RuntimeError(f"internal: kernel {k.name} needs more than {max_buffers} buffers")
+                    raise RuntimeError(f"internal: the kernel of {plan.groups[gid].root} needs more than {max_buffers} buffers")
                 too_big.append(split)  # every oversized kernel of this plan, then one re-plan
             built.append((k, b))
         if not too_big:
@@ -521,13 +425,13 @@ def _schedule(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> list[K
     return [k for k, _ in built]
 
 
-def _merge(built: list[tuple[Kernel, _Builder]], max_buffers: int) -> list[tuple[Kernel, _Builder]]:
+def _merge(built: list[tuple[_Draft, _Builder]], max_buffers: int) -> list[tuple[_Draft, _Builder]]:
     """Merge each elementwise kernel into an earlier one of the same shape, giving one
     kernel with several outputs, when
     - every kernel it depends on comes no later than that one (order stays valid),
     - it reads that kernel's outputs only at their own index (they stay in registers),
     - the result stays within the buffer limit, MAX_DEPTH and MAX_KERNEL_OPS."""
-    merged: list[tuple[Kernel, _Builder]] = []
+    merged: list[tuple[_Draft, _Builder]] = []
     where: dict[int, int] = {}  # id(stored node) -> index in merged
     by_shape: dict[tuple, list[int]] = defaultdict(list)  # elementwise kernels' indices, ascending
     for k, b in built:
@@ -553,7 +457,7 @@ def _merge(built: list[tuple[Kernel, _Builder]], max_buffers: int) -> list[tuple
     return merged
 
 
-def _can_merge(into: tuple[Kernel, _Builder], other: tuple[Kernel, _Builder], max_buffers: int) -> bool:
+def _can_merge(into: tuple[_Draft, _Builder], other: tuple[_Draft, _Builder], max_buffers: int) -> bool:
     (k1, b1), (k2, b2) = into, other
     outs1 = {id(o) for o in k1.outs}
     if any(id(s.node) in outs1 and not s.view.is_identity for s in k2.srcs):
@@ -566,11 +470,11 @@ def _can_merge(into: tuple[Kernel, _Builder], other: tuple[Kernel, _Builder], ma
     )
 
 
-def _merged(into: tuple[Kernel, _Builder], other: tuple[Kernel, _Builder]) -> tuple[Kernel, _Builder]:
+def _merged(into: tuple[_Draft, _Builder], other: tuple[_Draft, _Builder]) -> tuple[_Draft, _Builder]:
     """`into` extended with the outputs of `other`, computed in the same builder."""
     (k1, b), (k2, b2) = into, other
     b.gids |= b2.gids
     b.roots |= {id(o) for o in k2.outs}
     exprs = tuple(b.compute(o, View.contiguous(o.shape), "main") for o in k2.outs)
-    k = Kernel("elementwise", k1.outs + k2.outs, tuple(b.srcs), k1.exprs + exprs)
+    k = _Draft("elementwise", k1.outs + k2.outs, tuple(b.srcs), k1.exprs + exprs)
     return k, b

@@ -20,23 +20,25 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Hashable, Sequence
 
-from .autograd import no_grad
-from .device import get_backend
-from .lazy import LazyBuffer, realize
-from .ops import Op
-from .scheduler import Kernel, _instantiate, _template, fusion_enabled, schedule
-from .tensor import Tensor
-from .view import View
+from ..autograd import no_grad
+from ..device import get_backend
+from ..lazy import LazyBuffer, realize
+from ..ops import Op
+from ..tensor import Tensor
+from ..view import View
+from . import realize as engine
+from .kernel import Kernel
+from .schedule import fusion_enabled, schedule
 
 
 @dataclass(frozen=True)
 class _Recording:
-    """Kernels over node slots: inputs' bases first, then the nodes the kernels compute."""
+    """Kernels over slots; which slot each input fills, and each output's slot and view."""
 
-    inputs: int  # slots [0, inputs) are the inputs' base nodes
-    computed: tuple[tuple, ...]  # (shape, dtype, op, arg) of each later slot
-    template: list  # scheduler._template of the kernel list
-    outputs: tuple[tuple[int, View | None], ...]  # (slot, view or None) of each output
+    slots: int  # how many slots the kernels use
+    input_slots: tuple[int | None, ...]  # slot of each distinct input buffer (None: not read)
+    kernels: list[Kernel]
+    outputs: tuple[tuple, ...]  # (slot or None, input or None, shape, dtype, view or None) of each
 
 
 def _layout(lb: LazyBuffer) -> tuple:
@@ -96,41 +98,45 @@ class Replay:
             outs = list(fn(*tensors))
         out_lbs = [o.lazydata for o in outs]
         backend = get_backend(device)
-        kernels = schedule([lb.base for lb in out_lbs], backend.max_storage_buffers)
+        kernels, nodes = schedule([lb.base for lb in out_lbs], backend.max_storage_buffers)
+        recording = self._recording(kernels, nodes, slots, out_lbs, device)
         if kernels:
-            backend.run(kernels)
-        for k in kernels:
-            for out in k.outs:
-                out.srcs = ()
-        return outs, self._recording(kernels, dict(slots), out_lbs, device)
+            engine.run(device, kernels, nodes)
+        return outs, recording
 
     @staticmethod
     def _recording(
-        kernels: list[Kernel], slots: dict[int, int], out_lbs: list[LazyBuffer], device: str
+        kernels: list[Kernel], nodes: list[LazyBuffer], slots: dict[int, int], out_lbs: list[LazyBuffer], device: str
     ) -> _Recording | None:
-        """`slots` maps the inputs' bases to slots 0, 1, ...; computed nodes are added."""
-        n_inputs = len(slots)
-        computed = []
-        for k in kernels:
-            if k.kind == "assign":
-                return None  # it writes into a buffer it was given: the inputs' must stay as they are
-            for s in k.srcs:
-                if id(s.node) not in slots:
+        """`slots` maps the inputs' bases to 0, 1, ...; None if the kernels read anything else."""
+        index = {id(n): i for i, n in enumerate(nodes)}
+        input_slots = [None] * len(slots)
+        for i, n in enumerate(nodes):
+            if n.realized is not None:
+                if id(n) not in slots:
                     return None  # reads a buffer that is not an input
-            for o in k.outs:
-                slots[id(o)] = n_inputs + len(computed)
-                computed.append((o.shape, o.dtype, o.op, o.arg))
+                input_slots[slots[id(n)]] = i
+        if any(k.kind == "assign" for k in kernels):
+            return None  # it writes into a buffer it was given: the inputs' must stay as they are
         outputs = []
         for lb in out_lbs:
-            slot = slots.get(id(lb.base))
-            if slot is None or lb.device != device:
-                return None  # a constant, or a value from outside the inputs
-            outputs.append((slot, lb.arg if lb.op is Op.VIEW else None))
-        return _Recording(n_inputs, tuple(computed), _template(kernels, slots), tuple(outputs))
+            slot = index.get(id(lb.base))
+            if id(lb.base) in slots:  # an input, passed through
+                slot = None
+            elif slot is None or lb.device != device:
+                return None  # a constant, or a value from outside the inputs and results
+            view = lb.arg if lb.op is Op.VIEW else None
+            outputs.append((slot, slots.get(id(lb.base)), lb.base.shape, lb.dtype, view))
+        return _Recording(len(nodes), tuple(input_slots), kernels, tuple(outputs))
 
     def _run(self, rec: _Recording, bases: list[LazyBuffer], device: str) -> list[Tensor]:
-        nodes = bases + [LazyBuffer(shape, dtype, device, op, (), arg) for shape, dtype, op, arg in rec.computed]
-        kernels = _instantiate(rec.template, nodes)
-        if kernels:
-            get_backend(device).run(kernels)
-        return [Tensor._from_lazy(nodes[slot] if view is None else nodes[slot]._view(view)) for slot, view in rec.outputs]
+        buffers: list = [None] * rec.slots
+        for base, slot in zip(bases, rec.input_slots):
+            if slot is not None:
+                buffers[slot] = base.realized
+        get_backend(device).run(rec.kernels, buffers)
+        results = []
+        for slot, given, shape, dtype, view in rec.outputs:
+            node = bases[given] if slot is None else LazyBuffer(shape, dtype, device, Op.LOAD, realized=buffers[slot])
+            results.append(Tensor._from_lazy(node if view is None else node._view(view)))
+        return results
