@@ -94,7 +94,7 @@ class Timers:
     """Wrap the scheduler and the backend's run with perf_counter timers."""
 
     def __init__(self, device: str):
-        import smolgrad.engine.schedule as scheduler
+        import smolgrad.engine.realize as scheduler  # (the realize loop calls schedule through this module)
         from smolgrad.device import get_backend
 
         self.scheduler, self.backend = scheduler, get_backend(device)

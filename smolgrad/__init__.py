@@ -64,6 +64,7 @@ def synchronize(device: str | None = None) -> None:
 
 
 from .profiler import profile  # noqa: E402
+from .compiled import CompiledFunction, compile  # noqa: E402,A004  (torch.compile)
 
 
 def stats(device: str | None = None) -> dict[str, int]:

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import dtypes
 from .device import canonical
+from .engine import realize as engine
 from .lazy import LazyBuffer
 from .random import Generator, default_generator
 from .tensor import Tensor, _norm_dim, shape_arg
@@ -32,9 +33,15 @@ def initial_seed() -> int:
 def _next_key(device: str) -> LazyBuffer:
     """The key of one device-side draw from the global generator: (seed low word, seed high
     word, offset) as an int32 buffer on `device` (12 bytes uploaded)."""
+    node = LazyBuffer.load(_key_words(), dtypes.int32, device)
+    if engine.observers:  # a captured step draws a new key at each replay
+        engine.note_feed(node, _key_words)
+    return node
+
+
+def _key_words() -> np.ndarray:
     seed, offset = default_generator.philox_key()
-    words = np.array([seed & 0xFFFFFFFF, seed >> 32, offset & 0xFFFFFFFF], np.uint32)
-    return LazyBuffer.load(words.view(np.int32), dtypes.int32, device)
+    return np.array([seed & 0xFFFFFFFF, seed >> 32, offset & 0xFFFFFFFF], np.uint32).view(np.int32)
 
 
 def uniform_lazy(shape: tuple[int, ...], dtype, device: str, streams: int = 1) -> list[LazyBuffer]:

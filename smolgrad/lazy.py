@@ -18,6 +18,7 @@ import numpy as np
 
 from . import dtypes
 from .dtypes import DType
+from .engine import realize as engine
 from .ops import BINARY, COMPARE, ELEMENTWISE, REDUCE, TERNARY, UNARY, Op
 from .view import View
 
@@ -63,6 +64,12 @@ class LazyBuffer:
     def is_realized(self) -> bool:
         return self.base.realized is not None
 
+    def value_known(self) -> bool:
+        """Whether an input check may read this value on the host: it is computed, and no
+        step capture is recording (a replay runs no checks, so the recording must not
+        depend on one; out-of-range indices are then caught on the device)."""
+        return self.base.realized is not None and not engine.observers
+
     # ----- sources -----
     @staticmethod
     def load(array: np.ndarray, dtype: DType, device: str) -> LazyBuffer:
@@ -70,7 +77,10 @@ class LazyBuffer:
 
         array = np.asarray(array)  # (np.ascontiguousarray would turn 0-d into 1-d)
         buf = get_backend(device).upload(array.astype(dtype.np, copy=False).reshape(-1), dtype)
-        return LazyBuffer(array.shape, dtype, device, Op.LOAD, realized=buf)
+        node = LazyBuffer(array.shape, dtype, device, Op.LOAD, realized=buf)
+        if engine.observers:
+            engine.note_load(node, array)
+        return node
 
     @staticmethod
     def const(value, shape, dtype: DType, device: str) -> LazyBuffer:
@@ -200,6 +210,8 @@ class LazyBuffer:
         src = self if self.op is not Op.VIEW or self.view.is_contiguous else self.contiguous()
         base = src.base
         realize(base)
+        if engine.observers:
+            engine.note_read(base)
         if base.op is Op.CONST and base.realized is None:  # a bare constant nothing computed
             return np.full(self.shape, base.arg, dtype=self.dtype.np)
         flat = get_backend(self.device).download(base.realized, self.dtype, src.view.offset, self.numel)

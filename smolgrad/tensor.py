@@ -920,7 +920,7 @@ def _check_index_range(index: Tensor, size: int, op: str, allow_negative: bool =
 
     Computed, not-yet-realized indices are not forced here (the GPU clamps them
     instead of reading out of bounds)."""
-    if not index.lazydata.is_realized() or index.numel() == 0:
+    if not index.lazydata.value_known() or index.numel() == 0:
         return
     vals = index.lazydata.numpy()
     lo, hi = int(vals.min()), int(vals.max())

@@ -34,7 +34,7 @@ def _check_int_divisor(b, op: str) -> None:
     if base.op is Op.CONST:  # a Python number: no device read
         zero = base.arg == 0
     else:  # an uploaded tensor: read back; a computed one is not forced (the result is 0 there)
-        zero = b.lazydata.is_realized() and bool((b.detach().numpy() == 0).any())
+        zero = b.lazydata.value_known() and bool((b.detach().numpy() == 0).any())
     if zero:
         raise ZeroDivisionError(f"{op}: integer division by zero; use a float tensor to get inf/nan instead")
 

@@ -17,9 +17,9 @@ def kernel_log(device, monkeypatch):
     runs = []
     original = backend.run
 
-    def run(kernels):
+    def run(kernels, buffers):
         runs.append([k.name for k in kernels])
-        return original(kernels)
+        return original(kernels, buffers)
 
     monkeypatch.setattr(backend, "run", run)
     return runs

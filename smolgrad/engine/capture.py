@@ -1,142 +1,169 @@
-"""Replay: run a pure function of tensors from a kernel list recorded on an earlier call.
+"""Step capture (DESIGN.md layer 4): record every kernel list that one call of a function
+runs, as one program over buffer slots, and run that program again over new buffers.
 
-A training loop calls some functions with inputs of the same shapes every step: an
-optimizer's update is the clearest case. Building their lazy graph and scheduling it
-costs Python time on every call, though the kernels come out the same. A `Replay`
-records the kernels of the first call and afterwards runs them on the new inputs
-directly: no graph, no scheduling.
+A `Recorder` watches the realize loop (engine/realize.py) while the function runs. Each
+node the recorded kernels read or write gets a slot; a node that was already computed
+when a kernel list first read it is *external*: its buffer is given anew at each run (an
+input, a parameter, a constant uploaded once). The caller (smolgrad/compile.py, which
+knows tensors and modules) works out where each external buffer comes from.
 
-What may be replayed: `fn(*tensors)` must build its outputs from its input tensors with
-lazy Tensor ops only, the same ops for the same key and input layouts. It must not read
-other tensors, the host (`item`, `numpy`), or Python values that change between calls
-unless they are part of the key. A recording whose kernels read a buffer that is not an
-input is not kept, so a function that captures a tensor runs eagerly, correctly, every
-time; a Python value it bakes in without putting it in the key is the caller's bug.
+A `Program` is the recording made runnable: its kernels, which slots are external, and
+a static memory plan for the slots that live only inside the step (each gets an arena
+buffer, reused across slots whose lifetimes do not overlap). Slots that outlive the step
+(its results, new parameter values) get new buffers at each run, so what a run returns
+stays valid after the next run.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Callable, Hashable, Sequence
+import dataclasses
+import math
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..autograd import no_grad
+import numpy as np
+
 from ..device import get_backend
-from ..lazy import LazyBuffer, realize
-from ..ops import Op
-from ..tensor import Tensor
-from ..view import View
 from . import realize as engine
-from .kernel import Kernel
-from .schedule import fusion_enabled, schedule
+from .kernel import Kernel, Operand, Out
+
+if TYPE_CHECKING:
+    from ..lazy import LazyBuffer
 
 
-@dataclass(frozen=True)
-class _Recording:
-    """Kernels over slots; which slot each input fills, and each output's slot and view."""
+class Recorder:
+    """Watches the realize loop while active (a context manager): the kernels run, over
+    one slot space; the nodes uploaded (with their data, or the producer of the next
+    value for a fed upload); and host reads, which a captured step cannot replay."""
 
-    slots: int  # how many slots the kernels use
-    input_slots: tuple[int | None, ...]  # slot of each distinct input buffer (None: not read)
-    kernels: list[Kernel]
-    outputs: tuple[tuple, ...]  # (slot or None, input or None, shape, dtype, view or None) of each
+    def __init__(self) -> None:
+        self.kernels: list[Kernel] = []
+        self.nodes: list[LazyBuffer] = []  # slot -> node (kept alive, so ids stay unique)
+        self.slot_of: dict[int, int] = {}  # id(node) -> slot
+        self.external: list[int] = []  # slots computed before the kernel that first read them
+        self.uploads: dict[int, np.ndarray] = {}  # id(node) -> host data, for nodes uploaded while recording
+        self.feeds: dict[int, Callable[[], np.ndarray]] = {}  # id(node) -> producer of its next value
+        self.reads: list[str] = []  # host reads seen (descriptions)
+        self.devices: set[str] = set()
+
+    def __enter__(self) -> Recorder:
+        engine.observers.append(self)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        engine.observers.remove(self)
+        return False
+
+    def slot(self, node: LazyBuffer) -> int | None:
+        return self.slot_of.get(id(node))
+
+    # ----- the observer protocol (engine/realize.py)
+    def ran(self, device: str, kernels: list[Kernel], nodes: list[LazyBuffer]) -> None:
+        self.devices.add(device)
+        local = []
+        for n in nodes:
+            s = self.slot_of.get(id(n))
+            if s is None:
+                s = self.slot_of[id(n)] = len(self.nodes)
+                self.nodes.append(n)
+                if n.realized is not None:
+                    self.external.append(s)
+            local.append(s)
+        self.kernels += [_remap(k, local) for k in kernels]
+
+    def loaded(self, node: LazyBuffer, array: np.ndarray) -> None:
+        self.nodes.append(node)  # keeps it alive: its id identifies it
+        self.uploads[id(node)] = np.array(array, copy=True)
+
+    def fed(self, node: LazyBuffer, producer: Callable[[], np.ndarray]) -> None:
+        self.feeds[id(node)] = producer
+
+    def read(self, node: LazyBuffer) -> None:
+        self.reads.append(f"a read of a {node.dtype.name} tensor of shape {node.shape} into host memory")
 
 
-def _layout(lb: LazyBuffer) -> tuple:
-    return (lb.base.shape, lb.dtype, lb.arg if lb.op is Op.VIEW else None)
+def _remap(k: Kernel, local: list[int]) -> Kernel:
+    """Kernel `k` with its slots renumbered (its structure, and so its key, unchanged)."""
+    return dataclasses.replace(
+        k,
+        outs=tuple(Out(local[o.slot], o.shape, o.dtype) for o in k.outs),
+        srcs=tuple(Operand(local[s.slot], s.view, s.dtype) for s in k.srcs),
+    )
 
 
-class Replay:
-    """A cache of recorded kernel lists for one function, under caller-given keys.
+class Program:
+    """A recording made runnable on one device (see the module docstring).
 
-    `replay(key, fn, tensors)` returns fn(*tensors) as a list of tensors, realized. The
-    key must determine everything fn does besides the tensors' values; the input shapes,
-    dtypes, views and devices are added to it here."""
+    `keep`: the computed slots whose buffers outlive a run (given new buffers each run);
+    every other computed slot gets a buffer of the static plan."""
 
-    def __init__(self, max_entries: int = 16):
-        self.max_entries = max_entries
-        self._recordings: OrderedDict[Hashable, _Recording | None] = OrderedDict()
-        self.recorded = 0  # recordings made (kept or not); replays reuse them
-        self.replayed = 0
+    def __init__(self, kernels: list[Kernel], slots: int, external: list[int], keep: set[int], device: str):
+        self.kernels = kernels
+        self.slots = slots
+        self.external = list(external)
+        self.device = device
+        self.plan, self.arena_bytes = plan_memory(kernels, slots, set(external) | set(keep))
+        self._arena: list[Any] | None = None  # the plan's buffers, made at the first run
 
-    def __call__(self, key: Hashable, fn: Callable[..., Sequence[Tensor]], tensors: Sequence[Tensor]) -> list[Tensor]:
-        lbs = [t.lazydata for t in tensors]
-        realize(*lbs)
-        device = lbs[0].device if lbs else None
-        if any(lb.base.realized is None for lb in lbs) or any(lb.device != device for lb in lbs):
-            # a constant input (an unrealized broadcast) or mixed devices: not replayable
-            return self._eager(fn, tensors)
-        bases: list[LazyBuffer] = []  # the inputs' distinct buffers, in order: the first slots
-        slots: dict[int, int] = {}  # id(base) -> its slot (inputs sharing a buffer share one)
-        for lb in lbs:
-            if id(lb.base) not in slots:
-                slots[id(lb.base)] = len(bases)
-                bases.append(lb.base)
-        sharing = tuple(slots[id(lb.base)] for lb in lbs)
-        full_key = (key, device, fusion_enabled(), sharing, tuple(_layout(lb) for lb in lbs))
-        recording = self._recordings.get(full_key)
-        if recording is not None:
-            self._recordings.move_to_end(full_key)
-            self.replayed += 1
-            return self._run(recording, bases, device)
-        outs, recording = self._record(fn, tensors, slots, device)
-        self._recordings[full_key] = recording
-        if len(self._recordings) > self.max_entries:
-            self._recordings.popitem(last=False)
-        return outs
+    def run(self, given: dict[int, Any]) -> list:
+        """Run the kernels with `given` (slot -> buffer) for the external slots; return
+        every slot's buffer."""
+        backend = get_backend(self.device)
+        buffers: list = [None] * self.slots
+        for slot, buf in given.items():
+            buffers[slot] = buf
+        if self.plan and hasattr(backend, "pool"):  # the static plan: on webgpu, where buffers cost
+            if self._arena is None:
+                self._arena = [backend.pool.allocate(n, "step capture arena") for n in self.arena_bytes]
+            for slot, i in self.plan.items():
+                buffers[slot] = self._arena[i]
+        if engine.observers:
+            raise RuntimeError("internal: a captured program ran while a capture was recording")
+        backend.run(self.kernels, buffers)
+        return buffers
 
-    @staticmethod
-    def _eager(fn, tensors) -> list[Tensor]:
-        with no_grad():
-            outs = list(fn(*tensors))
-        realize(*[o.lazydata for o in outs])
-        return outs
+    def planned_slots(self) -> dict[int, int]:
+        """slot -> arena buffer index, for tests of the plan."""
+        return dict(self.plan)
 
-    def _record(self, fn, tensors, slots: dict[int, int], device: str) -> tuple[list[Tensor], _Recording | None]:
-        """Run fn eagerly, keeping its kernel list if it can be replayed."""
-        self.recorded += 1
-        with no_grad():
-            outs = list(fn(*tensors))
-        out_lbs = [o.lazydata for o in outs]
-        backend = get_backend(device)
-        kernels, nodes = schedule([lb.base for lb in out_lbs], backend.max_storage_buffers)
-        recording = self._recording(kernels, nodes, slots, out_lbs, device)
-        if kernels:
-            engine.run(device, kernels, nodes)
-        return outs, recording
 
-    @staticmethod
-    def _recording(
-        kernels: list[Kernel], nodes: list[LazyBuffer], slots: dict[int, int], out_lbs: list[LazyBuffer], device: str
-    ) -> _Recording | None:
-        """`slots` maps the inputs' bases to 0, 1, ...; None if the kernels read anything else."""
-        index = {id(n): i for i, n in enumerate(nodes)}
-        input_slots = [None] * len(slots)
-        for i, n in enumerate(nodes):
-            if n.realized is not None:
-                if id(n) not in slots:
-                    return None  # reads a buffer that is not an input
-                input_slots[slots[id(n)]] = i
-        if any(k.kind == "assign" for k in kernels):
-            return None  # it writes into a buffer it was given: the inputs' must stay as they are
-        outputs = []
-        for lb in out_lbs:
-            slot = index.get(id(lb.base))
-            if id(lb.base) in slots:  # an input, passed through
-                slot = None
-            elif slot is None or lb.device != device:
-                return None  # a constant, or a value from outside the inputs and results
-            view = lb.arg if lb.op is Op.VIEW else None
-            outputs.append((slot, slots.get(id(lb.base)), lb.base.shape, lb.dtype, view))
-        return _Recording(len(nodes), tuple(input_slots), kernels, tuple(outputs))
+def plan_memory(kernels: list[Kernel], slots: int, unplanned: set[int]) -> tuple[dict[int, int], list[int]]:
+    """A static memory plan: slot -> arena buffer, and each arena buffer's size in bytes.
 
-    def _run(self, rec: _Recording, bases: list[LazyBuffer], device: str) -> list[Tensor]:
-        buffers: list = [None] * rec.slots
-        for base, slot in zip(bases, rec.input_slots):
-            if slot is not None:
-                buffers[slot] = base.realized
-        get_backend(device).run(rec.kernels, buffers)
-        results = []
-        for slot, given, shape, dtype, view in rec.outputs:
-            node = bases[given] if slot is None else LazyBuffer(shape, dtype, device, Op.LOAD, realized=buffers[slot])
-            results.append(Tensor._from_lazy(node if view is None else node._view(view)))
-        return results
+    Each computed slot lives from the kernel that writes it to the last kernel that reads
+    it; a buffer is reused only by a slot written after the last read of its previous
+    slot (so never by an output of the kernel that reads it last). In-place writes
+    (`assign`) and the slots they update are left out of the plan, as are `unplanned`."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    size: dict[int, int] = {}
+    excluded = set(unplanned)
+    for i, k in enumerate(kernels):
+        if k.kind == "assign":
+            excluded.add(k.srcs[0].slot)
+            excluded.update(o.slot for o in k.outs)
+        for s in k.srcs:
+            last[s.slot] = i
+        for o in k.outs:
+            first.setdefault(o.slot, i)
+            last.setdefault(o.slot, i)
+            size[o.slot] = max(4, math.prod(o.shape) * 4)
+    plan: dict[int, int] = {}
+    arena: list[int] = []
+    free: list[int] = []  # arena buffers free for reuse
+    ending: dict[int, list[int]] = {}
+    for i, k in enumerate(kernels):
+        for o in k.outs:
+            s = o.slot
+            if s in excluded or s in plan or first[s] != i:
+                continue
+            need = size[s]
+            fit = min((b for b in free if arena[b] >= need), key=lambda b: arena[b], default=None)
+            if fit is None or arena[fit] > 2 * need:  # (a much larger buffer would waste memory)
+                fit = len(arena)
+                arena.append(need)
+            else:
+                free.remove(fit)
+            plan[s] = fit
+            ending.setdefault(last[s], []).append(fit)
+        free += ending.pop(i, [])
+    return plan, arena

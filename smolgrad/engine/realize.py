@@ -13,8 +13,26 @@ from .schedule import schedule
 if TYPE_CHECKING:
     from ..lazy import LazyBuffer
 
-# A capture being recorded (capture.py): told of every kernel list run, before it runs.
+# Captures being recorded (capture.Recorder): told of every kernel list run (before it
+# runs), of every upload and fed upload, and of every host read.
 observers: list = []
+
+
+def note_load(node: LazyBuffer, array) -> None:
+    for observer in observers:
+        observer.loaded(node, array)
+
+
+def note_feed(node: LazyBuffer, producer) -> None:
+    """`node` was uploaded from a value that changes at every call (a random key, a
+    step's learning rate): a captured step calls `producer()` for the next value."""
+    for observer in observers:
+        observer.fed(node, producer)
+
+
+def note_read(node: LazyBuffer) -> None:
+    for observer in observers:
+        observer.read(node)
 
 
 def realize(*lbs: LazyBuffer) -> None:

@@ -383,7 +383,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 def _check_known_range(index: Tensor, low: int, high: int, message, allowed: int | None = None) -> None:
     """Raise for out-of-range values that are already on the host-visible side (realized);
     computed indices are not forced (that would cost a device round trip)."""
-    if not index.lazydata.is_realized() or index.numel() == 0:
+    if not index.lazydata.value_known() or index.numel() == 0:
         return
     vals = index.detach().numpy()
     if allowed is not None:
@@ -906,7 +906,7 @@ def kl_div(
 
 def _check_probabilities(op: str, input: Tensor) -> None:
     """Raise for values outside [0, 1] that are already realized (computed ones are not forced)."""
-    if not input.lazydata.is_realized() or input.numel() == 0:
+    if not input.lazydata.value_known() or input.numel() == 0:
         return
     vals = input.detach().numpy()
     if ((vals < 0) | (vals > 1)).any() or np.isnan(vals).any():

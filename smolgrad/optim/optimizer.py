@@ -22,7 +22,8 @@ import numpy as np
 
 from ..autograd import enable_grad, no_grad
 from ..creation import zeros
-from ..engine.capture import Replay
+from ..engine import realize as engine
+from ..compiled import Replay
 from ..tensor import Tensor
 from ..view import View
 
@@ -34,7 +35,19 @@ def _frozen(value):
     return value
 
 
-def _step_scalars(values: list[tuple[float, Tensor]]) -> list[Tensor]:
+def _pack_scalars(values: list[tuple[float, Tensor]]) -> tuple[dict[tuple, np.ndarray], list[tuple[tuple, int]]]:
+    """The step's scalars packed per (device, dtype) of the parameter each is paired with:
+    ({key: host array}, the (key, index) of each value)."""
+    packed: dict[tuple, list[float]] = {}
+    slots = []
+    for value, like in values:
+        key = (like.device, like.dtype)
+        slots.append((key, len(packed.setdefault(key, []))))
+        packed[key].append(value)
+    return {key: np.array(vals, dtype=key[1].np) for key, vals in packed.items()}, slots
+
+
+def _step_scalars(values: list[tuple[float, Tensor]], feed: Callable[[tuple], Callable] | None = None) -> list[Tensor]:
     """0-d tensors for the values of one step that change between steps (the current
     lr, bias corrections), each of the dtype and device of the parameter it is paired with.
 
@@ -47,15 +60,33 @@ def _step_scalars(values: list[tuple[float, Tensor]]) -> list[Tensor]:
     All scalars of one dtype and device are packed in one buffer, each a 0-d view of it:
     one upload per step, and one binding however many scalars a kernel reads (so an Adam
     update of a parameter and its two moments fits in one kernel under WebGPU's default
-    limit of 8 storage buffers)."""
-    packed: dict[tuple, list[float]] = {}
-    slots = []
-    for value, like in values:
-        key = (like.device, like.dtype)
-        slots.append((key, len(packed.setdefault(key, []))))
-        packed[key].append(value)
-    buffers = {key: Tensor(np.array(vals, dtype=key[1].np), device=key[0]).lazydata for key, vals in packed.items()}
+    limit of 8 storage buffers). `feed(key)`, if given, makes the producer of the next
+    step's array for a captured step (smolgrad.compile)."""
+    arrays, slots = _pack_scalars(values)
+    buffers = {}
+    for key, array in arrays.items():
+        buffers[key] = Tensor(array, device=key[0]).lazydata
+        if feed is not None and engine.observers:
+            engine.note_feed(buffers[key], feed(key))
     return [Tensor._from_lazy(buffers[key]._view(View.contiguous((), i))) for key, i in slots]
+
+
+class _ScalarFeed:
+    """The scalars of the next step, for a captured step (smolgrad.compile) that replays
+    this optimizer's update: computed on the host as step() computes them, advancing the
+    same counters, once per replay for all packed buffers (their producers run in order)."""
+
+    def __init__(self, optimizer: Optimizer, params: list[tuple[int, Tensor]]):
+        self.optimizer, self.params = optimizer, params
+        self.pending: dict[tuple, np.ndarray] = {}
+
+    def producer(self, key: tuple) -> Callable[[], np.ndarray]:
+        def produce() -> np.ndarray:
+            if not self.pending:
+                self.pending = self.optimizer._next_scalars(self.params)
+            return self.pending.pop(key)
+
+        return produce
 
 
 def check_nonnegative(group: dict[str, Any], *names: str) -> None:
@@ -182,8 +213,7 @@ class Optimizer:
                         continue
                     grad = self._checked_grad(p, gi, pi)
                     state = dict(self.state.get(p, {}))  # committed only once the step has run
-                    values = self._prepare(p, state, group)
-                    values.update(self._cycled_values(group))
+                    values = self._step_values(p, state, group)
                     keys = tuple(k for k in self._state_keys if k in state)
                     work.append((p, grad, gi, state, keys, values))
             if not work:
@@ -193,7 +223,8 @@ class Optimizer:
                 names = tuple(sorted(values))
                 layout.append((gi, keys, names))
                 pairs += [(values[n], p) for n in names]
-            scalars = iter(_step_scalars(pairs))
+            feed = _ScalarFeed(self, [(gi, p) for p, _, gi, _, _, _ in work])
+            scalars = iter(_step_scalars(pairs, feed.producer))
             tensors: list[Tensor] = []
             for (p, grad, _, state, keys, _), (_, _, names) in zip(work, layout):
                 tensors += [p._value(), grad, *(state[k] for k in keys), *(next(scalars) for _ in names)]
@@ -202,10 +233,34 @@ class Optimizer:
             new = iter(self._replay(key, lambda *ts: self._update_all(layout, ts), tensors))
             for p, _, _, state, keys, _ in work:
                 p.data = next(new)
-                for k in keys:
-                    state[k] = next(new)
-                self.state[p] = state
+                committed = self.state[p]
+                for name, value in state.items():
+                    if name not in keys:
+                        committed[name] = value
+                for name in keys:  # state tensors are updated in place, as in PyTorch
+                    value = next(new)
+                    if isinstance(committed.get(name), Tensor):
+                        committed[name].data = value
+                    else:
+                        committed[name] = value
         return loss
+
+    def _step_values(self, p: Tensor, state: dict[str, Any], group: dict[str, Any]) -> dict[str, float]:
+        """This step's changing scalars of parameter p (advancing the counters in `state`)."""
+        values = self._prepare(p, state, group)
+        values.update(self._cycled_values(group))
+        return values
+
+    def _next_scalars(self, params: list[tuple[int, Tensor]]) -> dict[tuple, np.ndarray]:
+        """The packed scalars of the next step of `params` (group index, parameter), with
+        the counters advanced and committed: what step() computes on the host, for a
+        replayed step (see _ScalarFeed)."""
+        pairs = []
+        for gi, p in params:
+            state = self.state[p]
+            values = self._step_values(p, state, self.param_groups[gi])
+            pairs += [(values[n], p) for n in sorted(values)]
+        return _pack_scalars(pairs)[0]
 
     def _options(self, group: dict[str, Any]) -> tuple:
         """The group's options that `_update` may bake into kernels (all but lr and the
