@@ -337,7 +337,9 @@ class _Step:
             if now is not grad:
                 self.grads.append((i, None if now is None else result(now)))
         self.device = device
-        self.program = Program(rec.kernels, len(rec.nodes), rec.external, keep, device)
+        returned = {r[1] for r in self.returned if r[0] == "slot"}
+        double = {r[1] for _, r in [*self.values, *self.grads] if r is not None and r[0] == "slot"} - returned
+        self.program = Program(rec.kernels, len(rec.nodes), rec.external, keep - double, device, double)
         self.signature = self._signature(rec)
 
     def _signature(self, rec: Recorder) -> tuple:
@@ -395,7 +397,13 @@ class _Step:
         for i, r in self.values:
             state[i].data = Tensor._from_lazy(value(r))
         for i, r in self.grads:
-            state[i].grad = None if r is None else Tensor._from_lazy(value(r))
+            t = state[i]
+            if r is None:
+                t.grad = None
+            elif t.grad is not None and t.grad.shape == r[2] and t.grad.dtype == r[3] and r[4] is None:
+                t.grad.data = Tensor._from_lazy(value(r))  # (a grad held from an earlier step follows, as its buffers are reused)
+            else:
+                t.grad = Tensor._from_lazy(value(r))
         return _unflatten(self.spec, [Tensor._from_lazy(value(r)) for r in self.returned])
 
 

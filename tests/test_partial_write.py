@@ -397,7 +397,7 @@ def test_float64_on_numpy():
 
 
 def test_no_replay_of_an_in_place_write():
-    from smolgrad.engine.capture import Replay
+    from smolgrad.compiled import Replay
 
     replay = Replay()
     a = np.arange(4, dtype=np.float32)

@@ -86,6 +86,12 @@ class Backend(ABC):
         slot that holds None gets a new buffer; one that holds a buffer is written into
         (step capture's static memory plan); an assign's output is its target's buffer."""
 
+    def run_program(self, kernels: list[Kernel], buffers: list, memo: dict) -> None:
+        """Run the kernel list of a captured step (engine/capture.py) as `run` does. `memo`
+        belongs to that program: a backend may keep there what it can work out once for
+        every run (the WebGPU backend keeps its dispatches: pipelines, bindings, grids)."""
+        self.run(kernels, buffers)
+
     def synchronize(self) -> None:
         """Wait until all submitted work has finished."""
 

@@ -660,7 +660,7 @@ class NumpyBackend(Backend):
         """The plan of kernel `k`, made once per distinct kernel (its structural key), so a
         training step compiles nothing after the first. The plan refers to expressions by
         position; an operand whose view is not the plan's is read without the plan's help."""
-        key = k.key
+        key = k.code
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = _Plan(k)

@@ -234,6 +234,7 @@ class WebGPUBackend(Backend):
         self._staging = None
         self._staging_size = 0
         self._timer: _DispatchTimer | None = None  # set while a profiled run is encoded
+        self._dispatch_log: list | None = None  # set while run_program records its dispatches
         self._sources: OrderedDict = OrderedDict()  # see _source
         self._errors: WebGPUBuffer | None = None  # device error flags (see wgsl.ERROR_FLAGS)
         self._errors_pending = False  # a kernel that may flag an error ran since the last check
@@ -439,6 +440,58 @@ class WebGPUBackend(Backend):
         self.device.queue.submit([encoder.finish()])
         self.stats["submits"] += 1
 
+    def run_program(self, kernels: list[Kernel], buffers: list, memo: dict) -> None:
+        """Run a captured step: the first run encodes as `run` does and records each
+        kernel's dispatches (pipeline, bound buffers by slot, grid); later runs replay
+        that list into one compute pass and one submit, generating and looking up nothing
+        but the bind groups of buffers that changed."""
+        plan = memo.get("dispatches")
+        if plan is None or profiler.is_active():
+            log: list = []
+            self._dispatch_log = log
+            try:
+                self.run(kernels, buffers)
+            finally:
+                self._dispatch_log = None
+            if plan is None:
+                memo["dispatches"] = self._dispatch_plan(kernels, buffers, log)
+            return
+        encoder = self.device.create_command_encoder()
+        compute = encoder.begin_compute_pass()
+        for k, dispatches in plan:
+            if k.kind == "assign":
+                buffers[k.outs[0].slot] = buffers[k.srcs[0].slot]
+            else:
+                for o in k.outs:
+                    if buffers[o.slot] is None:
+                        buffers[o.slot] = self.pool.allocate(math.prod(o.shape) * 4, f"{k.name} output of shape {o.shape}")
+            if k.kind in ("gather", "scatter_add"):
+                self._errors_pending = True
+            for pipeline, binds, n_outputs, grid in dispatches:
+                bound = [buffers[ref] if type(ref) is int else ref for ref in binds]
+                compute.set_pipeline(pipeline)
+                compute.set_bind_group(0, self._bind_group(bound, n_outputs))
+                compute.dispatch_workgroups(*grid)
+            self.stats["dispatches"] += len(dispatches)
+            self.stats["kernels"] += 1
+        compute.end()
+        self.device.queue.submit([encoder.finish()])
+        self.stats["submits"] += 1
+
+    @staticmethod
+    def _dispatch_plan(kernels: list[Kernel], buffers: list, log: list) -> list:
+        """[(kernel, [(pipeline, bound buffers as slots or fixed buffers, outputs, grid)])]
+        from the dispatches logged while the kernels ran over `buffers`."""
+        slot_of: dict[int, int] = {}
+        for i, b in enumerate(buffers):  # (the lowest slot: an assign's output shares its target's buffer)
+            if b is not None:
+                slot_of.setdefault(id(b), i)
+        by_kernel: dict[int, list] = {id(k): [] for k in kernels}
+        for k, pipeline, bound, n_outputs, grid in log:
+            refs = [slot_of.get(id(b), b) for b in bound]  # a temporary (reduction partials, error flags) stays fixed
+            by_kernel[id(k)].append((pipeline, refs, n_outputs, grid))
+        return [(k, by_kernel[id(k)]) for k in kernels]
+
     def _encode_kernel(self, compute, k: Kernel, keep_alive: list, buffers: list) -> None:
         for o in k.outs:
             wgsl.wgsl_type(o.dtype)  # raises a clear TypeError for float64
@@ -504,6 +557,8 @@ class WebGPUBackend(Backend):
     def _dispatch(self, compute, k: Kernel, source: str, outs: list, inputs: list, threads: int, grid) -> None:
         pipeline = self.pipeline(source, len(outs), len(inputs))
         group = self._bind_group([*outs, *inputs], len(outs))
+        if self._dispatch_log is not None:
+            self._dispatch_log.append((k, pipeline, [*outs, *inputs], len(outs), grid))
         if self._timer is not None:  # profiling: this dispatch in its own timed pass
             compute = self._timer.begin_pass()
         compute.set_pipeline(pipeline)
@@ -537,7 +592,7 @@ class WebGPUBackend(Backend):
         The text depends only on the kernel's structural key (which fixes shapes, views,
         dtypes and which operands share a buffer) and on the bindings, so a training step
         regenerates no source."""
-        key = (part, k.key, tuple(x.binding if x is not None else None for x in inputs))
+        key = (part, k.code, tuple(x.binding if x is not None else None for x in inputs))
         src = self._sources.get(key)
         if src is None:
             src = make()

@@ -93,16 +93,25 @@ def _remap(k: Kernel, local: list[int]) -> Kernel:
 class Program:
     """A recording made runnable on one device (see the module docstring).
 
-    `keep`: the computed slots whose buffers outlive a run (given new buffers each run);
-    every other computed slot gets a buffer of the static plan."""
+    `keep`: computed slots whose buffers outlive a run; they get new buffers at each run.
+    `double`: computed slots that outlive a run but are read only by the next run (the
+    new values of parameters and optimizer state, held by tensors whose storage the caller
+    rebinds at each run): on webgpu each gets two buffers used in turn, so the next run
+    reads one while writing the other, and the bind groups repeat. Every other computed
+    slot gets a buffer of the static plan."""
 
-    def __init__(self, kernels: list[Kernel], slots: int, external: list[int], keep: set[int], device: str):
+    def __init__(self, kernels: list[Kernel], slots: int, external: list[int], keep: set[int], device: str,
+                 double: set[int] = frozenset()):
         self.kernels = kernels
         self.slots = slots
         self.external = list(external)
         self.device = device
-        self.plan, self.arena_bytes = plan_memory(kernels, slots, set(external) | set(keep))
+        self.double = sorted(set(double) - set(keep) - set(external))
+        self.plan, self.arena_bytes = plan_memory(kernels, slots, set(external) | set(keep) | set(self.double))
         self._arena: list[Any] | None = None  # the plan's buffers, made at the first run
+        self._pairs: dict[int, list] = {}  # slot -> its two buffers (double)
+        self._runs = 0
+        self._memo: dict = {}  # the backend's own (see Backend.run_program)
 
     def run(self, given: dict[int, Any]) -> list:
         """Run the kernels with `given` (slot -> buffer) for the external slots; return
@@ -111,14 +120,22 @@ class Program:
         buffers: list = [None] * self.slots
         for slot, buf in given.items():
             buffers[slot] = buf
-        if self.plan and hasattr(backend, "pool"):  # the static plan: on webgpu, where buffers cost
+        if hasattr(backend, "pool"):  # the static plan: on webgpu, where buffers cost
             if self._arena is None:
                 self._arena = [backend.pool.allocate(n, "step capture arena") for n in self.arena_bytes]
+                sizes = {o.slot: max(4, math.prod(o.shape) * 4) for k in self.kernels for o in k.outs}
+                self._pairs = {s: [backend.pool.allocate(sizes[s], "step capture state") for _ in range(2)]
+                               for s in self.double}
             for slot, i in self.plan.items():
                 buffers[slot] = self._arena[i]
+            inputs = {id(b) for b in given.values()}
+            for slot, pair in self._pairs.items():
+                buf = pair[self._runs % 2]
+                buffers[slot] = buf if id(buf) not in inputs else None  # (never write a buffer the run reads)
+        self._runs += 1
         if engine.observers:
             raise RuntimeError("internal: a captured program ran while a capture was recording")
-        backend.run(self.kernels, buffers)
+        backend.run_program(self.kernels, buffers, self._memo)
         return buffers
 
     def planned_slots(self) -> dict[int, int]:

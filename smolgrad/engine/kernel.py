@@ -10,6 +10,7 @@ This module imports only leaf modules (dtypes, ops, view, graph): the backends i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -98,7 +99,8 @@ class Kernel:
     shape elsewhere).
 
     `key` is the kernel's structure without its slots, worked out once: two kernels with
-    equal keys compile to the same code, so the backends' compile caches use it."""
+    equal keys compile to the same code. `code` numbers the distinct keys (a small int,
+    cheap to hash), and the backends' compile caches use it."""
 
     kind: str
     outs: tuple[Out, ...]
@@ -111,6 +113,7 @@ class Kernel:
     program: tuple[Expr, ...] = ()  # the expressions' nodes in evaluation order, inputs first
     pre_program: tuple[Expr, ...] = ()
     key: tuple = ()
+    code: int = -1
 
     def __post_init__(self) -> None:
         if not self.program:
@@ -119,6 +122,8 @@ class Kernel:
             self.pre_program = tuple(postorder([self.pre], expr_children))
         if not self.key:
             self.key = structural_key(self)
+        if self.code < 0:
+            self.code = _codes.setdefault(self.key, len(_codes))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -137,7 +142,7 @@ class Kernel:
         names += [e.op.name.lower() for e in self.program if isinstance(e, Apply)]
         return names
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
         prefix = {"elementwise": "E", "reduce": "R", "matmul": "MM"}.get(self.kind, self.kind.upper())
         ops = self.fused_ops
@@ -149,6 +154,11 @@ class Kernel:
         if len(self.outs) > 1:
             suffix += f"_x{len(self.outs)}"
         return f"{prefix}_{suffix}" if suffix else prefix
+
+
+# structural key -> code. It only grows: a process meets a bounded number of distinct
+# kernels (each training step the same few hundred), and the entries are small.
+_codes: dict[tuple, int] = {}
 
 
 def _hashable(value: Any) -> Any:
