@@ -192,9 +192,15 @@ def _filled(cell) -> bool:
     return True
 
 
+MAX_WALK_DEPTH = 6  # how deep the walk goes into containers and objects
+MAX_WALK_ITEMS = 10_000  # longer containers are not looked into (data, not state)
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+           functools.partial, np.ndarray, str, bytes)
+
+
 def _walk(roots: list) -> tuple[list[Tensor], list]:
-    """The tensors (parameters, buffers, optimizer state, tensors in containers) and the
-    modules reachable from `roots`, in a deterministic order."""
+    """The tensors (parameters, buffers, optimizer state, tensors held by objects and
+    containers) and the modules reachable from `roots`, in a deterministic order."""
     from .nn.module import Module
     from .optim.lr_scheduler import LRScheduler
     from .optim.optimizer import Optimizer
@@ -202,30 +208,33 @@ def _walk(roots: list) -> tuple[list[Tensor], list]:
     tensors: list[Tensor] = []
     modules: list = []
     seen: set[int] = set()
-    stack = list(reversed(roots))
+    stack = [(r, 0) for r in reversed(roots)]
     while stack:
-        obj = stack.pop()
-        if id(obj) in seen:
+        obj, depth = stack.pop()
+        if id(obj) in seen or depth > MAX_WALK_DEPTH or obj is None or isinstance(obj, (int, float, bool, complex)):
             continue
         seen.add(id(obj))
         if isinstance(obj, Tensor):
             tensors.append(obj)  # (its grad is tracked through it)
             continue
-        elif isinstance(obj, Module):
+        if isinstance(obj, Module):
             modules.append(obj)
             children = [*obj._parameters.values(), *obj._buffers.values(), *obj._modules.values()]
+            children += [v for k, v in vars(obj).items() if k not in ("_parameters", "_buffers", "_modules")]
         elif isinstance(obj, Optimizer):
             children = [p for g in obj.param_groups for p in g["params"]]
             children += [v for state in obj.state.values() for v in state.values() if isinstance(v, Tensor)]
         elif isinstance(obj, LRScheduler):
             children = [obj.optimizer]
         elif isinstance(obj, (list, tuple)):
-            children = list(obj)
+            children = list(obj) if len(obj) <= MAX_WALK_ITEMS else []
         elif isinstance(obj, dict):
-            children = list(obj.values())
-        else:
+            children = list(obj.values()) if len(obj) <= MAX_WALK_ITEMS else []
+        elif isinstance(obj, _OPAQUE) or isinstance(obj, (CompiledFunction, Replay)) or not hasattr(obj, "__dict__"):
             continue
-        stack += reversed([c for c in children if c is not None])
+        else:  # an object of the user's: the tensors it holds are state too (self.w in a method)
+            children = list(vars(obj).values())
+        stack += [(c, depth + 1) for c in reversed(children)]
     return tensors, modules
 
 

@@ -344,7 +344,13 @@ class Optimizer:
             packed = {k: v for k, v in group.items() if k != "params"}
             packed["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
             groups.append(packed)
-        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
+        # a snapshot: the state tensors are updated in place by later steps, but values are
+        # immutable, so a tensor of today's value is free (no copy)
+        state = {
+            index[id(p)]: {k: Tensor._from_lazy(v.lazydata) if isinstance(v, Tensor) else v for k, v in s.items()}
+            for p, s in self.state.items()
+            if id(p) in index
+        }
         return {"state": dict(sorted(state.items())), "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -1,0 +1,311 @@
+"""smolgrad.compile: a captured step gives eager's results, replays without scheduling or
+compiling, records again on a guard miss, and refuses what it cannot replay."""
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assert_close
+
+import smolgrad as sg
+from smolgrad import nn, optim
+from smolgrad.engine.capture import plan_memory
+from smolgrad.nn import functional as F
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def check_equal(got, want, device):
+    """Bit-identical on numpy (the same kernels over the same values); float32-close on webgpu."""
+    got, want = np.asarray(got), np.asarray(want)
+    if device == "numpy":
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def mlp(device):
+    sg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 4)).to(device)
+    opt = optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    sched = optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 / (1 + s))
+    return model, opt, sched
+
+
+def cnn(device):
+    sg.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 4 * 4, 3)
+    ).to(device)
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    return model, opt, None
+
+
+def batches(shape, classes, n, device, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        (sg.tensor(rng.standard_normal(shape).astype(np.float32), device=device),
+         sg.tensor(rng.integers(0, classes, shape[0]), device=device))
+        for _ in range(n)
+    ]
+
+
+def train(make, data, device, compiled: bool, clip: bool = False):
+    model, opt, sched = make(device)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        if clip:
+            nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+        return loss
+
+    if compiled:
+        step = sg.compile(step)
+    losses = []
+    for x, y in data:
+        losses.append(step(x, y))
+        if sched is not None:
+            sched.step()
+    values = [t.detach().numpy() for t in [*model.parameters(), *model.buffers()]]
+    return [float(l.item()) for l in losses], values, step
+
+
+@pytest.mark.parametrize("make, shape, classes, clip", [(mlp, (8, 12), 4, True), (cnn, (6, 1, 8, 8), 3, False)],
+                         ids=["mlp-adamw-dropout-schedule-clip", "cnn-batchnorm-adam"])
+def test_captured_training_equals_eager(device, make, shape, classes, clip):
+    data = batches(shape, classes, 7, device)
+    eager_losses, eager_values, _ = train(make, data, device, False, clip)
+    losses, values, step = train(make, data, device, True, clip)
+    assert step.replays >= 4 and step.eager_reason is None  # it really replayed
+    check_equal(losses, eager_losses, device)
+    for got, want in zip(values, eager_values):  # parameters and BatchNorm's running statistics
+        check_equal(got, want, device)
+
+
+def test_captured_gpt_equals_eager(device):
+    sys.path.insert(0, str(EXAMPLES))
+    import gpt
+
+    cfg = gpt.CONFIGS["tiny"]
+    rng = np.random.default_rng(0)
+    data = [rng.integers(0, cfg.vocab_size, (2, cfg.context + 1)) for _ in range(5)]
+    results = []
+    for compiled in (False, True):
+        sg.manual_seed(0)
+        model = gpt.GPT(cfg).to(device)
+        opt = optim.AdamW(gpt.param_groups(model, 0.1), lr=3e-3)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x).reshape(-1, cfg.vocab_size), y)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            return loss
+
+        run = sg.compile(step) if compiled else step
+        losses = [run(sg.tensor(d[:, :-1], device=device), sg.tensor(d[:, 1:].reshape(-1), device=device)).item()
+                  for d in data]
+        if compiled:
+            assert run.replays == 2
+        results.append((losses, [p.detach().numpy() for p in model.parameters()]))
+    check_equal(results[1][0], results[0][0], device)
+    for got, want in zip(results[1][1], results[0][1]):
+        check_equal(got, want, device)
+
+
+def simple_step(device):
+    sg.manual_seed(0)
+    w = sg.randn(5, 3, device=device, requires_grad=True)
+    opt = optim.SGD([w], lr=0.1, momentum=0.9)
+
+    def step(x):
+        opt.zero_grad()
+        loss = (x @ w).square().mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    return w, step
+
+
+def test_replay_neither_schedules_nor_compiles_and_submits_once(device, monkeypatch):
+    import smolgrad.engine.realize as realize_module
+    import smolgrad.engine.schedule as schedule_module
+
+    w, step = simple_step(device)
+    step = sg.compile(step)
+    x = sg.randn(4, 5, device=device)
+    for _ in range(4):  # 1: makes the momentum buffer; 2 and 3: two recordings agree; 4: a replay
+        step(x)
+    assert step.replays == 1
+    for module in (schedule_module, realize_module):
+        monkeypatch.setattr(module, "schedule", lambda *a, **k: pytest.fail("a replay must not schedule"))
+    sg.reset_stats()
+    loss = step(x)
+    stats = sg.stats(device)
+    assert stats["kernels_compiled"] == 0 and stats["kernels"] > 0
+    if device == "webgpu":
+        assert stats["submits"] == 1
+    assert loss.lazydata.is_realized() and not loss.requires_grad and loss.grad_fn is None
+
+
+def test_returned_tensors_stay_valid_after_later_calls(device):
+    w, step = simple_step(device)
+    step = sg.compile(step)
+    x = sg.randn(4, 5, device=device)
+    losses = [step(x) for _ in range(6)]
+    values = [l.item() for l in losses]
+    w2, eager = simple_step(device)
+    check_equal(values, [eager(x).item() for _ in range(6)], device)
+    assert len(set(values)) == 6  # the loss falls: each returned tensor kept its own value
+
+
+def test_a_guard_miss_records_again(device):
+    w, fn = simple_step(device)
+    step = sg.compile(fn)
+    w_ref, ref = simple_step(device)
+    # rows 4: the momentum buffer is made, then two recordings agree, then a replay; rows 6:
+    # a guard miss, recorded twice, then replayed; rows 4 again: the old recording is kept
+    for rows in (4, 4, 4, 4, 6, 6, 6, 4):
+        x = sg.tensor(np.arange(rows * 5, dtype=np.float32).reshape(rows, 5) / 10, device=device)
+        check_equal(step(x).item(), ref(x).item(), device)
+    assert step.recordings == 5 and step.replays == 3
+    check_equal(w.detach().numpy(), w_ref.detach().numpy(), device)
+
+
+def test_train_and_eval_mode_are_guards(device):
+    sg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5)).to(device)
+
+    @sg.compile
+    def forward(x):
+        with sg.no_grad():
+            return model(x)
+
+    x = sg.tensor(np.ones((3, 4), np.float32), device=device)
+    for _ in range(3):
+        forward(x)
+    model.eval()
+    out = forward(x)  # a guard miss: eval mode records again, and has no dropout
+    with sg.no_grad():
+        check_equal(out.numpy(), model(x).numpy(), device)
+    assert forward.recordings == 3
+
+
+def test_a_host_read_inside_the_step_runs_eagerly_with_a_warning(device):
+    w, fn = simple_step(device)
+
+    def step(x):
+        return fn(x).item()  # a host read: cannot be replayed
+
+    compiled = sg.compile(step)
+    w_ref, ref = simple_step(device)
+    x = sg.randn(4, 5, device=device)
+    with pytest.warns(RuntimeWarning, match="reads a tensor on the host"):
+        compiled(x)
+    ref(x)
+    for _ in range(3):  # eager from now on, and still right
+        check_equal(compiled(x), ref(x).item(), device)
+    assert compiled.replays == 0 and "host" in compiled.eager_reason
+
+
+def test_a_baked_python_value_that_changes_is_never_replayed(device):
+    scale = {"value": 1.0}
+
+    def step(x):
+        return x * scale["value"]  # a Python float baked into the kernel, changing every call
+
+    compiled = sg.compile(step, max_recordings=3)
+    x = sg.ones(3, device=device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(6):
+            scale["value"] = float(i)
+            check_equal(compiled(x).numpy(), np.full(3, float(i), np.float32), device)
+    assert compiled.replays == 0
+    assert any("max_recordings" in str(w.message) for w in caught)
+
+
+def test_decorator_forms_and_methods(device):
+    class Trainer:
+        def __init__(self):
+            self.w = sg.ones(3, device=device)
+
+        @sg.compile(max_recordings=4)
+        def scaled(self, x):
+            return x * self.w * 2
+
+    t = Trainer()
+    x = sg.tensor([1.0, 2.0, 3.0], device=device)
+    for _ in range(4):
+        assert_close(t.scaled(x), [2.0, 4.0, 6.0])
+    t.w = sg.full((3,), 2.0, device=device)  # a new tensor in the object: a guard miss
+    assert_close(t.scaled(x), [4.0, 8.0, 12.0])
+    with pytest.raises(TypeError, match="expects a function"):
+        sg.compile(3)
+    with pytest.raises(ValueError, match="max_recordings"):
+        sg.compile(lambda: None, max_recordings=1)
+
+
+def test_random_draws_differ_between_replays_like_eager(device):
+    @sg.compile
+    def noisy(x):
+        return F.dropout(x, 0.5)
+
+    x = sg.ones(64, device=device)
+    sg.manual_seed(3)
+    got = [noisy(x).numpy() for _ in range(5)]
+    sg.manual_seed(3)
+    want = [F.dropout(x, 0.5).numpy() for _ in range(5)]
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert not np.array_equal(got[3], got[4])
+
+
+def test_the_static_plan_never_shares_a_buffer_between_live_values(device):
+    """Every pair of slots given one arena buffer has disjoint lifetimes [written, last read]."""
+    w, fn = simple_step(device)
+    sys.path.insert(0, str(EXAMPLES))
+    import gpt
+
+    cfg = gpt.CONFIGS["tiny"]
+    sg.manual_seed(0)
+    model = gpt.GPT(cfg).to(device)
+    opt = optim.AdamW(model.parameters(), lr=1e-3)
+
+    @sg.compile
+    def step(idx):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(idx).reshape(-1, cfg.vocab_size), idx.reshape(-1))
+        loss.backward()
+        opt.step()
+        return loss
+
+    idx = sg.tensor(np.arange(2 * cfg.context).reshape(2, cfg.context) % cfg.vocab_size, device=device)
+    for _ in range(3):
+        step(idx)
+    (program_step,) = step._steps.values()
+    kernels = program_step.program.kernels
+    plan, arena = plan_memory(kernels, program_step.program.slots, set(program_step.program.external))
+    assert len(arena) < len(plan)  # buffers are reused
+    life = {}
+    for i, k in enumerate(kernels):
+        for o in k.outs:
+            life.setdefault(o.slot, [i, i])
+        for s in k.srcs:
+            if s.slot in life:
+                life[s.slot][1] = i
+    by_buffer = {}
+    for slot, b in plan.items():
+        by_buffer.setdefault(b, []).append(life[slot])
+    for spans in by_buffer.values():
+        spans.sort()
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            assert end < start, spans
+        assert all(arena[b] >= 4 for b in by_buffer)
