@@ -269,6 +269,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default: 20, --quick: 2)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON file of all results (the PNG goes beside it)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when it is installed")
+    p.add_argument("--no-compile", action="store_true",
+                   help="run smolgrad's training-step cases eagerly (default: captured with smolgrad.compile)")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
     p.add_argument("--torch-threads", type=int, default=None,
                    help="torch.set_num_threads for the PyTorch CPU columns (default: torch's own)")
@@ -297,6 +299,8 @@ def main(argv: list[str] | None = None, log=print) -> int:
         return 1
 
     targets, target_notes = make_targets(args.device, not args.no_torch)
+    for t in targets:
+        t.compile = not args.no_compile  # (smolgrad's step cases; PyTorch's stay eager)
     if args.torch_threads and "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(args.torch_threads)
     notes = target_notes + notes

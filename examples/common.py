@@ -26,6 +26,8 @@ def parser(doc: str) -> argparse.ArgumentParser:
                    help="'webgpu' or 'numpy' (alias 'cpu'); default: smolgrad's default device")
     p.add_argument("--seed", type=int, default=0, help="random seed for weights and data order (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-compile", action="store_true",
+                   help="run every training step eagerly (default: smolgrad.compile captures the step and replays it)")
     return p
 
 
@@ -178,19 +180,28 @@ def shifted(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.
     return out.reshape(images.shape) if not flat else out.reshape(len(images), -1)
 
 
-def train_epoch(model, optimizer, loader, desc: str, progress: bool = True) -> tuple[float, float]:
-    """One pass over `loader`; returns (mean loss, accuracy)."""
-    model.train()
-    total_loss, correct, seen = 0.0, 0, 0
-    bar = Progress(loader, desc=desc, enabled=progress)
-    for x, y in bar:
+def classifier_step(model, optimizer, compiled: bool = True):
+    """The training step of a classifier: step(x, y) -> (loss, number of correct predictions),
+    both 0-d tensors; captured with smolgrad.compile unless `compiled` is False."""
+
+    def step(x, y):
         logits = model(x)
         loss = nn.functional.cross_entropy(logits, y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        hits = (logits.detach().argmax(dim=1) == y).sum()
-        sg.realize(loss, hits)
+        return loss, (logits.detach().argmax(dim=1) == y).sum()
+
+    return sg.compile(step) if compiled else step
+
+
+def train_epoch(model, step, loader, desc: str, progress: bool = True) -> tuple[float, float]:
+    """One pass over `loader` with `step` (see classifier_step); returns (mean loss, accuracy)."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = Progress(loader, desc=desc, enabled=progress)
+    for x, y in bar:
+        loss, hits = step(x, y)
         total_loss += loss.item() * len(y)
         correct += hits.item()
         seen += len(y)
@@ -229,12 +240,13 @@ def fit_mnist(model, args, name: str, flatten: bool, default_epochs: int, target
     print(f"{name} on '{device}': {len(train)} training and {len(test)} test images, "
           f"{sum(p.numel() for p in model.parameters())} parameters" + (f", resuming after epoch {start}" if start else ""))
 
+    step = classifier_step(model, optimizer, compiled=not args.no_compile)
     test_acc = None
     for epoch in range(start + 1, args.epochs + 1):
         sg.manual_seed(args.seed * 1000 + epoch)  # any random draw depends on (seed, epoch) only: resuming is exact
         t0 = time.perf_counter()
         loader = epoch_loader(train, args.batch_size, args.seed, epoch, device, args.shift)
-        train_loss, train_acc = train_epoch(model, optimizer, loader, f"epoch {epoch}", not args.no_progress)
+        train_loss, train_acc = train_epoch(model, step, loader, f"epoch {epoch}", not args.no_progress)
         seconds = time.perf_counter() - t0
         scheduler.step()
         test_loss, test_acc = evaluate(model, test, device)

@@ -158,15 +158,21 @@ def main(argv: list[str] | None = None) -> int:
     end = args.steps if args.stop_at is None else min(args.steps, args.stop_at)
     bar = Progress(range(start, end), desc="train", enabled=not args.no_progress)
     tokens, t_start = 0, time.perf_counter()
-    for step in bar:
-        # the batch depends only on (seed, step): a resumed run sees the same batches
-        x, y = random_batch(train_ids, args.batch_size, context, np.random.default_rng((args.seed, step)))
-        logits = model(sg.tensor(x, device=device))
-        loss = F.cross_entropy(logits.reshape(-1, config.vocab_size), sg.tensor(y, device=device).reshape(-1))
+    def train_step(x, y):
+        logits = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, config.vocab_size), y.reshape(-1))
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        return loss
+
+    if not args.no_compile:  # captured once, then replayed with no Python per op
+        train_step = sg.compile(train_step)
+    for step in bar:
+        # the batch depends only on (seed, step): a resumed run sees the same batches
+        x, y = random_batch(train_ids, args.batch_size, context, np.random.default_rng((args.seed, step)))
+        loss = train_step(sg.tensor(x, device=device), sg.tensor(y, device=device))
         scheduler.step()
         loss_value = loss.item()
         tokens += x.size
