@@ -32,7 +32,7 @@ from .creation import (
     zeros_like,
 )
 from .device import default_device, devices, set_default_device
-from .dtypes import DType, bool_, float32, float64, int32, int64
+from .dtypes import DType, bool_, float16, float32, float64, int32, int64
 from .tensor import Tensor, arange, broadcast_shapes, where
 from .tensor import erf, masked_fill, tril, triu  # functional forms of Tensor methods nn adds
 from .tensor import index_add, index_copy, index_fill, scatter, scatter_add, scatter_reduce
@@ -43,6 +43,7 @@ from . import linalg
 bool = bool_  # noqa: A001  (torch.bool)
 float = float32  # noqa: A001  (torch.float)
 double = float64
+half = float16
 long = int64
 int = int32  # noqa: A001  (torch.int)
 

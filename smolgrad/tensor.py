@@ -320,6 +320,10 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
     def double(self) -> Tensor:
         return self.type(dtypes.float64)
 
+    def half(self) -> Tensor:
+        """This tensor as float16 (stored in 16 bits, computed in float32)."""
+        return self.type(dtypes.float16)
+
     def int(self) -> Tensor:
         return self.type(dtypes.int32)
 

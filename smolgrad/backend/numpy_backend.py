@@ -195,6 +195,12 @@ def _takes_out(fn) -> bool:
     return isinstance(fn, np.ufunc) or fn is _copy
 
 
+def compute_np(dtype: DType) -> np.dtype:
+    """The NumPy dtype of a dtype's constants: float16 computes in float32 (each op's
+    result is rounded to float16, as NumPy's float16 ufuncs do)."""
+    return np.dtype(np.float32) if dtype.np == np.float16 else dtype.np
+
+
 def _empty(n: int, dtype: np.dtype) -> np.ndarray:
     return np.empty(n, dtype)
 
@@ -311,7 +317,7 @@ class _Program:
                     # output's makes each of them slow; copy it to C order once
                     slot[id(e)] = self._step(_copy_c, [slot[id(e)]], e.dtype.np)
             elif isinstance(e, Const):
-                value = np.array(e.value, dtype=e.dtype.np)
+                value = np.array(e.value, dtype=compute_np(e.dtype))
                 slot[id(e)] = self._slot(value, value, owned=False, full=False)
             elif isinstance(e, Acc):
                 if self.acc is None:
@@ -561,6 +567,8 @@ def reduce_kernel(k: Kernel, pre: _Program, xs: list[np.ndarray]) -> np.ndarray:
         x = pre.run(xs, None, at)[pre.results[0][0]]
         if x.shape != shape:  # a constant prologue
             x = np.broadcast_to(x, shape)
+        if x.dtype == np.float16:  # accumulate in float32, as webgpu does
+            x = x.astype(np.float32)
         part = reduce_array(k.op, x, axes)
         if at is None:
             return part
@@ -597,6 +605,8 @@ def run_kernel(k: Kernel, plan: _Plan | None = None, empty=_empty) -> list[np.nd
         acc[tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, xs[0].shape))] = xs[0]
     elif k.op is Op.MATMUL:
         a, b = xs[0], xs[1]
+        if a.dtype == np.float16:  # multiply-accumulate in float32, as webgpu does
+            a, b = a.astype(np.float32), b.astype(np.float32)
         flat = empty(math.prod(k.shape), a.dtype if a.dtype == b.dtype else np.result_type(a, b))
         acc = flat.reshape(k.shape)
         matmul(a, b, acc, empty)
