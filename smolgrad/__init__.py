@@ -39,6 +39,8 @@ from .tensor import index_add, index_copy, index_fill, scatter, scatter_add, sca
 from .random import Generator, default_generator
 from .einsum import einsum
 from . import linalg
+from .autocast_mode import autocast, get_autocast_dtype, is_autocast_enabled
+from . import amp
 
 bool = bool_  # noqa: A001  (torch.bool)
 float = float32  # noqa: A001  (torch.float)

@@ -12,6 +12,7 @@ from . import dtypes
 from . import function as F
 from . import storage
 from .autograd import run_backward
+from .autocast_mode import autocast_op
 from .device import canonical
 from .dtypes import DType
 from .lazy import LazyBuffer, realize
@@ -551,6 +552,7 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
             return out
         return out._reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
 
+    @autocast_op("float32")
     def sum(self, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
         x = self.type(dtype) if dtype is not None else self
         if not x.dtype.is_floating_point and x.dtype != dtypes.int64:
@@ -643,6 +645,7 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
     def std(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased: bool | None = None) -> Tensor:
         return self.var(dim, keepdim, correction, unbiased).sqrt()
 
+    @autocast_op("float32")
     def logsumexp(self, dim, keepdim: bool = False) -> Tensor:
         """log(sum(exp(x))) computed stably by subtracting the maximum."""
         axes = _norm_dims(dim, self.ndim, "logsumexp")
@@ -651,10 +654,12 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
         out = (self - m).exp().sum(axes, keepdim=True).log() + m
         return self._reduce_shape(out, axes, keepdim)
 
+    @autocast_op("float32")
     def softmax(self, dim: int) -> Tensor:
         e = (self - self.detach().amax(dim, keepdim=True)).exp()
         return e / e.sum(dim, keepdim=True)
 
+    @autocast_op("float32")
     def log_softmax(self, dim: int) -> Tensor:
         # (x - max) - log(sum(exp(x - max))): subtracting the max first keeps float32's
         # precision for large logits (x - logsumexp(x) rounds at the scale of x)
@@ -662,6 +667,7 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
         return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
     # ----- matmul -----
+    @autocast_op("lower")
     def matmul(self, other) -> Tensor:
         """Matrix product with PyTorch's rules for 1-D, 2-D, batched and broadcast operands."""
         other = Tensor._coerce(other, self)
