@@ -196,8 +196,9 @@ def _takes_out(fn) -> bool:
 
 
 def compute_np(dtype: DType) -> np.dtype:
-    """The NumPy dtype of a dtype's constants: float16 computes in float32 (each op's
-    result is rounded to float16, as NumPy's float16 ufuncs do)."""
+    """The NumPy dtype a kernel computes a dtype's values in: float16 is stored as
+    float16 but read as float32, computed (and accumulated) in float32 and rounded where
+    it is stored or cast to float16, as on webgpu."""
     return np.dtype(np.float32) if dtype.np == np.float16 else dtype.np
 
 
@@ -216,6 +217,8 @@ def _op_fn(e: Apply):
     """The NumPy function computing one elementwise op."""
     if e.op is Op.CAST:
         dtype = e.dtype.np
+        if dtype == np.float16:  # rounded to float16, computed on in float32
+            return lambda x: np.asarray(x).astype(dtype).astype(np.float32)
         return lambda x: np.asarray(x).astype(dtype)
     if e.op in UNARY_FNS:
         return UNARY_FNS[e.op]
@@ -310,21 +313,22 @@ class _Program:
         slot: dict[int, int] = {}  # id(expr) -> slot
         for e in program:
             if isinstance(e, Load):
-                slot[id(e)] = self._slot(None, np.ones((1,) * ndim, e.dtype.np), owned=False, full=True)
+                slot[id(e)] = self._slot(None, np.ones((1,) * ndim, compute_np(e.dtype)), owned=False, full=True)
                 self.loads.append((slot[id(e)], e.src))
                 if e.src in relayout and uses[id(e)] > 1:
                     # a permuted view read by several ops: mixing its order with the
                     # output's makes each of them slow; copy it to C order once
-                    slot[id(e)] = self._step(_copy_c, [slot[id(e)]], e.dtype.np)
+                    slot[id(e)] = self._step(_copy_c, [slot[id(e)]], compute_np(e.dtype))
             elif isinstance(e, Const):
                 value = np.array(e.value, dtype=compute_np(e.dtype))
                 slot[id(e)] = self._slot(value, value, owned=False, full=False)
             elif isinstance(e, Acc):
                 if self.acc is None:
-                    self.acc = (self._slot(None, np.ones((1,) * ndim, e.dtype.np), owned=True, full=True), e.dtype.np)
+                    dtype = compute_np(e.dtype)
+                    self.acc = (self._slot(None, np.ones((1,) * ndim, dtype), owned=True, full=True), dtype)
                 slot[id(e)] = self.acc[0]
             else:
-                slot[id(e)] = self._step(_op_fn(e), [slot[id(a)] for a in e.srcs], e.dtype.np)
+                slot[id(e)] = self._step(_op_fn(e), [slot[id(a)] for a in e.srcs], compute_np(e.dtype))
         self._write_in_place({slot[id(e)] for e in exprs})
         self.steps = [tuple(step) for step in self.steps]
         # worth cutting into pieces when it computes something; not random numbers, a
@@ -514,13 +518,27 @@ class _Plan:
 
     def __init__(self, k: Kernel) -> None:
         self.readers = tuple(_Reader(s.view, s.dtype.np.itemsize) for s in k.srcs)
+        # float16 operands are read as float32 (not an assign's target region: written through)
+        self.upcast = tuple(s.dtype.np == np.float16 and not (k.kind == "assign" and i == 0) for i, s in enumerate(k.srcs))
         permuted = {i for i, s in enumerate(k.srcs) if _is_permuted(s.view)}
         shape = k.arg.shape if k.kind == "assign" else k.shape  # the region an assign computes
         self.main = _Program(k.program, k.exprs, len(shape), permuted)
         self.pre = _Program(k.pre_program, (k.pre,), len(k.pre_shape), permuted) if k.kind == "reduce" else None
 
     def operands(self, srcs: tuple[Operand, ...]) -> list[np.ndarray]:
-        return [r.read(s.node.realized) if s.view is r.view else read_operand(s) for s, r in zip(srcs, self.readers)]
+        xs = [r.read(s.node.realized) if s.view is r.view else read_operand(s) for s, r in zip(srcs, self.readers)]
+        if any(self.upcast):
+            xs = [_as_float32(x) if up else x for x, up in zip(xs, self.upcast)]
+        return xs
+
+
+def _as_float32(x: np.ndarray) -> np.ndarray:
+    """x as float32; broadcast (stride-0) dims stay broadcast (matmul's fast path for a
+    weight shared by every batch needs them)."""
+    if x.size and 0 in x.strides:
+        distinct = x[tuple(slice(0, 1) if s == 0 else slice(None) for s in x.strides)]
+        return np.broadcast_to(distinct.astype(np.float32), x.shape)
+    return x.astype(np.float32)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, empty=_empty) -> None:
@@ -567,8 +585,6 @@ def reduce_kernel(k: Kernel, pre: _Program, xs: list[np.ndarray]) -> np.ndarray:
         x = pre.run(xs, None, at)[pre.results[0][0]]
         if x.shape != shape:  # a constant prologue
             x = np.broadcast_to(x, shape)
-        if x.dtype == np.float16:  # accumulate in float32, as webgpu does
-            x = x.astype(np.float32)
         part = reduce_array(k.op, x, axes)
         if at is None:
             return part
@@ -605,8 +621,6 @@ def run_kernel(k: Kernel, plan: _Plan | None = None, empty=_empty) -> list[np.nd
         acc[tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, xs[0].shape))] = xs[0]
     elif k.op is Op.MATMUL:
         a, b = xs[0], xs[1]
-        if a.dtype == np.float16:  # multiply-accumulate in float32, as webgpu does
-            a, b = a.astype(np.float32), b.astype(np.float32)
         flat = empty(math.prod(k.shape), a.dtype if a.dtype == b.dtype else np.result_type(a, b))
         acc = flat.reshape(k.shape)
         matmul(a, b, acc, empty)

@@ -65,8 +65,8 @@ def loaded(value: str, dtype: DType) -> str:
 
 
 def rounded(value: str, dtype: DType) -> str:
-    """`value` rounded to the precision of `dtype`: float16 results are rounded after
-    every op (as PyTorch's half ops are), so fusion does not change the numbers."""
+    """`value` (f32) rounded to the precision of `dtype`. A kernel computes float16 values
+    in f32 and rounds them where they are stored, or cast to float16 within the kernel."""
     return f"f32(f16({value}))" if is_half(dtype) else value
 
 
@@ -472,7 +472,7 @@ def op_expr(op: Op, args: list[str], in_type: str, arg: Any = None) -> str:
     """The WGSL expression of elementwise `op` over argument expressions of type
     `in_type` (for WHERE: the type of the two values)."""
     if op is Op.CAST:
-        return cast_expr(args[0], in_type, wgsl_type(arg))
+        return rounded(cast_expr(args[0], in_type, wgsl_type(arg)), arg)
     table = EXPRESSIONS.get(op)
     if table is None:
         raise NotImplementedError(f"webgpu: no elementwise expression for {op.name}")
@@ -536,7 +536,7 @@ def expression_lines(exprs, inputs: list, coords: list[str | None], linear: str 
             names[id(e)] = literal(e.value, wgsl_type(e.dtype))
             continue
         if isinstance(e, Acc):
-            names[id(e)] = rounded("acc", e.dtype)
+            names[id(e)] = "acc"
             continue
         if isinstance(e, Load):
             code = load_expr(inputs[e.src], coords, linear)
@@ -544,8 +544,6 @@ def expression_lines(exprs, inputs: list, coords: list[str | None], linear: str 
             code = rand_expr(e, [names[id(a)] for a in e.srcs], coords, linear)
         else:
             code = op_expr(e.op, [names[id(a)] for a in e.srcs], wgsl_type(e.srcs[-1].dtype), e.arg)
-        if not isinstance(e, Load):
-            code = rounded(code, e.dtype)
         names[id(e)] = f"v{len(lines)}"
         lines.append(f"let {names[id(e)]} = {code};")
     return lines, [names[id(e)] for e in exprs]
