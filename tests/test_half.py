@@ -471,3 +471,34 @@ def test_mlp_trained_under_autocast_converges_like_float32(device):
     assert half[-1] < 0.5 * half[0], half
     assert abs(half[-1] - full[-1]) < 0.1 * full[0], (half[-1], full[-1])
     np.testing.assert_allclose(half[:5], full[:5], rtol=2e-2)
+
+
+def test_train_gpt_with_dtype_float16_learns(tmp_path):
+    """examples/train_gpt.py --dtype float16: autocast + GradScaler, float32 weights."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("tokenizers", reason="the GPT example needs `tokenizers`")
+    repo = Path(__file__).resolve().parents[1]
+    folders = [os.environ.get("SMOLGRAD_DATA"), repo.parent / "shared" / "data"]
+    data = next((Path(f) / "tinystories" / "tiny_4_stories.txt" for f in folders
+                 if f and (Path(f) / "tinystories" / "tiny_4_stories.txt").is_file()), None)
+    if data is None:
+        pytest.skip("tiny_4_stories.txt is not here: set SMOLGRAD_DATA to ../shared/data")
+    checkpoint = tmp_path / "gpt.safetensors"
+    args = ["--no-progress", "--device", "numpy", "--data", str(data), "--config", "tiny", "--steps", "16",
+            "--batch-size", "8", "--eval-every", "8", "--eval-batches", "2", "--samples", "0",
+            "--checkpoint", str(checkpoint), "--dtype", "float16"]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(repo / "examples" / "train_gpt.py"), *args],
+                            capture_output=True, text=True, timeout=600, env=env)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    losses = [float(v) for v in re.findall(r"val loss ([\d.]+)", out)]
+    assert len(losses) == 3 and losses[-1] < losses[0] - 0.2, out
+    state = sg.load(checkpoint, device="numpy")
+    assert 0 < state["scaler"]["scale"] <= 2.0**16 and state["scaler"]["_growth_tracker"] >= 0
+    assert all(v.dtype is sg.float32 for v in state["model"].values())

@@ -35,7 +35,8 @@ INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 # --------------------------------------------------------------------------- basics
 def wgsl_type(dtype: DType) -> str:
-    """The WGSL storage type of a dtype, or a clear error for float64."""
+    """The WGSL type a kernel computes a dtype's values in (f32 for float16; see
+    storage_type), or a clear error for float64."""
     if dtype.wgsl is None:
         raise TypeError(
             f"{dtype.name} is only supported on the numpy device; WebGPU has no 64-bit floats. "
