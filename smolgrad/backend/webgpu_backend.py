@@ -516,7 +516,7 @@ class WebGPUBackend(Backend):
 
     def _record(self, k: Kernel, seconds: float, dispatches: int, timing: str) -> None:
         event = profiler.KernelEvent(
-            "webgpu", k.name, tuple(k.fused_ops), seconds, profiler.bytes_moved(k, 4), dispatches, timing
+            "webgpu", k.name, tuple(k.fused_ops), seconds, profiler.bytes_moved(k, element_size), dispatches, timing
         )
         profiler.record(event)
 
