@@ -5,7 +5,8 @@ Inside `autocast(device_type)`, ops on that device's tensors follow PyTorch's po
   autocast dtype (float16) and give float16 results;
 - `float32` ops (softmax, log_softmax, normalisations, losses, sum, prod, cumsum) cast
   float16 inputs to float32 and give float32 results;
-- every other op runs in its inputs' (promoted) dtype.
+- every other op runs in its inputs' (promoted) dtype (ops marked `keep` that are
+  composed of float32-policy ones, like mean and var, run as written).
 float64 inputs are never cast. The casts are differentiable ops, so float32 parameters
 (the master weights) receive float32 gradients. An op applies the policy once at its
 entry; the ops it is composed of run as written (autocast is suspended inside it, as
@@ -106,9 +107,9 @@ def _cast_all(args, kwargs, cast):
 
 
 def autocast_op(policy: str):
-    """Decorator applying autocast's `policy` ('lower' or 'float32') to an op's tensor
-    arguments; the op body runs with autocast suspended."""
-    if policy not in ("lower", "float32"):
+    """Decorator applying autocast's `policy` ('lower', 'float32', or 'keep': no casts)
+    to an op's tensor arguments; the op body runs with autocast suspended."""
+    if policy not in ("lower", "float32", "keep"):
         raise ValueError(f"unknown autocast policy {policy!r}")
 
     def wrap(fn):
@@ -122,12 +123,13 @@ def autocast_op(policy: str):
                 def cast(t):
                     return t.type(dtype) if t.dtype.is_floating_point and t.dtype != dtypes.float64 else t
 
-            else:
+            elif policy == "float32":
 
                 def cast(t):
                     return t.type(dtypes.float32) if t.dtype == dtype else t
 
-            args, kwargs = _cast_all(args, kwargs, cast)
+            if policy != "keep":
+                args, kwargs = _cast_all(args, kwargs, cast)
             with suspended():
                 return fn(*args, **kwargs)
 

@@ -560,6 +560,7 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
         axes = _norm_dims(dim, self.ndim, "sum")
         return x._reduce_shape(F.Sum.apply(x, axes=axes), axes, keepdim)
 
+    @autocast_op("keep")  # (its sum stays in the input's dtype, as torch's mean)
     def mean(self, dim=None, keepdim: bool = False) -> Tensor:
         if not self.dtype.is_floating_point:
             raise RuntimeError(
@@ -634,6 +635,7 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
     def argmin(self, dim=None, keepdim: bool = False) -> Tensor:
         return self._arg_extreme(dim, keepdim, False, "argmin")
 
+    @autocast_op("keep")
     def var(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased: bool | None = None) -> Tensor:
         if unbiased is not None:
             correction = 1 if unbiased else 0

@@ -92,6 +92,7 @@ class ReduceOps:
         """How many elements (along `dim`) are nonzero, as int64."""
         return (self != 0).sum(dim)
 
+    @autocast_op("float32")
     def norm(self, p="fro", dim=None, keepdim: bool = False, dtype=None):
         """The p-norm over `dim` (all elements by default) as in torch.norm: 'fro' is the
         2-norm of the elements; 'nuc' is refused (it needs an SVD)."""

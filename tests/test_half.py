@@ -286,10 +286,13 @@ def test_autocast_op_policy(device):
         }
         promoted = h + x[:, :3]  # other ops: the promoted input dtype
         same = h.relu()
+        kept = {"mean": h.mean(), "var": h.var(0), "gelu": F.gelu(h)}
+        widened["norm"] = h.norm()
         f64 = F.linear(x.double(), w.double()) if device == "numpy" else None
     assert all(v.dtype is sg.float16 for v in lowered.values()), {k: v.dtype for k, v in lowered.items()}
     assert all(v.dtype is sg.float32 for v in widened.values()), {k: v.dtype for k, v in widened.items()}
     assert promoted.dtype is sg.float32 and same.dtype is sg.float16
+    assert all(v.dtype is sg.float16 for v in kept.values()), {k: v.dtype for k, v in kept.items()}
     if f64 is not None:
         assert f64.dtype is sg.float64  # float64 is never cast
     assert_close(lowered["linear"].float(), x.numpy() @ w.numpy().T, rtol=2e-3, atol=5e-3)
