@@ -48,7 +48,7 @@ fn main(
             let ka = e % TILE_K;
             var va = {{zero}};
             if (row0 + r < M && k0 + ka < K) {
-                va = {{T}}({{a}}[a_base + (row0 + r) * A_ROW_STRIDE + (k0 + ka) * A_COL_STRIDE]);  // (f16 operands: to f32)
+                va = {{T}}({{a}}[a_base + (row0 + r) * A_ROW_STRIDE + (k0 + ka) * A_COL_STRIDE]);  // (to the compute type: half operands are stored as 16 bits)
             }
             a_tile[ka][r / 4][r % 4] = va;
 

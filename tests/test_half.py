@@ -223,6 +223,31 @@ def test_webgpu_half_buffers_hold_two_bytes_per_element(webgpu):
     assert wgsl.storage_type(sg.float16) == "f16" and wgsl.wgsl_type(sg.float16) == "f32"
 
 
+def test_only_kernels_touching_half_enable_f16(webgpu, monkeypatch):
+    """`enable f16;` (which fails to compile without shader-f16) only where needed."""
+    from smolgrad.backend import wgsl
+    from smolgrad.device import get_backend
+
+    backend = get_backend(webgpu)
+    compile_ = backend.pipeline
+    seen: list[str] = []
+    monkeypatch.setattr(backend, "pipeline", lambda src, n_out, n_in: (seen.append(src), compile_(src, n_out, n_in))[1])
+
+    def kernels(dtype) -> list[str]:
+        seen.clear()
+        x = sg.tensor(rand(5, 70), device=webgpu).type(dtype)
+        w = sg.tensor(rand(70, 3), device=webgpu).type(dtype)
+        emb = sg.tensor(rand(6, 4), device=webgpu).type(dtype)
+        outs = [x @ w, x.softmax(-1), x.sum(), F.pad(x, (1, 1)), emb[sg.tensor([1, 5], device=webgpu)]]
+        sg.realize(*outs)
+        return list(seen)
+
+    full, half = kernels(sg.float32), kernels(sg.float16)
+    assert len(full) >= 5 and not any(wgsl.uses_f16(src) for src in full)
+    touching = [src for src in half if wgsl.uses_f16(src)]  # (not the index arithmetic of the gather)
+    assert len(touching) >= 5 and all("array<f16>" in src for src in touching)
+
+
 def test_without_shader_f16_the_error_names_the_feature(webgpu):
     from smolgrad.backend.webgpu_backend import WebGPUBackend
 
