@@ -282,6 +282,38 @@ def test_module_half_and_state_dict_round_trip(device, tmp_path):
     np.testing.assert_array_equal(fresh(x).detach().numpy(), model(x).detach().numpy())
 
 
+def test_load_state_dict_keeps_each_parameter_dtype(device):
+    # as torch's param.copy_(value): a float16 checkpoint into a float32 module stays float32
+    full, half = nn.Linear(3, 2).to(device), nn.Linear(3, 2).to(device).half()
+    full.load_state_dict(half.state_dict())
+    assert full.weight.dtype is sg.float32
+    np.testing.assert_array_equal(full.weight.detach().numpy(), half.weight.detach().numpy().astype(np.float32))
+    half.load_state_dict(nn.Linear(3, 2).to(device).state_dict())
+    assert half.weight.dtype is sg.float16
+
+
+@pytest.mark.parametrize("make", [lambda ps: sg.optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: sg.optim.AdamW(ps, lr=0.1)])
+def test_optimizers_step_float16_parameters_alike_on_both_devices(webgpu, make):
+    start, x_host = nn.Linear(3, 2).state_dict(), f16(rand(4, 3))
+
+    def run(device):
+        model = nn.Linear(3, 2)
+        model.load_state_dict(start)
+        model.to(device).half()
+        opt = make(model.parameters())
+        x = sg.tensor(x_host, device=device)
+        for _ in range(3):
+            opt.zero_grad()
+            model(x).float().pow(2).sum().backward()
+            opt.step()
+        assert all(v.dtype is sg.float16 for v in opt.state[model.weight].values() if isinstance(v, sg.Tensor))
+        return model.weight.detach().numpy()
+
+    got, ref = run(webgpu), run("numpy")
+    assert got.dtype == F16
+    np.testing.assert_allclose(got.astype(np.float32), ref.astype(np.float32), rtol=ULP, atol=1e-3)
+
+
 # ----- autocast -----
 
 
