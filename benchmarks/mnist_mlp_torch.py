@@ -6,7 +6,7 @@ in PyTorch on the CPU, side by side in one run, and where a smolgrad step's time
 Both frameworks see the same shuffled batches, as NumPy arrays converted to each one's
 tensors every step, and read the loss every step. Without torch only smolgrad runs.
 
-The step breakdown wraps smolgrad's scheduler (`smolgrad.scheduler.schedule`) and the
+The step breakdown wraps smolgrad's scheduler (`smolgrad.engine.realize.schedule`) and the
 backend's `run` with timers: Python work = graph building and the rest of the step's
 Python (forward, backward, the optimizer's bookkeeping and replay, tensor creation,
 reading the loss: everything outside those two) + scheduling; backend = running the

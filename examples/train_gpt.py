@@ -3,6 +3,7 @@
     python examples/train_gpt.py                         # the default config, 1500 steps
     python examples/train_gpt.py --config 260k --device webgpu --steps 5000
     python examples/train_gpt.py --steps 3000 --resume   # continue from the checkpoint
+    python examples/train_gpt.py --dtype float16         # mixed precision (autocast + GradScaler)
     python examples/sample_gpt.py --prompt "Once upon a time"
 
 Data: --data FILE_OR_FOLDER, else $SMOLGRAD_DATA/tinystories/, else TinyStories-valid.txt
@@ -46,6 +47,8 @@ def arguments(argv):
     p.add_argument("--batch-size", type=int, default=16, help="sequences per step (default: %(default)s)")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=None, help="warmup steps (default: 5%% of --steps, at most 100)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16"),
+                   help="float16: mixed precision (autocast, float32 master weights, GradScaler) (default: %(default)s)")
     p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay on matrices (default: %(default)s)")
     p.add_argument("--eval-every", type=int, default=100, help="validation loss every N steps (default: %(default)s)")
     p.add_argument("--eval-batches", type=int, default=8, help="validation batches per evaluation (default: %(default)s)")
@@ -136,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
+    half = args.dtype == "float16"  # matmuls and attention in float16, float32 weights and losses
+    scaler = sg.amp.GradScaler(device, enabled=half)
+    if state is not None and half and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     warmup = args.warmup if args.warmup is not None else min(100, max(1, args.steps // 20))
     scheduler = optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, args.steps), last_epoch=start - 1)
     print(f"model: GPT {config.to_dict()}, {model.num_parameters():,} parameters, on '{device}'"
@@ -147,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save(step: int) -> None:
         sg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                 "config": config.to_dict(), "tokenizer": str(paths["tokenizer"])}, checkpoint)
+                 "scaler": scaler.state_dict(), "config": config.to_dict(), "tokenizer": str(paths["tokenizer"])}, checkpoint)
 
     val_loss = None
     if start == 0:
@@ -159,15 +166,20 @@ def main(argv: list[str] | None = None) -> int:
     bar = Progress(range(start, end), desc="train", enabled=not args.no_progress)
     tokens, t_start = 0, time.perf_counter()
     def train_step(x, y):
-        logits = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, config.vocab_size), y.reshape(-1))
+        with sg.autocast(device, enabled=half):
+            logits = model(x)
+            loss = F.cross_entropy(logits.reshape(-1, config.vocab_size), y.reshape(-1))
         optimizer.zero_grad()
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # clip the true gradients
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        scaler.step(optimizer)  # skipped when a gradient is inf or nan
+        scaler.update()
         return loss
 
-    if not args.no_compile:  # captured once, then replayed with no Python per op
+    # captured once, then replayed with no Python per op; not with float16, whose GradScaler
+    # reads the device at every step (to skip steps with inf or nan gradients)
+    if not args.no_compile and not half:
         train_step = sg.compile(train_step)
     for step in bar:
         # the batch depends only on (seed, step): a resumed run sees the same batches

@@ -48,7 +48,7 @@ fn main(
             let ka = e % TILE_K;
             var va = {{zero}};
             if (row0 + r < M && k0 + ka < K) {
-                va = {{a}}[a_base + (row0 + r) * A_ROW_STRIDE + (k0 + ka) * A_COL_STRIDE];
+                va = {{T}}({{a}}[a_base + (row0 + r) * A_ROW_STRIDE + (k0 + ka) * A_COL_STRIDE]);  // (to the compute type: half operands are stored as 16 bits)
             }
             a_tile[ka][r / 4][r % 4] = va;
 
@@ -56,7 +56,7 @@ fn main(
             let c = e % TILE;
             var vb = {{zero}};
             if (k0 + kb < K && col0 + c < N) {
-                vb = {{b}}[b_base + (k0 + kb) * B_ROW_STRIDE + (col0 + c) * B_COL_STRIDE];
+                vb = {{T}}({{b}}[b_base + (k0 + kb) * B_ROW_STRIDE + (col0 + c) * B_COL_STRIDE]);
             }
             b_tile[kb][c / 4][c % 4] = vb;
         }

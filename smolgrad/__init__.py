@@ -32,17 +32,20 @@ from .creation import (
     zeros_like,
 )
 from .device import default_device, devices, set_default_device
-from .dtypes import DType, bool_, float32, float64, int32, int64
+from .dtypes import DType, bool_, float16, float32, float64, int32, int64
 from .tensor import Tensor, arange, broadcast_shapes, where
 from .tensor import erf, masked_fill, tril, triu  # functional forms of Tensor methods nn adds
 from .tensor import index_add, index_copy, index_fill, scatter, scatter_add, scatter_reduce
 from .random import Generator, default_generator
 from .einsum import einsum
 from . import linalg
+from .autocast_mode import autocast, get_autocast_dtype, is_autocast_enabled
+from . import amp
 
 bool = bool_  # noqa: A001  (torch.bool)
 float = float32  # noqa: A001  (torch.float)
 double = float64
+half = float16
 long = int64
 int = int32  # noqa: A001  (torch.int)
 

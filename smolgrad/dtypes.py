@@ -10,7 +10,8 @@ import numpy as np
 @dataclass(frozen=True, eq=True)
 class DType:
     """A tensor element type. `np` is the NumPy dtype used on the numpy device;
-    `wgsl` is the 32-bit WGSL storage type used on webgpu (None: not supported there)."""
+    `wgsl` is the 32-bit WGSL type webgpu computes in (None: not supported there);
+    float16 computes in f32 and is stored as f16 (see backend/wgsl.storage_type)."""
 
     name: str
     np: np.dtype
@@ -40,12 +41,16 @@ class DType:
 bool_ = DType("bool", np.dtype(np.bool_), "u32", 0)
 int32 = DType("int32", np.dtype(np.int32), "i32", 1)
 int64 = DType("int64", np.dtype(np.int64), "i32", 2)  # stored as i32 on webgpu, range-checked
-float32 = DType("float32", np.dtype(np.float32), "f32", 3)
-float64 = DType("float64", np.dtype(np.float64), None, 4)  # numpy device only
+# stored as 16-bit floats, computed in float32 and rounded to float16 after each op
+float16 = DType("float16", np.dtype(np.float16), "f32", 3)
+float32 = DType("float32", np.dtype(np.float32), "f32", 4)
+float64 = DType("float64", np.dtype(np.float64), None, 5)  # numpy device only
 
-ALL = (bool_, int32, int64, float32, float64)
+ALL = (bool_, int32, int64, float16, float32, float64)
 _BY_NAME = {d.name: d for d in ALL}
-_BY_NAME.update({"bool_": bool_, "float": float32, "double": float64, "int": int32, "long": int64})
+_BY_NAME.update(
+    {"bool_": bool_, "half": float16, "float": float32, "double": float64, "int": int32, "long": int64}
+)
 
 default_float = float32
 
@@ -71,7 +76,7 @@ def to_dtype(x) -> DType:
     if npd.kind in "iu":
         return int32 if npd.itemsize <= 4 and npd.kind == "i" else int64
     if npd.kind == "f":
-        return float64 if npd.itemsize == 8 else float32
+        return {2: float16, 8: float64}.get(npd.itemsize, float32)
     raise TypeError(f"unsupported dtype {x!r}; use one of {', '.join(d.name for d in ALL)}")
 
 

@@ -158,6 +158,8 @@ class LazyBuffer:
 
     def scatter_add(self, index: LazyBuffer, dim: int, shape: tuple[int, ...]) -> LazyBuffer:
         """zeros(shape) with self[i] added at index[i] along dim (the backward of gather)."""
+        if self.dtype == dtypes.float16:  # summed in float32, rounded once (webgpu has no f16 atomics)
+            return self.cast(dtypes.float32).scatter_add(index, dim, shape).cast(dtypes.float16)
         return LazyBuffer(shape, self.dtype, self.device, Op.SCATTER_ADD, (self, index), dim)
 
     def assign(self, value: LazyBuffer, view: View) -> LazyBuffer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from .autocast_mode import autocast_op
 from .shapes import _norm_dim, _norm_dims
 from .tensor import Tensor, where
 
@@ -24,6 +25,7 @@ def _safe_root(s: Tensor, p: float) -> Tensor:
     return where(zero, 0.0, root)
 
 
+@autocast_op("float32")
 def vector_norm(x: Tensor, ord: float = 2, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """(sum |x|^ord)^(1/ord) over `dim` (all elements by default); ord may be inf, -inf or 0."""
     _check_float(x, "linalg.vector_norm")
@@ -76,6 +78,7 @@ def matrix_norm(A: Tensor, ord="fro", dim=(-2, -1), keepdim: bool = False, *, dt
     return out if keepdim else out.squeeze((d0, d1))
 
 
+@autocast_op("float32")
 def norm(A: Tensor, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """torch.linalg.norm: a vector norm for one dim (or a flattened tensor without ord),
     a matrix norm for two dims (or a 2-D tensor with ord)."""

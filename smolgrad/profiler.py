@@ -109,17 +109,18 @@ def record(event: KernelEvent) -> None:
         p.events.append(event)
 
 
-def bytes_moved(kernel, itemsize: int | None = None) -> int:
+def bytes_moved(kernel, itemsize=None) -> int:
     """Bytes a kernel reads and writes, counting each operand view and output once.
-    `itemsize` overrides the dtypes' sizes (the GPU stores every dtype in 4 bytes)."""
+    `itemsize(dtype)` overrides the dtypes' sizes (the GPU stores most dtypes in 4 bytes)."""
+    size = itemsize or (lambda dtype: dtype.np.itemsize)
     total = 0
     srcs = kernel.srcs
     if kernel.kind == "assign":  # writes its region of srcs[0]'s buffer, reads none of it
         srcs = srcs[1:]
-        total += math.prod(kernel.arg.shape) * (itemsize or kernel.out.dtype.np.itemsize)
+        total += math.prod(kernel.arg.shape) * size(kernel.out.dtype)
     else:
         for out in kernel.outs:
-            total += math.prod(out.shape) * (itemsize or out.dtype.np.itemsize)
+            total += math.prod(out.shape) * size(out.dtype)
     for src in srcs:
-        total += math.prod(src.view.shape) * (itemsize or src.dtype.np.itemsize)
+        total += math.prod(src.view.shape) * size(src.dtype)
     return total

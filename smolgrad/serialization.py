@@ -32,6 +32,7 @@ STRUCTURE_KEY = "smolgrad.structure"
 MAX_HEADER_BYTES = 100_000_000  # the limit of the reference safetensors implementation
 
 _TO_SAFETENSORS = {
+    dtypes.float16: "F16",
     dtypes.float32: "F32",
     dtypes.float64: "F64",
     dtypes.int32: "I32",

@@ -12,6 +12,7 @@ from . import dtypes
 from . import function as F
 from . import storage
 from .autograd import run_backward
+from .autocast_mode import autocast_op
 from .device import canonical
 from .dtypes import DType
 from .lazy import LazyBuffer, realize
@@ -320,6 +321,10 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
     def double(self) -> Tensor:
         return self.type(dtypes.float64)
 
+    def half(self) -> Tensor:
+        """This tensor as float16 (stored in 16 bits, computed in float32)."""
+        return self.type(dtypes.float16)
+
     def int(self) -> Tensor:
         return self.type(dtypes.int32)
 
@@ -547,6 +552,7 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
             return out
         return out._reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
 
+    @autocast_op("float32")
     def sum(self, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
         x = self.type(dtype) if dtype is not None else self
         if not x.dtype.is_floating_point and x.dtype != dtypes.int64:
@@ -554,6 +560,7 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
         axes = _norm_dims(dim, self.ndim, "sum")
         return x._reduce_shape(F.Sum.apply(x, axes=axes), axes, keepdim)
 
+    @autocast_op("keep")  # (its sum stays in the input's dtype, as torch's mean)
     def mean(self, dim=None, keepdim: bool = False) -> Tensor:
         if not self.dtype.is_floating_point:
             raise RuntimeError(
@@ -628,6 +635,7 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
     def argmin(self, dim=None, keepdim: bool = False) -> Tensor:
         return self._arg_extreme(dim, keepdim, False, "argmin")
 
+    @autocast_op("keep")
     def var(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased: bool | None = None) -> Tensor:
         if unbiased is not None:
             correction = 1 if unbiased else 0
@@ -639,6 +647,7 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
     def std(self, dim=None, keepdim: bool = False, correction: int = 1, unbiased: bool | None = None) -> Tensor:
         return self.var(dim, keepdim, correction, unbiased).sqrt()
 
+    @autocast_op("float32")
     def logsumexp(self, dim, keepdim: bool = False) -> Tensor:
         """log(sum(exp(x))) computed stably by subtracting the maximum."""
         axes = _norm_dims(dim, self.ndim, "logsumexp")
@@ -647,10 +656,12 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
         out = (self - m).exp().sum(axes, keepdim=True).log() + m
         return self._reduce_shape(out, axes, keepdim)
 
+    @autocast_op("float32")
     def softmax(self, dim: int) -> Tensor:
         e = (self - self.detach().amax(dim, keepdim=True)).exp()
         return e / e.sum(dim, keepdim=True)
 
+    @autocast_op("float32")
     def log_softmax(self, dim: int) -> Tensor:
         # (x - max) - log(sum(exp(x - max))): subtracting the max first keeps float32's
         # precision for large logits (x - logsumexp(x) rounds at the scale of x)
@@ -658,6 +669,7 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
         return shifted - shifted.exp().sum(dim, keepdim=True).log()
 
     # ----- matmul -----
+    @autocast_op("lower")
     def matmul(self, other) -> Tensor:
         """Matrix product with PyTorch's rules for 1-D, 2-D, batched and broadcast operands."""
         other = Tensor._coerce(other, self)

@@ -3,6 +3,8 @@ A mixin of Tensor, composed of matmul, reshapes and slices."""
 
 from __future__ import annotations
 
+from .autocast_mode import autocast_op
+
 from .shapes import _broadcasts_to, _norm_dim
 
 
@@ -30,10 +32,12 @@ class LinalgOps:
             raise RuntimeError(f"bmm: batch1 and batch2 must have the same number of batches, got {self.shape} and {mat2.shape}")
         return self.matmul(mat2)
 
+    @autocast_op("lower")
     def addmm(self, mat1, mat2, *, beta=1, alpha=1):
         """beta * self + alpha * (mat1 @ mat2); self broadcasts to the product's shape."""
         return _scaled_sum(self, mat1.mm(mat2), beta, alpha, "addmm")
 
+    @autocast_op("lower")
     def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
         """beta * self + alpha * (batch1 @ batch2), batched; self broadcasts to the product's shape."""
         return _scaled_sum(self, batch1.bmm(batch2), beta, alpha, "baddbmm")

@@ -8,6 +8,7 @@ double gradients and JVPs from the ops they are made of."""
 from __future__ import annotations
 
 from . import dtypes
+from .autocast_mode import autocast_op
 from .shapes import _norm_dim
 
 
@@ -37,6 +38,7 @@ class ReduceOps:
 
     __slots__ = ()
 
+    @autocast_op("float32")
     def cumsum(self, dim: int, dtype=None):
         """Running sums along `dim` (integers and bools sum into int64)."""
 
@@ -51,6 +53,7 @@ class ReduceOps:
         x = _accumulating(self, dtype, "cumprod")
         return _scan(x, dim, lambda a, b: a * b, 1) if x.ndim else x
 
+    @autocast_op("float32")
     def prod(self, dim: int | None = None, keepdim: bool = False, dtype=None):
         """The product of all elements, or along one dim (integers and bools into int64)."""
         from .creation import ones
@@ -89,6 +92,7 @@ class ReduceOps:
         """How many elements (along `dim`) are nonzero, as int64."""
         return (self != 0).sum(dim)
 
+    @autocast_op("float32")
     def norm(self, p="fro", dim=None, keepdim: bool = False, dtype=None):
         """The p-norm over `dim` (all elements by default) as in torch.norm: 'fro' is the
         2-norm of the elements; 'nuc' is refused (it needs an SVD)."""

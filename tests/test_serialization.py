@@ -235,7 +235,7 @@ def write_with_header(path, header: dict, data: bytes) -> None:
 @pytest.mark.parametrize(
     "entry, data, message",
     [
-        ({"dtype": "F16", "shape": [2], "data_offsets": [0, 4]}, bytes(4), "dtype 'F16'"),
+        ({"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}, bytes(4), "dtype 'BF16'"),
         ({"dtype": "F32", "shape": [2], "data_offsets": [0, 16]}, bytes(8), "truncated"),
         ({"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}, bytes(8), "needs 12 bytes"),
         ({"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}, bytes(8), "non-negative"),

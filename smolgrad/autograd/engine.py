@@ -16,6 +16,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from .. import autocast_mode
 from ..graph import postorder
 from ..lazy import LazyBuffer
 from . import forward_ad
@@ -253,7 +254,7 @@ def run_backward(
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
     grads: dict[int, Tensor] = {}
     roots = []
-    with set_grad_mode(create_graph):
+    with set_grad_mode(create_graph), autocast_mode.suspended():  # backward runs the forward's dtypes
         for o, g in zip(outputs, grad_outputs):
             node, g = _node(o), _initial_grad(o, g)
             grads[id(node)] = grads[id(node)] + g if id(node) in grads else g

@@ -190,6 +190,13 @@ def _takes_out(fn) -> bool:
     return isinstance(fn, np.ufunc) or fn is _copy
 
 
+def compute_np(dtype: DType) -> np.dtype:
+    """The NumPy dtype a kernel computes a dtype's values in: float16 is stored as
+    float16 but read as float32, computed (and accumulated) in float32 and rounded where
+    it is stored or cast to float16, as on webgpu."""
+    return np.dtype(np.float32) if dtype.np == np.float16 else dtype.np
+
+
 def _empty(n: int, dtype: np.dtype) -> np.ndarray:
     return np.empty(n, dtype)
 
@@ -205,6 +212,8 @@ def _op_fn(e: Apply):
     """The NumPy function computing one elementwise op."""
     if e.op is Op.CAST:
         dtype = e.dtype.np
+        if dtype == np.float16:  # rounded to float16, computed on in float32
+            return lambda x: np.asarray(x).astype(dtype).astype(np.float32)
         return lambda x: np.asarray(x).astype(dtype)
     if e.op in UNARY_FNS:
         return UNARY_FNS[e.op]
@@ -299,21 +308,22 @@ class _Program:
         slot: dict[int, int] = {}  # id(expr) -> slot
         for e in program:
             if isinstance(e, Load):
-                slot[id(e)] = self._slot(None, np.ones((1,) * ndim, e.dtype.np), owned=False, full=True)
+                slot[id(e)] = self._slot(None, np.ones((1,) * ndim, compute_np(e.dtype)), owned=False, full=True)
                 self.loads.append((slot[id(e)], e.src))
                 if e.src in relayout and uses[id(e)] > 1:
                     # a permuted view read by several ops: mixing its order with the
                     # output's makes each of them slow; copy it to C order once
-                    slot[id(e)] = self._step(_copy_c, [slot[id(e)]], e.dtype.np)
+                    slot[id(e)] = self._step(_copy_c, [slot[id(e)]], compute_np(e.dtype))
             elif isinstance(e, Const):
-                value = np.array(e.value, dtype=e.dtype.np)
+                value = np.array(e.value, dtype=compute_np(e.dtype))
                 slot[id(e)] = self._slot(value, value, owned=False, full=False)
             elif isinstance(e, Acc):
                 if self.acc is None:
-                    self.acc = (self._slot(None, np.ones((1,) * ndim, e.dtype.np), owned=True, full=True), e.dtype.np)
+                    dtype = compute_np(e.dtype)
+                    self.acc = (self._slot(None, np.ones((1,) * ndim, dtype), owned=True, full=True), dtype)
                 slot[id(e)] = self.acc[0]
             else:
-                slot[id(e)] = self._step(_op_fn(e), [slot[id(a)] for a in e.srcs], e.dtype.np)
+                slot[id(e)] = self._step(_op_fn(e), [slot[id(a)] for a in e.srcs], compute_np(e.dtype))
         self._write_in_place({slot[id(e)] for e in exprs})
         self.steps = [tuple(step) for step in self.steps]
         # worth cutting into pieces when it computes something; not random numbers, a
@@ -503,6 +513,8 @@ class _Plan:
 
     def __init__(self, k: Kernel) -> None:
         self.readers = tuple(_Reader(s.view, s.dtype.np.itemsize) for s in k.srcs)
+        # float16 operands are read as float32 (not an assign's target region: written through)
+        self.upcast = tuple(s.dtype.np == np.float16 and not (k.kind == "assign" and i == 0) for i, s in enumerate(k.srcs))
         permuted = {i for i, s in enumerate(k.srcs) if _is_permuted(s.view)}
         shape = k.arg.shape if k.kind == "assign" else k.shape  # the region an assign computes
         self.main = _Program(k.program, k.exprs, len(shape), permuted)
@@ -510,7 +522,19 @@ class _Plan:
 
     def operands(self, srcs: tuple[Operand, ...], buffers: list) -> list[np.ndarray]:
         # (kernels sharing a plan have equal structural keys, so equal operand views)
-        return [r.read(buffers[s.slot]) for s, r in zip(srcs, self.readers)]
+        xs = [r.read(buffers[s.slot]) for s, r in zip(srcs, self.readers)]
+        if any(self.upcast):
+            xs = [_as_float32(x) if up else x for x, up in zip(xs, self.upcast)]
+        return xs
+
+
+def _as_float32(x: np.ndarray) -> np.ndarray:
+    """x as float32; broadcast (stride-0) dims stay broadcast (matmul's fast path for a
+    weight shared by every batch needs them)."""
+    if x.size and 0 in x.strides:
+        distinct = x[tuple(slice(0, 1) if s == 0 else slice(None) for s in x.strides)]
+        return np.broadcast_to(distinct.astype(np.float32), x.shape)
+    return x.astype(np.float32)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, empty=_empty) -> None:

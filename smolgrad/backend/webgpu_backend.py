@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import profiler
-from ..dtypes import DType
+from ..dtypes import DType, float32
 from ..engine.kernel import Kernel, Load, Operand
 from ..view import View
 from . import wgsl
@@ -218,7 +218,7 @@ class WebGPUBackend(Backend):
             )
         self.adapter = adapter
         self.adapter_info = dict(adapter.info)
-        features = [f for f in ("timestamp-query",) if f in adapter.features]
+        features = [f for f in ("timestamp-query", "shader-f16") if f in adapter.features]
         # omitting required_limits gives the device the adapter's maximum limits
         with _quiet_driver_stderr():
             self.device = adapter.request_device_sync(required_features=features)
@@ -257,9 +257,23 @@ class WebGPUBackend(Backend):
         }
 
     # ----- host transfer
+    def check_dtype(self, dtype: DType) -> None:
+        """A clear error for a dtype this device cannot hold (float64; float16 without
+        the adapter's `shader-f16` feature)."""
+        wgsl.wgsl_type(dtype)
+        if wgsl.is_half(dtype) and "shader-f16" not in self.device.features:
+            raise TypeError(
+                f"float16 on webgpu needs the adapter feature 'shader-f16', which "
+                f"{self.adapter_info.get('device') or 'this adapter'} does not have; "
+                "use float32, or float16 on device='numpy'"
+            )
+
     def upload(self, flat: np.ndarray, dtype: DType) -> WebGPUBuffer:
+        self.check_dtype(dtype)
         data = to_device_array(np.asarray(flat).reshape(-1), dtype)
         buf = self.pool.allocate(data.nbytes, f"tensor of {data.size} {dtype.name} elements")
+        if data.nbytes % 4:  # copies move whole 4-byte words (an odd count of float16)
+            data = np.concatenate([data, np.zeros(1, data.dtype)])
         if data.nbytes:
             self.device.queue.write_buffer(buf.buffer, 0, data)
         return buf
@@ -268,11 +282,14 @@ class WebGPUBackend(Backend):
         wgsl.wgsl_type(dtype)
         if count <= 0:
             return np.zeros(0, dtype=dtype.np)
-        nbytes = count * 4
-        raw = self._read_back(buf.buffer, offset * 4, nbytes)
+        size = device_np_dtype(dtype).itemsize
+        # copies move whole 4-byte words: read the words around 2-byte elements
+        begin, end = offset * size // 4 * 4, -(-(offset + count) * size // 4) * 4
+        raw = self._read_back(buf.buffer, begin, end - begin)
         if buf.error is not None:  # computed from an out-of-range index found earlier
             raise IndexError(*buf.error.args)
-        return from_device_array(np.frombuffer(raw, dtype=device_np_dtype(dtype)), dtype)
+        skip = offset * size - begin
+        return from_device_array(np.frombuffer(raw, dtype=device_np_dtype(dtype), count=count, offset=skip), dtype)
 
     def _read_back(self, buffer, offset: int, nbytes: int) -> bytes:
         """Copy bytes [offset, offset + nbytes) of a GPU buffer to the host, in one submit
@@ -388,6 +405,8 @@ class WebGPUBackend(Backend):
             self.stats["pipeline_cache_hits"] += 1
             return pipe
         _, layout = self._layout(n_outputs, n_inputs)
+        if wgsl.uses_f16(source):
+            source = "enable f16;\n" + source
         try:
             module = self.device.create_shader_module(code=source)
             pipe = self.device.create_compute_pipeline(layout=layout, compute={"module": module, "entry_point": "main"})
@@ -464,7 +483,8 @@ class WebGPUBackend(Backend):
             else:
                 for o in k.outs:
                     if buffers[o.slot] is None:
-                        buffers[o.slot] = self.pool.allocate(math.prod(o.shape) * 4, f"{k.name} output of shape {o.shape}")
+                        nbytes = math.prod(o.shape) * element_size(o.dtype)
+                        buffers[o.slot] = self.pool.allocate(nbytes, f"{k.name} output of shape {o.shape}")
             if k.kind in ("gather", "scatter_add"):
                 self._errors_pending = True
             for pipeline, binds, n_outputs, grid in dispatches:
@@ -494,14 +514,15 @@ class WebGPUBackend(Backend):
 
     def _encode_kernel(self, compute, k: Kernel, keep_alive: list, buffers: list) -> None:
         for o in k.outs:
-            wgsl.wgsl_type(o.dtype)  # raises a clear TypeError for float64
+            self.check_dtype(o.dtype)  # raises a clear TypeError for float64 (and float16 without shader-f16)
         for s in k.srcs:
-            wgsl.wgsl_type(s.dtype)
+            self.check_dtype(s.dtype)
         if k.kind == "assign":  # updates the buffer of srcs[0] in place
             outs = [buffers[k.srcs[0].slot]]
         else:  # a planned buffer (step capture), else a new one
             outs = [
-                buffers[o.slot] or self.pool.allocate(math.prod(o.shape) * 4, f"{k.name} output of shape {o.shape}")
+                buffers[o.slot]
+                or self.pool.allocate(math.prod(o.shape) * element_size(o.dtype), f"{k.name} output of shape {o.shape}")
                 for o in k.outs
             ]
         self._encode(compute, k, outs, keep_alive, buffers)
@@ -550,7 +571,7 @@ class WebGPUBackend(Backend):
 
     def _record(self, k: Kernel, seconds: float, dispatches: int, timing: str) -> None:
         event = profiler.KernelEvent(
-            "webgpu", k.name, tuple(k.fused_ops), seconds, profiler.bytes_moved(k, 4), dispatches, timing
+            "webgpu", k.name, tuple(k.fused_ops), seconds, profiler.bytes_moved(k, element_size), dispatches, timing
         )
         profiler.record(event)
 
@@ -581,7 +602,7 @@ class WebGPUBackend(Backend):
             buf = buffers[s.slot]
             if id(buf) not in names:
                 names[id(buf)] = f"in{len(bound) + 1}"
-                decls.append((names[id(buf)], wgsl.wgsl_type(s.dtype)))
+                decls.append((names[id(buf)], wgsl.storage_type(s.dtype)))
                 bound.append(buf)
             inputs[i] = wgsl.Input(names[id(buf)], s.view, s.dtype)
         return inputs, decls, bound
@@ -646,7 +667,7 @@ class WebGPUBackend(Backend):
         if outputs == 0:
             return
         t = wgsl.wgsl_type(k.pre.dtype)
-        out_types = [wgsl.wgsl_type(k.out.dtype)]
+        out_types = [wgsl.storage_type(k.out.dtype)]
         pre_used, epi_used = wgsl.loads_in([k.pre]), wgsl.loads_in(k.exprs)
         one_thread = extent <= 64 or outputs >= 4096
         chunks = 1 if one_thread or outputs >= 64 else min(1024, -(-extent // 4096))
@@ -684,8 +705,9 @@ class WebGPUBackend(Backend):
         src = self._source(k, "reduce pass 1", inputs, first_pass)
         self._dispatch(compute, k, src, [partials], bound, outputs * chunks, self._grid(outputs * chunks))
 
-        srcs = (*k.srcs, Operand(len(buffers), View.contiguous((outputs, chunks)), k.pre.dtype))
-        second = Load(len(k.srcs), k.pre.dtype)
+        partial_dtype = float32 if wgsl.is_half(k.pre.dtype) else k.pre.dtype  # (partials are of type t)
+        srcs = (*k.srcs, Operand(len(buffers), View.contiguous((outputs, chunks)), partial_dtype))
+        second = Load(len(k.srcs), partial_dtype)
         inputs, decls, bound = self._bind(srcs, [*epi_used, len(k.srcs)], [*buffers, partials])
         small = chunks <= 64
 
@@ -718,7 +740,7 @@ class WebGPUBackend(Backend):
         def make() -> str:
             t = wgsl.wgsl_type(k.srcs[0].dtype)
             epilogue = wgsl.matmul_epilogue_fn(k.exprs[0], inputs, k.shape, t)
-            bindings = wgsl.bindings_code([wgsl.wgsl_type(k.out.dtype)], decls)
+            bindings = wgsl.bindings_code([wgsl.storage_type(k.out.dtype)], decls)
             return wgsl.matmul_source(inputs[0], inputs[1], k.shape, epilogue, bindings, wgsl.kernel_detail(k))
 
         src = self._source(k, "matmul", inputs, make)
@@ -780,8 +802,16 @@ class _DispatchTimer:
 
 
 # --------------------------------------------------------------------------- dtype conversion
+DEVICE_NP = {"f16": np.dtype(np.float16), "f32": np.dtype(np.float32), "i32": np.dtype(np.int32), "u32": np.dtype(np.uint32)}
+
+
 def device_np_dtype(dtype: DType) -> np.dtype:
-    return {"f32": np.dtype(np.float32), "i32": np.dtype(np.int32), "u32": np.dtype(np.uint32)}[wgsl.wgsl_type(dtype)]
+    return DEVICE_NP[wgsl.storage_type(dtype)]
+
+
+def element_size(dtype: DType) -> int:
+    """Bytes per element in a device buffer (2 for float16, else 4)."""
+    return DEVICE_NP[wgsl.storage_type(dtype)].itemsize
 
 
 def to_device_array(flat: np.ndarray, dtype: DType) -> np.ndarray:
@@ -799,7 +829,7 @@ def to_device_array(flat: np.ndarray, dtype: DType) -> np.ndarray:
                     f"(range {wgsl.INT_MIN}..{wgsl.INT_MAX}); use device='numpy' for larger integers"
                 )
         return np.ascontiguousarray(flat, dtype=np.int32)
-    return np.ascontiguousarray(flat, dtype=np.float32)
+    return np.ascontiguousarray(flat, dtype=device_np_dtype(dtype))
 
 
 def from_device_array(raw: np.ndarray, dtype: DType) -> np.ndarray:

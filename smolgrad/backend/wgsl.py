@@ -35,13 +35,45 @@ INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 # --------------------------------------------------------------------------- basics
 def wgsl_type(dtype: DType) -> str:
-    """The WGSL storage type of a dtype, or a clear error for float64."""
+    """The WGSL type a kernel computes a dtype's values in (f32 for float16; see
+    storage_type), or a clear error for float64."""
     if dtype.wgsl is None:
         raise TypeError(
             f"{dtype.name} is only supported on the numpy device; WebGPU has no 64-bit floats. "
             "Use float32 on webgpu, or move the tensor to device='numpy'."
         )
     return dtype.wgsl
+
+
+def is_half(dtype: DType) -> bool:
+    return dtype.name == "float16"
+
+
+def storage_type(dtype: DType) -> str:
+    """The WGSL element type of a dtype's buffers: its compute type, except f16 for
+    float16 (computed in f32; needs the adapter's `shader-f16` feature)."""
+    return "f16" if is_half(dtype) else wgsl_type(dtype)
+
+
+def stored(value: str, dtype: DType) -> str:
+    """`value` (of the compute type) as the storage type of `dtype`."""
+    return f"f16({value})" if is_half(dtype) else value
+
+
+def loaded(value: str, dtype: DType) -> str:
+    """`value` (of the storage type) as the compute type of `dtype`."""
+    return f"f32({value})" if is_half(dtype) else value
+
+
+def rounded(value: str, dtype: DType) -> str:
+    """`value` (f32) rounded to the precision of `dtype`. A kernel computes float16 values
+    in f32 and rounds them where they are stored, or cast to float16 within the kernel."""
+    return f"f32(f16({value}))" if is_half(dtype) else value
+
+
+def uses_f16(source: str) -> bool:
+    """Whether a shader touches f16 values (it then needs `enable f16;`)."""
+    return re.search(r"\bf16\b", source) is not None
 
 
 def literal(value: Any, wgsl: str) -> str:
@@ -140,8 +172,10 @@ def load_expr(x: Input, coords: list[str | None], linear: str | None = "gid") ->
     """The value of operand `x` at the current element. A contiguous view is read at
     `linear` (the element's row-major index) when given; others through their strides."""
     if linear is not None and x.view.is_contiguous:
-        return f"{x.binding}[{x.view.offset}i + {linear}]" if x.view.offset else f"{x.binding}[{linear}]"
-    return f"{x.binding}[{view_index(x.view, coords)}]"
+        index = f"{x.view.offset}i + {linear}" if x.view.offset else linear
+    else:
+        index = view_index(x.view, coords)
+    return loaded(f"{x.binding}[{index}]", x.dtype)
 
 
 def needs_coords(inputs: list[Input]) -> bool:
@@ -439,7 +473,7 @@ def op_expr(op: Op, args: list[str], in_type: str, arg: Any = None) -> str:
     """The WGSL expression of elementwise `op` over argument expressions of type
     `in_type` (for WHERE: the type of the two values)."""
     if op is Op.CAST:
-        return cast_expr(args[0], in_type, wgsl_type(arg))
+        return rounded(cast_expr(args[0], in_type, wgsl_type(arg)), arg)
     table = EXPRESSIONS.get(op)
     if table is None:
         raise NotImplementedError(f"webgpu: no elementwise expression for {op.name}")
@@ -534,8 +568,8 @@ def elementwise_source(k: Kernel, inputs: list, bindings: list[tuple[str, str]])
     used = [inputs[i] for i in loads_in(k.exprs)]
     body = coords_lines(shape) if needs_coords(used) or rand_needs_coords(k.exprs) else []
     body += lines
-    body += [f"{name}[gid] = {r};" for name, r in zip(output_names(len(k.outs)), results)]
-    code = bindings_code([wgsl_type(o.dtype) for o in k.outs], bindings)
+    body += [f"{name}[gid] = {stored(r, o.dtype)};" for name, r, o in zip(output_names(len(k.outs)), results, k.outs)]
+    code = bindings_code([storage_type(o.dtype) for o in k.outs], bindings)
     return one_thread_per_element(k.name, shape, k.out.dtype, math.prod(shape), body, code, kernel_detail(k))
 
 
@@ -554,15 +588,15 @@ def assign_source(k: Kernel, inputs: list, bindings: list[tuple[str, str]]) -> s
         index = f"{region.offset}i + gid" if region.offset else "gid"
     else:
         index = view_index(region, coords)
-    body.append(f"out[{index}] = {result};")
-    code = bindings_code([wgsl_type(k.out.dtype)], bindings)
+    body.append(f"out[{index}] = {stored(result, k.out.dtype)};")
+    code = bindings_code([storage_type(k.out.dtype)], bindings)
     detail = f"{kernel_detail(k)}\n// in place: writes {region} of it"
     return one_thread_per_element(k.name, region.shape, k.out.dtype, region.numel, body, code, detail)
 
 
 def fill_source(shape: tuple[int, ...], dtype: DType, value) -> str:
     """out[i] = value (used to zero scatter-add's output)."""
-    body = [f"out[gid] = {literal(value, wgsl_type(dtype))};"]
+    body = [f"out[gid] = {stored(literal(value, wgsl_type(dtype)), dtype)};"]
     return one_thread_per_element("FILL", shape, dtype, math.prod(shape), body, [], f"fill with {value!r}")
 
 
@@ -586,7 +620,8 @@ def reduce_epilogue_fn(expr: Expr, inputs: list, out_shape: tuple[int, ...], acc
     lines, (result,) = expression_lines([expr], inputs, coords, "o")
     used = [inputs[i] for i in loads_in([expr])]
     lines = (coords_lines(out_shape, "o") if needs_coords(used) or rand_needs_coords([expr]) else []) + lines
-    return wgsl_fn(f"epilogue(acc: {acc_type}, o: i32) -> {wgsl_type(expr.dtype)}", lines + [f"return {result};"])
+    sig = f"epilogue(acc: {acc_type}, o: i32) -> {storage_type(expr.dtype)}"
+    return wgsl_fn(sig, lines + [f"return {stored(result, expr.dtype)};"])
 
 
 def matmul_epilogue_fn(expr: Expr, inputs: list, out_shape: tuple[int, ...], acc_type: str) -> str:
@@ -596,8 +631,8 @@ def matmul_epilogue_fn(expr: Expr, inputs: list, out_shape: tuple[int, ...], acc
     lines += [f"let c{nb} = row;", f"let c{nb + 1} = col;"]
     coords = [f"c{d}" if out_shape[d] != 1 else None for d in range(nb)] + [f"c{nb}", f"c{nb + 1}"]
     expr_lines, (result,) = expression_lines([expr], inputs, coords, None)
-    sig = f"epilogue(acc: {acc_type}, z: i32, row: i32, col: i32) -> {wgsl_type(expr.dtype)}"
-    return wgsl_fn(sig, lines + expr_lines + [f"return {result};"])
+    sig = f"epilogue(acc: {acc_type}, z: i32, row: i32, col: i32) -> {storage_type(expr.dtype)}"
+    return wgsl_fn(sig, lines + expr_lines + [f"return {stored(result, expr.dtype)};"])
 
 
 def one_thread_per_element(name, out_shape, out_dtype, numel, body, bindings, detail: str = "") -> str:
@@ -605,7 +640,7 @@ def one_thread_per_element(name, out_shape, out_dtype, numel, body, bindings, de
     a list of (name, type) inputs, or finished binding code (scatter-add's atomic output)."""
     code = indent(body, 1)
     if not isinstance(bindings, str):
-        bindings = bindings_code(wgsl_type(out_dtype), bindings)
+        bindings = bindings_code(storage_type(out_dtype), bindings)
     return render(
         load_shader("elementwise"),
         name=name,
@@ -775,7 +810,7 @@ def gather_source(src: Input, index: Input, dim: int, out_dtype: DType, bindings
     body.append(f"out[gid] = {src.binding}[{view_index(src_view, src_coords)}];")
     numel = math.prod(shape)
     detail = f"src {src.view.shape} index {shape} along dim {dim}"
-    bindings = bindings_code(wgsl_type(out_dtype), bindings, errors=True)
+    bindings = bindings_code(storage_type(out_dtype), bindings, errors=True)
     return one_thread_per_element("GATHER", shape, out_dtype, numel, body, bindings, detail)
 
 
@@ -790,9 +825,8 @@ def pad_source(x: Input, pads, value, out_shape, out_dtype: DType, bindings) -> 
         body.append(f"let {name} = {c} - {lo}i;" if lo else f"let {name} = {c};")
         checks.append(f"{name} >= 0i && {name} < {n}i")
         src_coords.append(name)
-    t = wgsl_type(out_dtype)
     inside = " && ".join(checks) if checks else "true"
-    body.append(f"var value = {literal(value, t)};")
+    body.append(f"var value = {stored(literal(value, wgsl_type(out_dtype)), out_dtype)};")  # (storage type)
     body.append(f"if ({inside}) {{")
     body.append(f"    value = {x.binding}[{view_index(x.view, src_coords)}];")
     body.append("}")
@@ -807,6 +841,8 @@ def scatter_add_source(src: Input, index: Input, dim: int, out_shape, out_dtype:
     shape = index.view.shape
     coords = dim_coords(shape)
     t = wgsl_type(out_dtype)
+    if is_half(out_dtype):  # LazyBuffer.scatter_add adds float16 values in float32
+        raise TypeError("webgpu: scatter_add into a float16 buffer has no atomic; add in float32 and cast")
     body = coords_lines(shape)
     body += checked_index_lines(load_expr(index, coords), "scatter_add", dim, out_shape[dim])
     body.append(f"let value = {src.binding}[{view_index(src.view, coords)}];")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from .. import creation
+from ..autocast_mode import autocast_op
 from ..tensor import Tensor, where
 from . import init
 from .functional import dropout, linear
@@ -63,6 +64,7 @@ def _repeat_heads(t: Tensor, groups: int) -> Tensor:
 # ----- functional -----
 
 
+@autocast_op("lower")
 def scaled_dot_product_attention(
     query: Tensor,
     key: Tensor,

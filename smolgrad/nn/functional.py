@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import dtypes
+from ..autocast_mode import autocast_op
 from ..function import CrossEntropy as CrossEntropyOp
 from ..function import Linear as LinearOp
 from ..function import Windows
@@ -67,11 +68,13 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
+@autocast_op("float32")
 def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
     """exp(x) / sum(exp(x)) along dim, computed with the maximum subtracted (stable)."""
     return (input.type(dtype) if dtype is not None else input).softmax(dim)
 
 
+@autocast_op("float32")
 def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
     """x - logsumexp(x) along dim, computed with the maximum subtracted (stable)."""
     return (input.type(dtype) if dtype is not None else input).log_softmax(dim)
@@ -102,6 +105,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 # ----- linear, embedding, normalization -----
 
 
+@autocast_op("lower")
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight.T + bias, with weight of shape (out_features, in_features)."""
     if weight.ndim != 2:
@@ -165,6 +169,7 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     return (tensor.long().unsqueeze(-1) == classes).long()
 
 
+@autocast_op("float32")
 def layer_norm(
     input: Tensor,
     normalized_shape: int | Sequence[int],
@@ -260,6 +265,7 @@ def _batched(op: str, input: Tensor, spatial: int = 2) -> tuple[Tensor, bool]:
     return input, False
 
 
+@autocast_op("lower")
 def conv2d(
     input: Tensor,
     weight: Tensor,
@@ -447,6 +453,7 @@ def _pick(logp: Tensor, target: Tensor, class_dim: int, ignore_index: int) -> Te
     return where(classes == safe.unsqueeze(class_dim), logp, 0.0).sum(class_dim)
 
 
+@autocast_op("float32")
 def nll_loss(
     input: Tensor,
     target: Tensor,
@@ -465,6 +472,7 @@ def nll_loss(
     return _weighted_reduce(loss, target_weights, reduction)
 
 
+@autocast_op("float32")
 def cross_entropy(
     input: Tensor,
     target: Tensor,
@@ -526,6 +534,7 @@ def _soft_cross_entropy(logp, target, weight, reduction, label_smoothing, class_
     return _reduce(loss, reduction)
 
 
+@autocast_op("float32")
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """Mean (or sum) of the squared differences (input - target)^2."""
     _check_reduction(reduction)
@@ -539,6 +548,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce(diff * diff, reduction)
 
 
+@autocast_op("float32")
 def binary_cross_entropy_with_logits(
     input: Tensor,
     target: Tensor,
@@ -654,6 +664,7 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     return where(x > 0, x, alpha * _expm1((x / alpha).clamp(max=0.0)))
 
 
+@autocast_op("float32")
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (like torch);
     finite for inputs of any magnitude."""
@@ -780,6 +791,7 @@ def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
     return _vector_norm(x1 - x2 + eps, p, len(shape) - 1, keepdim)
 
 
+@autocast_op("float32")
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """sum(x1 * x2) / (max(||x1||, eps) * max(||x2||, eps)) along dim, inputs broadcast."""
     shape = _check_pair("cosine_similarity", x1, x2)
@@ -794,6 +806,7 @@ def _clamped_l2_norm(x: Tensor, dim: int, eps: float) -> Tensor:
     return where(squares < eps * eps, eps * eps, squares).sqrt()
 
 
+@autocast_op("float32")
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: Tensor | None = None) -> Tensor:
     """input / max(||input||_p, eps) along dim."""
     x = _float_input("normalize", input)
@@ -833,6 +846,7 @@ def _check_loss_pair(op: str, input: Tensor, target: Tensor, warn: bool = True) 
         )
 
 
+@autocast_op("float32")
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """Mean (or sum) of |input - target|."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
@@ -841,6 +855,7 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduc
     return _reduce((input - target).abs(), reduction)
 
 
+@autocast_op("float32")
 def smooth_l1_loss(
     input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean", beta: float = 1.0
 ) -> Tensor:
@@ -856,6 +871,7 @@ def smooth_l1_loss(
     return _reduce(where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta), reduction)
 
 
+@autocast_op("float32")
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), with d = input - target."""
     _check_reduction(reduction)
@@ -872,6 +888,7 @@ def _xlogy(x: Tensor, y: Tensor) -> Tensor:
     return where(zero, 0.0, x * where(zero, 1.0, y).log())
 
 
+@autocast_op("float32")
 def kl_div(
     input: Tensor,
     target: Tensor,
@@ -1226,6 +1243,7 @@ def instance_norm(
     return _affine(out, weight, bias, shape)
 
 
+@autocast_op("float32")
 def group_norm(
     input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
 ) -> Tensor:
@@ -1280,6 +1298,7 @@ def _check_1d_input(op: str, input: Tensor, weight: Tensor | None = None) -> Non
         raise RuntimeError(f"{op}: weight must be 3-D, got shape {weight.shape}")
 
 
+@autocast_op("lower")
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups: int = 1) -> Tensor:
     """1-D cross-correlation of (N, C, L) input with (OC, C/groups, K) weight (conv2d over a height of 1)."""
     _check_1d_input("conv1d", input, weight)
@@ -1341,6 +1360,7 @@ def _conv_transpose(op: str, x: Tensor, weight: Tensor, bias, stride, padding, o
     return conv2d(x, flipped, bias, 1, 0, dilation, g)
 
 
+@autocast_op("lower")
 def conv_transpose2d(
     input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, output_padding=0, groups: int = 1, dilation=1
 ) -> Tensor:
@@ -1356,6 +1376,7 @@ def conv_transpose2d(
     return out.squeeze(0) if input.ndim == 3 else out
 
 
+@autocast_op("lower")
 def conv_transpose1d(
     input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, output_padding=0, groups: int = 1, dilation=1
 ) -> Tensor:

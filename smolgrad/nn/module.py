@@ -283,6 +283,10 @@ class Module:
     def double(self) -> Module:
         return self.to(dtypes.float64)
 
+    def half(self) -> Module:
+        """Cast floating-point parameters and buffers to float16, in place."""
+        return self.to(dtypes.float16)
+
     # ----- state dicts -----
     def state_dict(self, prefix: str = "", keep_vars: bool = False) -> OrderedDict[str, Tensor]:
         """Parameters and persistent buffers by dotted name. The tensors share the
