@@ -111,7 +111,7 @@ class MPIGroup:
                 self.check_peers(what)
             if now - start > limit:
                 raise DistributedError(
-                    f"smolgrad.distributed: rank {self.rank} timed out after {limit:.0f} s waiting for {what}: some rank "
+                    f"smolgrad.distributed: rank {self.rank} timed out after {limit:g} s waiting for {what}: some rank "
                     "has not joined it (it hung, died on another machine, or runs different code). Raise the timeout "
                     "with init_process_group(timeout=...) or SMOLGRAD_DIST_TIMEOUT if a step legitimately takes longer."
                 )
