@@ -268,3 +268,36 @@ def test_mpi_waits_notice_a_dead_local_rank_and_time_out():
         never.Wait()
     finally:
         group.close()
+
+
+# ----- the adapter each rank uses -----
+
+
+class FakeAdapter:
+    def __init__(self, name: str, backend: str = "Vulkan", kind: str = "DiscreteGPU"):
+        self.info = {"device": name, "backend_type": backend, "adapter_type": kind, "description": ""}
+
+
+def test_rank_r_uses_adapter_r_mod_n_and_SMOLGRAD_ADAPTER_overrides(monkeypatch):
+    pytest.importorskip("wgpu")
+    from smolgrad.backend import webgpu_backend as wb
+
+    gpus = [FakeAdapter("iGPU", kind="IntegratedGPU"), FakeAdapter("GPU A"), FakeAdapter("GPU B"),
+            FakeAdapter("GPU A", backend="OpenGL")]
+    monkeypatch.setattr(wb, "_all_adapters", lambda: gpus)
+    for name in (*wb.LOCAL_RANK_VARIABLES, *wb.RANK_VARIABLES, "SMOLGRAD_ADAPTER"):
+        monkeypatch.delenv(name, raising=False)
+    assert wb._choose_adapter() is gpus[1]  # rank 0 (no launcher)
+    for rank, expected in ((0, 1), (1, 2), (2, 1), (5, 2)):  # the two discrete Vulkan GPUs, alternately
+        monkeypatch.setenv("MPI_LOCALRANKID", str(rank))
+        assert wb._choose_adapter() is gpus[expected]
+        assert [a["selected"] for a in wb.enumerate_adapters()] == [i == expected for i in range(4)]
+    monkeypatch.setenv("SMOLGRAD_ADAPTER", "0")
+    assert wb._choose_adapter() is gpus[0]
+    monkeypatch.setenv("SMOLGRAD_ADAPTER", "opengl")
+    assert wb._choose_adapter() is gpus[3]
+    monkeypatch.setenv("SMOLGRAD_ADAPTER", "gpu b")
+    assert wb._choose_adapter() is gpus[2]
+    monkeypatch.setenv("SMOLGRAD_ADAPTER", "9")
+    with pytest.raises(RuntimeError, match=r"SMOLGRAD_ADAPTER='9' matches no WebGPU adapter; the adapters are: 0: iGPU"):
+        wb._choose_adapter()
