@@ -301,3 +301,55 @@ def test_rank_r_uses_adapter_r_mod_n_and_SMOLGRAD_ADAPTER_overrides(monkeypatch)
     monkeypatch.setenv("SMOLGRAD_ADAPTER", "9")
     with pytest.raises(RuntimeError, match=r"SMOLGRAD_ADAPTER='9' matches no WebGPU adapter; the adapters are: 0: iGPU"):
         wb._choose_adapter()
+
+
+# ----- the examples under mpiexec -----
+
+EXAMPLES = HERE.parent / "examples"
+SHARED_DATA = HERE.parent.parent / "shared" / "data"
+
+
+def run_example(script: str, *args: str, ranks: int = 1) -> str:
+    root = str(Path(sg.__file__).resolve().parent.parent)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, str(EXAMPLES / script), "--no-progress", *args]
+    if ranks > 1:
+        command = [mpiexec(), "-n", str(ranks), *command]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def data_file(path: str) -> Path:
+    for folder in (os.environ.get("SMOLGRAD_DATA"), SHARED_DATA):
+        if folder and (Path(folder) / path).is_file():
+            return Path(folder) / path
+    pytest.skip(f"{path} is not here: set SMOLGRAD_DATA to ../shared/data")
+
+
+def test_train_gpt_on_2_ranks_resumes_on_1_exactly(tmp_path):
+    """2 ranks for 2 steps, then 1 rank to step 4 == 1 rank for 4 steps (the global batches
+    are the same for any number of ranks); only rank 0 prints."""
+    data = data_file("tinystories/tiny_4_stories.txt")
+    args = ["--device", "numpy", "--data", str(data), "--config", "tiny", "--batch-size", "4", "--samples", "0",
+            "--eval-every", "2", "--steps", "4"]
+    straight, split = tmp_path / "a" / "gpt.safetensors", tmp_path / "b" / "gpt.safetensors"
+    run_example("train_gpt.py", *args, "--checkpoint", str(straight))
+    out = run_example("train_gpt.py", *args, "--stop-at", "2", "--checkpoint", str(split), ranks=2)
+    assert out.count("step     0/4  val loss") == 1 and "2 ranks with 2 sequences each per step" in out, out
+    run_example("train_gpt.py", *args, "--resume", "--checkpoint", str(split))
+    a, b = sg.load(straight, device="numpy"), sg.load(split, device="numpy")
+    assert b["step"] == 4
+    for name in a["model"]:
+        # float32 sums in another order; Adam's normalised steps (2e-3) magnify those differences
+        np.testing.assert_allclose(b["model"][name].numpy(), a["model"][name].numpy(), rtol=1e-4, atol=2e-5, err_msg=name)
+
+
+def test_mnist_mlp_on_2_ranks_matches_1(tmp_path):
+    data = data_file("mnist/t10k-images-idx3-ubyte.gz").parent.parent
+    args = ["--device", "numpy", "--data", str(data), "--train-size", "512", "--test-size", "200", "--epochs", "1"]
+    one = run_example("mnist_mlp.py", *args, "--checkpoint", str(tmp_path / "1.safetensors"))
+    two = run_example("mnist_mlp.py", *args, "--checkpoint", str(tmp_path / "2.safetensors"), ranks=2)
+    assert "2 ranks with 64 images each per batch" in two and two.count("epoch  1/1") == 1, two
+    line = [l for l in one.splitlines() if l.startswith("epoch")][0]
+    assert line.rsplit("|", 1)[0] == [l for l in two.splitlines() if l.startswith("epoch")][0].rsplit("|", 1)[0]
