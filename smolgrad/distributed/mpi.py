@@ -13,9 +13,11 @@ init_process_group, which PID and host each rank has.
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import sys
+import threading
 import time
 from datetime import timedelta
 
@@ -25,6 +27,7 @@ from .process_group import DistributedError, ReduceOp
 
 INSTALL_HINT = 'the "mpi" backend needs mpi4py and an MPI library: pip install "smolgrad[dist]" (mpi4py and mpich)'
 LIVENESS_PERIOD = 0.25  # seconds between checks that the ranks on this machine are alive
+PROGRESS_PERIOD = 0.0005  # seconds between the progress thread's polls of pending requests
 
 
 def import_mpi():
@@ -75,6 +78,18 @@ class MPIGroup:
         self.local_peers = [(r, pid) for r, (h, pid) in enumerate(self.peers) if h == host and r != self.rank]
         self._next_check = 0.0
         self._previous_hook = None
+        # MPI advances a non-blocking collective only inside MPI calls: while Python computes
+        # the rest of backward, a thread polls the pending ones (SMOLGRAD_DIST_PROGRESS=0: off)
+        self._lock = threading.Lock()  # one MPI_Test at a time on a request
+        self._pending: list = []
+        self._wake = threading.Event()
+        self._progress = None
+        self._stopping = False
+        threads_ok = MPI.Query_thread() == MPI.THREAD_MULTIPLE  # (mpi4py's default)
+        if self.size > 1 and threads_ok and os.environ.get("SMOLGRAD_DIST_PROGRESS", "1") != "0":
+            self._progress = threading.Thread(target=self._poll_pending, name="smolgrad-mpi-progress", daemon=True)
+            self._progress.start()
+            atexit.register(self._stop_progress)  # before mpi4py's MPI_Finalize (atexit runs in reverse)
         if self.size > 1:
             self._previous_hook = sys.excepthook
             sys.excepthook = self._abort_on_uncaught
@@ -85,26 +100,46 @@ class MPIGroup:
 
     # ----- collectives (non-blocking: each returns an MPI request) -----
     def iallreduce(self, buf: np.ndarray, op: ReduceOp):
-        return self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.ops[op])
+        return self._started(self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self.ops[op]))
 
     def ibcast(self, buf: np.ndarray, src: int):
-        return self.comm.Ibcast(buf, root=src)
+        return self._started(self.comm.Ibcast(buf, root=src))
 
     def iallgather(self, buf: np.ndarray, out: np.ndarray):
-        return self.comm.Iallgather(buf, out)
+        return self._started(self.comm.Iallgather(buf, out))
 
     def ibarrier(self):
-        return self.comm.Ibarrier()
+        return self._started(self.comm.Ibarrier())
 
     def test(self, request) -> bool:
-        return request.Test()
+        with self._lock:
+            return request.Test()
+
+    def _started(self, request):
+        if self._progress is not None:
+            with self._lock:
+                self._pending.append(request)
+            self._wake.set()
+        return request
+
+    def _poll_pending(self) -> None:
+        """The progress thread: test the pending requests every PROGRESS_PERIOD while there are any."""
+        while True:
+            self._wake.wait()
+            with self._lock:
+                if self._stopping:
+                    return
+                self._pending = [r for r in self._pending if not r.Test()]
+                if not self._pending:
+                    self._wake.clear()
+            time.sleep(PROGRESS_PERIOD)
 
     def wait(self, request, what: str, timeout: timedelta | None = None) -> None:
         """Poll `request` until it completes, checking that the ranks are alive."""
         limit = (timeout or self.timeout).total_seconds()
         start = time.monotonic()
         pause = 0.0
-        while not request.Test():
+        while not self.test(request):
             now = time.monotonic()
             if now >= self._next_check:
                 self._next_check = now + LIVENESS_PERIOD
@@ -137,10 +172,20 @@ class MPIGroup:
         sys.stdout.flush()
         self.comm.Abort(1)
 
+    def _stop_progress(self) -> None:
+        with self._lock:
+            self._stopping = True
+        self._wake.set()
+        if self._progress is not None:
+            self._progress.join()
+            atexit.unregister(self._stop_progress)
+        self._progress = None
+
     def close(self) -> None:
+        self._stop_progress()
+        comm, self.comm = self.comm, None
         if self._previous_hook is not None and sys.excepthook == self._abort_on_uncaught:
             sys.excepthook = self._previous_hook
         self._previous_hook = None
-        if self.comm is not None and not self.MPI.Is_finalized():
-            self.comm.Free()
-        self.comm = None
+        if comm is not None and not self.MPI.Is_finalized():
+            comm.Free()

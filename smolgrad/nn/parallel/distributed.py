@@ -110,7 +110,8 @@ class DistributedDataParallel(Module):
         self._bucket_of = {id(p): b for b in self._buckets for p in b.params}
         self._hooks = [p.register_post_accumulate_grad_hook(self._grad_ready) for p in params]
         self._syncing = False  # a backward pass with gradient sync is under way
-        self._comm_stats = {"steps": 0, "buckets": 0, "bytes": 0, "launch_s": 0.0, "wait_s": 0.0, "write_s": 0.0}
+        # seconds spent per phase, summed over steps (benchmarks/ddp_step.py reports them)
+        self._comm_stats = {"steps": 0, "buckets": 0, "bytes": 0, "overlapped_bytes": 0, "realize_s": 0.0, "copy_s": 0.0, "wait_s": 0.0, "write_s": 0.0}
 
     def forward(self, *inputs, **kwargs):
         if self.broadcast_buffers and self.world_size > 1:
@@ -154,6 +155,7 @@ class DistributedDataParallel(Module):
         start = time.perf_counter()
         grads = [p.grad for p in bucket.params]
         realize(*[g.lazydata for g in grads if g is not None])
+        computed = time.perf_counter()
         flat = np.zeros(bucket.numel, dtype=bucket.dtype)
         for g, lo, hi in zip(grads, bucket.offsets, bucket.offsets[1:]):
             if g is not None:
@@ -165,7 +167,8 @@ class DistributedDataParallel(Module):
         stats = self._comm_stats
         stats["buckets"] += 1
         stats["bytes"] += flat.nbytes
-        stats["launch_s"] += time.perf_counter() - start
+        stats["realize_s"] += computed - start
+        stats["copy_s"] += time.perf_counter() - computed
 
     def _finish(self) -> None:
         """End of backward: launch what is left, wait for every bucket, and write the averaged
@@ -174,6 +177,7 @@ class DistributedDataParallel(Module):
         stats = self._comm_stats
         for b in self._buckets[len(self._works):]:
             self._launch(b)
+        stats["overlapped_bytes"] += sum(flat.nbytes for work, flat in self._works if work.is_completed())
         start = time.perf_counter()
         for work, _ in self._works:
             work.wait()
