@@ -179,6 +179,10 @@ def test_errors_without_a_group():
         dist.init_process_group("nccl")
     with pytest.raises(ValueError, match="world_size=4 was given"):
         dist.init_process_group("single", world_size=4)
+    with pytest.raises(ValueError, match="store not supported"):
+        dist.init_process_group("single", store=object())
+    with pytest.raises(TypeError, match="unexpected keyword arguments"):
+        dist.init_process_group("single", ranks=2)
     assert not dist.is_initialized()
 
 

@@ -128,6 +128,12 @@ def init_process_group(
     unknown = sorted(k for k in kwargs if k not in ("store", "group_name", "pg_options", "device_id"))
     if unknown:
         raise TypeError(f"init_process_group() got unexpected keyword arguments {unknown}")
+    unsupported = sorted(k for k, v in kwargs.items() if v not in (None, ""))
+    if unsupported:
+        raise ValueError(
+            f"init_process_group: {', '.join(unsupported)} not supported (the MPI launcher connects the ranks, and "
+            "each rank picks its device: SMOLGRAD_ADAPTER)"
+        )
     if init_method not in (None, "env://"):
         raise ValueError(f"init_process_group: init_method {init_method!r} is not supported; the MPI launcher connects the ranks")
     if backend is None:

@@ -114,6 +114,8 @@ class DistributedDataParallel(Module):
         self._comm_stats = {"steps": 0, "buckets": 0, "bytes": 0, "overlapped_bytes": 0, "realize_s": 0.0, "copy_s": 0.0, "wait_s": 0.0, "write_s": 0.0}
 
     def forward(self, *inputs, **kwargs):
+        if self._syncing:  # the last backward stopped with an error before its end
+            self._syncing, self._works = False, []
         if self.broadcast_buffers and self.world_size > 1:
             buffers = list(self.module.buffers())
             if buffers:
