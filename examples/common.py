@@ -204,7 +204,9 @@ def epoch_loader(dataset, batch_size: int, seed: int, epoch: int, device, shift:
         def collate(samples):
             return default_collate(rank_part(samples, rank, world), device)
 
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate, device=device)
+    too_small = 0 < len(dataset) % batch_size < world  # a last batch that some rank would get nothing of
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate, device=device,
+                      drop_last=too_small)
 
 
 def shifted(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
