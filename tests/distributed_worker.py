@@ -121,6 +121,18 @@ def case_train(device: str, outdir: str) -> None:
         if i == 1:
             local = [p.grad.numpy().copy() for p in net.parameters()]
     synced = [p.grad.numpy() for p in net.parameters()]
+
+    # unused parameters: `extra` is used on rank 1 only, `idle` on no rank
+    parts = nn.ModuleDict({"always": nn.Linear(3, 1), "extra": nn.Linear(3, 1), "idle": nn.Linear(3, 1)}).to(device)
+    ddp_parts = nn.parallel.DistributedDataParallel(parts)
+    ones = sg.ones(2, 3, device=device)
+    loss = parts["always"](ones).sum() + (parts["extra"](ones).sum() if rank == 1 else 0.0)
+    loss.backward()
+    np.testing.assert_allclose(parts["extra"].weight.grad.numpy(), [[1.0, 1.0, 1.0]])  # (2 on rank 1 + 0) / 2
+    np.testing.assert_allclose(parts["extra"].bias.grad.numpy(), [1.0])
+    np.testing.assert_allclose(parts["always"].weight.grad.numpy(), [[2.0, 2.0, 2.0]])
+    assert parts["idle"].weight.grad is None and parts["idle"].bias.grad is None
+    del ddp_parts
     np.savez(os.path.join(outdir, f"rank{rank}.npz"),
              **{f"final.{k}": v for k, v in final.items()},
              **{f"local.{i}": g for i, g in enumerate(local)}, **{f"synced.{i}": g for i, g in enumerate(synced)})

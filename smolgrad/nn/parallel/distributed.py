@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 
 from ... import distributed as dist
-from ...autograd import no_grad
+from ...autograd import is_grad_enabled, no_grad
 from ...autograd.engine import queue_callback
 from ...distributed.process_group import _default_group, _write_back, all_reduce_buffer
 from ...lazy import realize
@@ -56,7 +56,9 @@ class DistributedDataParallel(Module):
     averaged over all ranks, as if one process had computed it on the whole batch (for a
     loss that is a mean over the batch).
 
-    At construction the parameters and buffers are broadcast from rank 0. During backward
+    At construction the parameters and buffers are broadcast from rank 0, and the buffers
+    again before each forward in grad mode (a no_grad forward, such as an evaluation on
+    rank 0 alone, communicates nothing). During backward
     the gradients are gathered into buckets (`bucket_cap_mb`, default 25 MB; reverse
     parameter order), each all-reduced without blocking as soon as it is complete, so
     communication overlaps the rest of backward; the end of backward waits for all of them.
@@ -64,10 +66,10 @@ class DistributedDataParallel(Module):
     `module.` prefix, as in torch.
 
     smolgrad runs one device per process (see smolgrad.devices and SMOLGRAD_ADAPTER), so
-    device_ids and output_device are accepted for torch code but must name at most one
-    device. Unused parameters are always handled (their gradient counts as zero on that
-    rank), so find_unused_parameters changes nothing; gradient_as_bucket_view and
-    static_graph are performance hints of torch's and change nothing either."""
+    device_ids, output_device and dim are accepted for torch code, with at most one device.
+    Unused parameters are always handled (their gradient counts as zero on that rank; one
+    unused on every rank keeps .grad None), so find_unused_parameters changes nothing;
+    check_reduction, gradient_as_bucket_view and static_graph change nothing either."""
 
     def __init__(
         self,
@@ -116,7 +118,7 @@ class DistributedDataParallel(Module):
     def forward(self, *inputs, **kwargs):
         if self._syncing:  # the last backward stopped with an error before its end
             self._syncing, self._works = False, []
-        if self.broadcast_buffers and self.world_size > 1:
+        if self.broadcast_buffers and self.world_size > 1 and is_grad_enabled():
             buffers = list(self.module.buffers())
             if buffers:
                 _broadcast_coalesced(buffers)
