@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -12,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 import smolgrad as sg
+import smolgrad.distributed as dist
 from smolgrad import nn, optim
-from smolgrad.data import MNIST, DataLoader, TensorDataset
+from smolgrad.data import MNIST, DataLoader, TensorDataset, default_collate
 
 
 # ----- command line -----
@@ -29,6 +31,39 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true",
                    help="run every training step eagerly (default: smolgrad.compile captures the step and replays it)")
     return p
+
+
+# ----- several processes (mpiexec -n N python examples/...) -----
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size): joins the process group when started by mpiexec, else (0, 1).
+    Only rank 0 prints: the other ranks' stdout goes to /dev/null (errors still show)."""
+    if not dist.is_initialized():
+        dist.init_process_group()  # "mpi" under mpiexec, else the one-process "single" backend
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if rank != 0:
+        sys.stdout = open(os.devnull, "w")
+    return rank, world
+
+
+def data_parallel(model: nn.Module) -> nn.Module:
+    """The model wrapped in DistributedDataParallel when several ranks run, else itself."""
+    return nn.parallel.DistributedDataParallel(model) if dist.get_world_size() > 1 else model
+
+
+def rank_part(samples: list, rank: int, world: int) -> list:
+    """This rank's share of a global batch: every world-th sample from the rank-th, so the
+    global batches are the same for any number of ranks (resuming with another count is exact)."""
+    if len(samples) < world:
+        raise SystemExit(f"a batch of {len(samples)} cannot be split over {world} ranks: use a larger --batch-size")
+    return samples[rank::world]
+
+
+def sum_over_ranks(*values: float) -> list[float]:
+    """The sums over all ranks of these numbers (the values themselves in one process)."""
+    t = sg.tensor(list(values), dtype=sg.float64, device="numpy")
+    dist.all_reduce(t)
+    return t.tolist()
 
 
 # ----- progress bar -----
@@ -150,21 +185,30 @@ def mnist_datasets(root, flatten: bool, train_size: int | None = None, test_size
     return out
 
 
-def epoch_loader(dataset, batch_size: int, seed: int, epoch: int, device, shift: int = 0) -> DataLoader:
+def epoch_loader(dataset, batch_size: int, seed: int, epoch: int, device, shift: int = 0,
+                 rank: int = 0, world: int = 1) -> DataLoader:
     """A shuffled loader whose order (and augmentation) depends only on (seed, epoch), so a
     resumed run sees the same batches as an uninterrupted one. With `shift`, each batch's
-    images move by up to that many pixels in each direction (light augmentation)."""
+    images move by up to that many pixels in each direction (light augmentation). With
+    several ranks, each gets its part of every batch of `batch_size` (see rank_part)."""
     order = np.random.default_rng((seed, epoch))
     collate = None
     if shift:
         moves = np.random.default_rng((seed, epoch, 1))
 
         def collate(samples):
+            samples = rank_part(samples, rank, world)
             images = shifted(np.stack([image for image, _ in samples]), shift, moves)
             labels = np.array([int(label) for _, label in samples], dtype=np.int64)
             return sg.tensor(images, device=device), sg.tensor(labels, device=device)
 
-    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate, device=device)
+    elif world > 1:
+        def collate(samples):
+            return default_collate(rank_part(samples, rank, world), device)
+
+    too_small = 0 < len(dataset) % batch_size < world  # a last batch that some rank would get nothing of
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate, device=device,
+                      drop_last=too_small)
 
 
 def shifted(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
@@ -206,6 +250,7 @@ def train_epoch(model, step, loader, desc: str, progress: bool = True) -> tuple[
         correct += hits.item()
         seen += len(y)
         bar.set_postfix(loss=total_loss / seen, acc=f"{100 * correct / seen:.2f}%")
+    total_loss, correct, seen = sum_over_ranks(total_loss, correct, seen)
     return total_loss / seen, correct / seen
 
 
@@ -230,30 +275,39 @@ def fit_mnist(model, args, name: str, flatten: bool, default_epochs: int, target
     continue from one. `flatten`: the model takes 784-vectors, not 1x28x28 images.
     Returns the exit status: 1 when a full run (all the data,
     default_epochs or more) ends below the `target` test accuracy."""
+    rank, world = distributed()
     train, test = mnist_datasets(args.data, flatten=flatten, train_size=args.train_size, test_size=args.test_size)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     device = next(iter(model.parameters())).device
     start = load_checkpoint(args.checkpoint, model, optimizer, device) if args.resume else 0
+    net = data_parallel(model)  # the bare model is evaluated and saved: checkpoints do not depend on the rank count
     # Resuming at epoch `start` is torch's idiom: last_epoch=start-1 (the loaded
     # optimizer state supplies each group's initial_lr).
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs, last_epoch=start - 1)
     print(f"{name} on '{device}': {len(train)} training and {len(test)} test images, "
-          f"{sum(p.numel() for p in model.parameters())} parameters" + (f", resuming after epoch {start}" if start else ""))
+          f"{sum(p.numel() for p in model.parameters())} parameters" + (f", resuming after epoch {start}" if start else "")
+          + (f", {world} ranks with {args.batch_size // world} images each per batch" if world > 1 else ""))
 
-    step = classifier_step(model, optimizer, compiled=not args.no_compile)
+    # captured with smolgrad.compile, unless data-parallel: its gradient all-reduce runs in
+    # backward hooks on the host, which a replayed step would skip
+    step = classifier_step(net, optimizer, compiled=not args.no_compile and world == 1)
     test_acc = None
     for epoch in range(start + 1, args.epochs + 1):
         sg.manual_seed(args.seed * 1000 + epoch)  # any random draw depends on (seed, epoch) only: resuming is exact
         t0 = time.perf_counter()
-        loader = epoch_loader(train, args.batch_size, args.seed, epoch, device, args.shift)
+        loader = epoch_loader(train, args.batch_size, args.seed, epoch, device, args.shift, rank, world)
         train_loss, train_acc = train_epoch(model, step, loader, f"epoch {epoch}", not args.no_progress)
         seconds = time.perf_counter() - t0
         scheduler.step()
+        if rank != 0:  # rank 0 evaluates and writes the checkpoint
+            continue
         test_loss, test_acc = evaluate(model, test, device)
         save_checkpoint(args.checkpoint, model, optimizer, epoch)
         print(f"epoch {epoch:2d}/{args.epochs}  train loss {train_loss:.4f}  acc {100 * train_acc:.2f}%  |  "
               f"test loss {test_loss:.4f}  acc {100 * test_acc:.2f}%  |  {seconds:.1f} s", flush=True)
 
+    if rank != 0:
+        return 0
     if test_acc is None:
         print(f"nothing to do: the checkpoint already has {start} epochs (ask for more with --epochs)")
         return 0

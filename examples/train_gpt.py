@@ -5,6 +5,7 @@
     python examples/train_gpt.py --steps 3000 --resume   # continue from the checkpoint
     python examples/train_gpt.py --dtype float16         # mixed precision (autocast + GradScaler)
     python examples/sample_gpt.py --prompt "Once upon a time"
+    mpiexec -n 2 python examples/train_gpt.py            # 2 processes, each on half of every batch
 
 Data: --data FILE_OR_FOLDER, else $SMOLGRAD_DATA/tinystories/, else TinyStories-valid.txt
 (19 MB; --full: the 1.9 GB train file) downloaded once into ~/.cache/smolgrad, else,
@@ -16,6 +17,7 @@ are written there too."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,12 +25,13 @@ from pathlib import Path
 import numpy as np
 
 import smolgrad as sg
+import smolgrad.distributed as dist
 from smolgrad import nn, optim
 from smolgrad.data import load_stories
 from smolgrad.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common.py and gpt.py, also under PYTHONSAFEPATH=1
-from common import Progress, parser
+from common import Progress, data_parallel, distributed, parser, rank_part, sum_over_ranks
 from gpt import (CONFIGS, EOT, GPT, evaluate, encode_stories, eval_batches, generate, load_tokenizer, lr_lambda,
                  param_groups, random_batch, split_train_val, stream_text, train_tokenizer)
 
@@ -97,6 +100,9 @@ def plot_losses(metrics_path: Path, out: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
+    rank, world = distributed()  # under mpiexec: rank 0 prints, evaluates, samples and writes files
+    if args.batch_size % world:
+        raise SystemExit(f"--batch-size {args.batch_size} must be a multiple of the number of ranks, {world}")
     checkpoint = Path(args.checkpoint)
     paths = side_paths(checkpoint)
     sg.manual_seed(args.seed)
@@ -119,10 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if state is not None:
         tok = load_tokenizer(state["tokenizer"])
-    else:
+    elif rank == 0:
         tok = train_tokenizer(train_stories, config.vocab_size)
         paths["tokenizer"].parent.mkdir(parents=True, exist_ok=True)
         tok.save(str(paths["tokenizer"]))
+    if state is None and world > 1:  # the other ranks read rank 0's tokenizer
+        dist.barrier()
+        tok = load_tokenizer(paths["tokenizer"]) if rank else tok
     if tok.get_vocab_size() > config.vocab_size:
         raise SystemExit(f"the tokenizer has {tok.get_vocab_size()} tokens, more than the model's {config.vocab_size}")
     train_ids, val_ids = encode_stories(tok, train_stories), encode_stories(tok, val_stories)
@@ -143,31 +152,34 @@ def main(argv: list[str] | None = None) -> int:
     scaler = sg.amp.GradScaler(device, enabled=half)
     if state is not None and half and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
+    net = data_parallel(model)  # the bare model is evaluated and saved: checkpoints do not depend on the rank count
     warmup = args.warmup if args.warmup is not None else min(100, max(1, args.steps // 20))
     scheduler = optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, args.steps), last_epoch=start - 1)
     print(f"model: GPT {config.to_dict()}, {model.num_parameters():,} parameters, on '{device}'"
-          + (f"; resuming after step {start}" if start else ""))
+          + (f"; resuming after step {start}" if start else "")
+          + (f"; {world} ranks with {args.batch_size // world} sequences each per step" if world > 1 else ""))
 
     val_batches = eval_batches(val_ids, args.batch_size, context, args.eval_batches)
     paths["metrics"].parent.mkdir(parents=True, exist_ok=True)
-    metrics = open(paths["metrics"], "a" if start else "w")
+    metrics = open(paths["metrics"], "a" if start else "w") if rank == 0 else open(os.devnull, "w")
 
     def save(step: int) -> None:
         sg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                  "scaler": scaler.state_dict(), "config": config.to_dict(), "tokenizer": str(paths["tokenizer"])}, checkpoint)
 
     val_loss = None
-    if start == 0:
+    if start == 0 and rank == 0:
         first = evaluate(model, val_batches, device)
         metrics.write(json.dumps({"step": 0, "val_loss": first}) + "\n")
         print(f"step     0/{args.steps}  val loss {first:.4f}", flush=True)
     model.train()
     end = args.steps if args.stop_at is None else min(args.steps, args.stop_at)
-    bar = Progress(range(start, end), desc="train", enabled=not args.no_progress)
+    bar = Progress(range(start, end), desc="train", enabled=not args.no_progress and rank == 0)
     tokens, t_start = 0, time.perf_counter()
+
     def train_step(x, y):
         with sg.autocast(device, enabled=half):
-            logits = model(x)
+            logits = net(x)
             loss = F.cross_entropy(logits.reshape(-1, config.vocab_size), y.reshape(-1))
         optimizer.zero_grad()
         scaler.scale(loss).backward()
@@ -178,21 +190,23 @@ def main(argv: list[str] | None = None) -> int:
         return loss
 
     # captured once, then replayed with no Python per op; not with float16, whose GradScaler
-    # reads the device at every step (to skip steps with inf or nan gradients)
-    if not args.no_compile and not half:
+    # reads the device at every step (to skip steps with inf or nan gradients), nor across
+    # ranks, whose gradient all-reduce runs in backward hooks on the host
+    if not args.no_compile and not half and world == 1:
         train_step = sg.compile(train_step)
     for step in bar:
         # the batch depends only on (seed, step): a resumed run sees the same batches
         x, y = random_batch(train_ids, args.batch_size, context, np.random.default_rng((args.seed, step)))
+        tokens += x.size
+        x, y = rank_part(x, rank, world), rank_part(y, rank, world)  # this rank's share of the batch
         loss = train_step(sg.tensor(x, device=device), sg.tensor(y, device=device))
         scheduler.step()
-        loss_value = loss.item()
-        tokens += x.size
+        loss_value = sum_over_ranks(loss.item())[0] / world
         rate = tokens / (time.perf_counter() - t_start)
         bar.set_postfix(loss=loss_value, tok_s=f"{rate:.0f}")
         row = {"step": step + 1, "loss": loss_value, "lr": scheduler.get_last_lr()[0], "tokens_per_s": rate}
         done = step + 1
-        if done % args.eval_every == 0 or done == end:
+        if rank == 0 and (done % args.eval_every == 0 or done == end):
             val_loss = evaluate(model, val_batches, device)
             row["val_loss"] = val_loss
             save(done)
@@ -201,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics.write(json.dumps(row) + "\n")
         metrics.flush()
     metrics.close()
+    if rank != 0:
+        return 0
 
     if val_loss is None:
         print(f"nothing to do: the checkpoint already has {start} steps (ask for more with --steps)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import namedtuple
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -29,6 +29,26 @@ from .tensor_sorting import SortingOps
 MinMax = namedtuple("MinMax", ["values", "indices"])
 
 
+class RemovableHandle:
+    """What registering a hook returns: `remove()` unregisters it (torch.utils.hooks.RemovableHandle)."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict, hook: Callable):
+        RemovableHandle._next_id += 1
+        self.hooks_dict, self.id = hooks, RemovableHandle._next_id
+        hooks[self.id] = hook
+
+    def remove(self) -> None:
+        self.hooks_dict.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
 def check_same_device(a: Tensor, b: Tensor, op: str) -> None:
     """PyTorch's error for an op given tensors on two devices."""
     if a.device != b.device:
@@ -45,7 +65,10 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
     # _storage: the Storage this tensor is the root of, or views (None until a view or an
     # in-place op needs one); _view: how a view derives from its root (storage.ViewInfo);
     # _fw: (forward-AD level, tangent) while a dual_level is active
-    __slots__ = ("lazydata", "requires_grad", "grad", "_ctx", "_storage", "_view", "_fw", "__weakref__")
+    # _post_accumulate_grad_hooks: dict of hooks a leaf runs after backward accumulates its .grad
+    __slots__ = (
+        "lazydata", "requires_grad", "grad", "_ctx", "_storage", "_view", "_fw", "_post_accumulate_grad_hooks", "__weakref__"
+    )
     __array_priority__ = 1000  # numpy_array + tensor goes to Tensor.__radd__
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
@@ -199,6 +222,18 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
         `inputs`); with `create_graph=True` the gradients are differentiable again."""
         inputs = None if inputs is None else ([inputs] if isinstance(inputs, Tensor) else list(inputs))
         run_backward([self], [gradient], retain_graph, create_graph, inputs)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> RemovableHandle:
+        """Call `hook(self)` each time backward has accumulated a gradient into this leaf's
+        `.grad`; returns a handle whose `remove()` unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._ctx is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        hooks = getattr(self, "_post_accumulate_grad_hooks", None)
+        if hooks is None:
+            hooks = self._post_accumulate_grad_hooks = {}
+        return RemovableHandle(hooks, hook)
 
     def _accumulate_grad(self, g: Tensor, create_graph: bool = False) -> None:
         if g.dtype != self.dtype:

@@ -252,6 +252,28 @@ def run_backward(
     for i, o in enumerate(outputs):
         if not o.requires_grad:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+    outer_callbacks = getattr(_state, "callbacks", None)
+    _state.callbacks = callbacks = []
+    try:
+        captured = _propagate(outputs, grad_outputs, retain_graph, create_graph, inputs, accumulate)
+    finally:
+        _state.callbacks = outer_callbacks
+    for callback in callbacks:  # queue_callback: after the whole pass, in the order queued
+        callback()
+    return captured
+
+
+def queue_callback(callback) -> None:
+    """Run `callback()` once the current backward pass has finished (torch's
+    `Variable._execution_engine.queue_callback`); only callable during backward, e.g. from a hook."""
+    callbacks = getattr(_state, "callbacks", None)
+    if callbacks is None:
+        raise RuntimeError("queue_callback: no backward pass is running; call it from a hook during backward()")
+    callbacks.append(callback)
+
+
+def _propagate(outputs, grad_outputs, retain_graph, create_graph, inputs, accumulate) -> dict[int, Tensor]:
+    """run_backward's walk over the graph (see there)."""
     grads: dict[int, Tensor] = {}
     roots = []
     with set_grad_mode(create_graph), autocast_mode.suspended():  # backward runs the forward's dtypes
@@ -270,6 +292,9 @@ def run_backward(
             if not isinstance(node, Function):  # a leaf
                 if accumulate and (wanted is None or id(node) in wanted):
                     node._accumulate_grad(g, create_graph)
+                    hooks = getattr(node, "_post_accumulate_grad_hooks", None)
+                    for hook in list(hooks.values()) if hooks else ():  # Tensor.register_post_accumulate_grad_hook
+                        hook(node)
                 continue
             retained = getattr(node, "retained", None)
             if retained is not None and accumulate:  # Tensor.retain_grad()

@@ -91,23 +91,55 @@ def _adapter_rank(adapter) -> tuple[int, int]:
     return (BACKEND_RANK.get(info.get("backend_type", ""), 1), TYPE_RANK.get(info.get("adapter_type", ""), 4))
 
 
+LOCAL_RANK_VARIABLES = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "LOCAL_RANK")  # MPICH, Open MPI, torchrun
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "RANK")
+
+
+def process_rank() -> int:
+    """This process's rank on its machine as the launcher (mpiexec, torchrun) set it in the
+    environment (else its global rank; 0 when not launched as one of several)."""
+    for name in (*LOCAL_RANK_VARIABLES, *RANK_VARIABLES):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
+
+
 def _choose_adapter():
-    """The adapter WebGPUBackend uses: high-performance, primary backends first."""
+    """The adapter WebGPUBackend uses: $SMOLGRAD_ADAPTER when set; else among the adapters
+    of the best kind (primary backend, discrete before integrated before software), the
+    (rank mod their number)-th, so that the ranks of a job on one machine spread over its GPUs."""
     adapters = _all_adapters()
     if not adapters:
         return None
-    return min(adapters, key=_adapter_rank)
+    choice = os.environ.get("SMOLGRAD_ADAPTER")
+    if choice:
+        return _adapter_named(adapters, choice)
+    best = min(_adapter_rank(a) for a in adapters)
+    candidates = [a for a in adapters if _adapter_rank(a) == best]
+    return candidates[process_rank() % len(candidates)]
 
 
-def _adapter_key(info) -> tuple:
-    return (info.get("device"), info.get("backend_type"), info.get("adapter_type"), info.get("description"))
+def _adapter_named(adapters: list, choice: str):
+    """SMOLGRAD_ADAPTER: an index into the adapters (in smolgrad.devices()' order) or a
+    case-insensitive part of one's name, backend or description."""
+    names = [f"{i}: {a.info.get('device', '')} ({a.info.get('backend_type', '')})" for i, a in enumerate(adapters)]
+    if choice.strip().isdigit():
+        i = int(choice)
+        if i < len(adapters):
+            return adapters[i]
+    else:
+        for a in adapters:
+            info = a.info
+            if choice.lower() in f"{info.get('device', '')} {info.get('backend_type', '')} {info.get('description', '')}".lower():
+                return a
+    raise RuntimeError(f"SMOLGRAD_ADAPTER={choice!r} matches no WebGPU adapter; the adapters are: {'; '.join(names)}")
 
 
 def enumerate_adapters() -> list[dict]:
     """Every WebGPU adapter: name, backend, type, vendor, description, and `selected`
     for the one WebGPUBackend uses."""
     adapters = _all_adapters()
-    chosen = min(adapters, key=_adapter_rank) if adapters else None
+    chosen = _choose_adapter()
     out = []
     for a in adapters:
         info = a.info
@@ -118,7 +150,7 @@ def enumerate_adapters() -> list[dict]:
                 "type": info.get("adapter_type", ""),
                 "vendor": info.get("vendor", ""),
                 "description": info.get("description", ""),
-                "selected": chosen is not None and _adapter_key(info) == _adapter_key(chosen.info),
+                "selected": a is chosen,
             }
         )
     return out

@@ -8,6 +8,7 @@ from .cifar import CIFAR10
 from .collate import default_collate, default_convert
 from .dataloader import DataLoader
 from .dataset import Dataset, Subset, TensorDataset, random_split
+from .distributed import DistributedSampler
 from .download import DataError, data_root
 from .idx import read_idx
 from .mnist import MNIST, FashionMNIST
@@ -29,6 +30,7 @@ __all__ = [
     "DataError",
     "DataLoader",
     "Dataset",
+    "DistributedSampler",
     "FashionMNIST",
     "MNIST",
     "RandomSampler",

@@ -1,7 +1,7 @@
 """Neural-network building blocks (torch.nn): Module, Parameter, layers, losses,
 and the functional, init and utils namespaces."""
 
-from . import functional, init, utils
+from . import functional, init, parallel, utils
 from .activation import GELU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from .attention import MultiheadAttention
 from .containers import ModuleDict, ModuleList, Sequential
@@ -48,6 +48,7 @@ from .loss import (
 __all__ = [
     "functional",
     "init",
+    "parallel",
     "utils",
     "Module",
     "Parameter",
