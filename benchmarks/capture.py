@@ -3,6 +3,7 @@ training step, wall time, submits and kernels per step, and peak memory.
 
     python -m benchmarks.capture                       # GPT tiny and default, MNIST MLP; both devices
     python -m benchmarks.capture --device webgpu --model "GPT tiny" --steps 20
+    python -m benchmarks.capture --sampling             # tokens/s of GPT sampling (fixed KV cache)
 
 Host time is `time.thread_time()` around the step (the Python thread's CPU time: graph
 building, scheduling, encoding; on the numpy device it includes the kernels themselves,
@@ -106,14 +107,37 @@ def measure(name: str, device: str, compiled: bool, steps: int, warmup: int) -> 
     return out
 
 
+def sampling(config: str, device: str, compiled: bool, tokens: int) -> float:
+    """Tokens per second of examples/gpt.py's generate (one position per token, a fixed
+    KV cache), after the first 8 tokens (the prompt, and the captured step's recordings)."""
+    import gpt
+
+    sg.manual_seed(0)
+    model = gpt.GPT(gpt.CONFIGS[config]).to(device)
+    stream = gpt.generate(model, [1, 2, 3], tokens + 8, temperature=0.8, device=device, compiled=compiled)
+    for _ in range(8):
+        next(stream)
+    t0 = time.perf_counter()
+    n = sum(1 for _ in stream)
+    return n / (time.perf_counter() - t0)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="all", choices=["numpy", "webgpu", "all"])
     p.add_argument("--model", default=None, help=f"one of {sorted(MODELS)} (default: all)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=4, help="untimed steps first (compile records in the first 2-3)")
+    p.add_argument("--sampling", action="store_true", help="measure GPT sampling (tokens/s) instead of training steps")
     args = p.parse_args(argv)
     devices = ["numpy", "webgpu"] if args.device == "all" else [args.device]
+    if args.sampling:
+        print(f"{'config':<8} {'device':<7} {'eager tok/s':>12} {'captured tok/s':>15}")
+        for config in ("tiny", "default"):
+            for device in devices:
+                eager, captured = (sampling(config, device, c, 60 if config == "default" else 120) for c in (False, True))
+                print(f"{config:<8} {device:<7} {eager:12.1f} {captured:15.1f}")
+        return 0
     models = [args.model] if args.model else list(MODELS)
     print(f"{'model':<12} {'device':<7} {'mode':<9} {'host ms':>8} {'wall ms':>8} {'submits':>8} {'kernels':>8} {'peak MB':>8}  host ratio")
     for name in models:

@@ -63,26 +63,44 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.dim, 3 * config.dim)
         self.proj = nn.Linear(config.dim, config.dim)
 
-    def forward(self, x: sg.Tensor, cache: dict | None = None) -> sg.Tensor:
-        """x: (B, T, dim). With `cache` (a dict, empty at first), keys and values of
-        earlier calls are reused and this call's are appended: x then holds only the
-        new positions."""
+    def forward(self, x: sg.Tensor, cache: KVCache | None = None, pos: sg.Tensor | None = None) -> sg.Tensor:
+        """x: (B, T, dim) at positions 0 .. T-1. With `cache`, its keys and values are
+        written into it; with `pos` too (a (1,) int64 tensor), x is the one position `pos`
+        and attends to the cache's positions up to it."""
         B, T, C = x.shape
         qkv = self.qkv(x).reshape(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]                    # each (B, heads, T, head_dim)
-        past = 0
-        if cache is not None:
-            if "k" in cache:
-                past = cache["k"].shape[2]
-                k, v = sg.cat([cache["k"], k], dim=2), sg.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
-        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))   # (B, heads, T, past + T)
-        if T > 1:
-            # query i sits at position past + i and may see keys 0 .. past + i
-            future = sg.ones(T, past + T, dtype=sg.bool, device=x.device).triu(diagonal=past + 1)
+        future = None
+        if cache is not None and pos is not None:          # one new position: same shapes at every step
+            places = sg.arange(cache.k.shape[2], device=x.device)
+            here = (places == pos).reshape(1, 1, -1, 1)     # computed on the device: no host read of pos
+            cache.k.copy_(sg.where(here, k, cache.k))
+            cache.v.copy_(sg.where(here, v, cache.v))
+            k, v = cache.k, cache.v
+            future = places > pos                           # the cache's positions not written yet
+        else:
+            if cache is not None:                           # the prompt fills the cache's first T positions
+                cache.k[:, :, :T] = k
+                cache.v[:, :, :T] = v
+            if T > 1:
+                future = sg.ones(T, T, dtype=sg.bool, device=x.device).triu(diagonal=1)
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))   # (B, heads, T, keys)
+        if future is not None:
             scores = scores.masked_fill(future, float("-inf"))
         y = F.softmax(scores, dim=-1) @ v                   # (B, heads, T, head_dim)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class KVCache:
+    """The keys and values one block has computed, for incremental decoding: fixed-size
+    buffers (batch, heads, context, head_dim) written in place one position per token, so
+    every decoding step has the same shapes and a captured step (smolgrad.compile)
+    replays it."""
+
+    def __init__(self, config: GPTConfig, batch: int = 1, device=None):
+        shape = (batch, config.n_heads, config.context, config.dim // config.n_heads)
+        self.k = sg.tensor(np.zeros(shape, np.float32), device=device)
+        self.v = sg.tensor(np.zeros(shape, np.float32), device=device)
 
 
 class Block(nn.Module):
@@ -98,8 +116,8 @@ class Block(nn.Module):
         self.act = nn.GELU(approximate="tanh")
         self.fc_proj = nn.Linear(hidden, config.dim)
 
-    def forward(self, x: sg.Tensor, cache: dict | None = None) -> sg.Tensor:
-        x = x + self.attn(self.ln1(x), cache)
+    def forward(self, x: sg.Tensor, cache: KVCache | None = None, pos: sg.Tensor | None = None) -> sg.Tensor:
+        x = x + self.attn(self.ln1(x), cache, pos)
         return x + self.fc_proj(self.act(self.fc(self.ln2(x))))
 
 
@@ -121,16 +139,18 @@ class GPT(nn.Module):
                 std = 0.02 / math.sqrt(2 * config.n_layers) if name.endswith(("proj.weight", "fc_proj.weight")) else 0.02
                 nn.init.normal_(p, 0.0, std)
 
-    def forward(self, idx: sg.Tensor, caches: list[dict] | None = None, start: int = 0) -> sg.Tensor:
-        """idx: (B, T) int64 token ids at positions start .. start + T - 1. `caches`: one
-        dict per block for incremental decoding (see `generate`)."""
+    def forward(self, idx: sg.Tensor, caches: list[KVCache] | None = None, pos: sg.Tensor | None = None) -> sg.Tensor:
+        """idx: (B, T) int64 token ids at positions 0 .. T-1 -> logits (B, T, vocab_size).
+        `caches` (one KVCache per block) are filled with those positions' keys and values;
+        with `pos` (a (1,) int64 tensor) idx is (B, 1), the token at position `pos`, which
+        attends to the cached positions before it (see `generate`)."""
         B, T = idx.shape
-        if start + T > self.config.context:
-            raise ValueError(f"positions up to {start + T} exceed the model's context of {self.config.context}")
-        pos = sg.arange(start, start + T, device=idx.device)
-        x = self.tok_emb(idx) + self.pos_emb(pos)
+        if T > self.config.context:
+            raise ValueError(f"{T} positions exceed the model's context of {self.config.context}")
+        positions = pos if pos is not None else sg.arange(T, device=idx.device)
+        x = self.tok_emb(idx) + self.pos_emb(positions)
         for i, block in enumerate(self.blocks):
-            x = block(x, None if caches is None else caches[i])
+            x = block(x, None if caches is None else caches[i], pos)
         x = self.ln_f(x)
         return x @ self.tok_emb.weight.T       # the head shares the token embedding's weights
 
@@ -266,31 +286,40 @@ def sample_next(logits: np.ndarray, temperature: float, top_k: int | None, rng: 
 
 
 def generate(model: GPT, prompt_ids: list[int], max_new_tokens: int, temperature: float = 0.8,
-             top_k: int | None = 40, seed: int = 0, stop_id: int | None = None, device=None):
-    """Yield new token ids one at a time. The prompt runs through the model once; each
-    new token then costs one position, with the keys and values of earlier positions
-    kept in a per-block cache. When the context fills up, the cache restarts from the
-    last half of the context."""
+             top_k: int | None = 40, seed: int = 0, stop_id: int | None = None, device=None, compiled: bool = True):
+    """Yield new token ids one at a time. The prompt runs through the model once, filling
+    a fixed-size KV cache per block; each new token then costs one position, a step of
+    the same shapes every time, captured with smolgrad.compile (unless `compiled` is
+    False) so that it replays with no Python per op and compiles nothing. When the
+    context fills up, the cache restarts from the last half of the context."""
     rng = np.random.default_rng(seed)
     context = model.config.context
     ids = list(prompt_ids) or ([stop_id] if stop_id is not None else [0])
     model.eval()
-    with sg.no_grad():
-        caches, window = None, []
-        for _ in range(max_new_tokens):
-            if caches is None or len(window) >= context:
-                window = ids[-(context // 2):] if len(ids) >= context else ids[-context:]
-                caches = [{} for _ in model.blocks]
-                logits = model(sg.tensor([window], dtype=sg.int64, device=device), caches, start=0)
-            else:
-                logits = model(sg.tensor([[ids[-1]]], dtype=sg.int64, device=device), caches, start=len(window) - 1)
-            row = logits[0, -1].numpy()
-            nxt = sample_next(row, temperature, top_k, rng)
-            if stop_id is not None and nxt == stop_id:
-                return
-            ids.append(nxt)
-            window.append(nxt)
-            yield nxt
+    caches: list[KVCache] = []
+
+    def next_logits(token: sg.Tensor, pos: sg.Tensor) -> sg.Tensor:
+        with sg.no_grad():
+            return model(token, caches, pos)[:, -1]
+
+    step = sg.compile(next_logits) if compiled else next_logits
+    window: list[int] = []
+    for _ in range(max_new_tokens):
+        if not caches or len(window) >= context:
+            window = ids[-(context // 2):] if len(ids) >= context else ids[-context:]
+            if not caches:  # (made once: the same buffers every time, so the captured step stays valid)
+                caches[:] = [KVCache(model.config, 1, device) for _ in model.blocks]
+            with sg.no_grad():
+                row = model(sg.tensor([window], dtype=sg.int64, device=device), caches)[0, -1].numpy()
+        else:
+            token = sg.tensor([[ids[-1]]], dtype=sg.int64, device=device)
+            row = step(token, sg.tensor([len(window) - 1], dtype=sg.int64, device=device))[0].numpy()
+        nxt = sample_next(row, temperature, top_k, rng)
+        if stop_id is not None and nxt == stop_id:
+            return
+        ids.append(nxt)
+        window.append(nxt)
+        yield nxt
 
 
 def stream_text(tok, token_ids, write) -> str:

@@ -23,7 +23,8 @@ pytest.importorskip("tokenizers", reason="the GPT example needs `tokenizers` (pi
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 sys.path.insert(0, str(EXAMPLES))
-from gpt import CONFIGS, GPT, GPTConfig, eval_batches, generate, lr_lambda, param_groups, split_train_val  # noqa: E402
+from gpt import (CONFIGS, GPT, GPTConfig, KVCache, eval_batches, generate, lr_lambda, param_groups,  # noqa: E402
+                 split_train_val)
 
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -71,23 +72,38 @@ def test_kv_cache_gives_the_full_forward_logits():
     ids = np.random.default_rng(1).integers(0, 64, size=(1, 16))
     with sg.no_grad():
         full = model(sg.tensor(ids)).numpy()
-        caches = [{} for _ in model.blocks]
+        caches = [KVCache(model.config) for _ in model.blocks]
         parts = [model(sg.tensor(ids[:, :5]), caches).numpy()]           # the prompt in one go
         for t in range(5, 16):                                           # then one position at a time
-            parts.append(model(sg.tensor(ids[:, t:t + 1]), caches, start=t).numpy())
-    assert caches[0]["k"].shape == (1, 4, 16, 8)
+            parts.append(model(sg.tensor(ids[:, t:t + 1]), caches, sg.tensor([t])).numpy())
+    assert caches[0].k.shape == (1, 4, 16, 8)  # fixed size: the context
     np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-4, atol=1e-5)
 
 
-def test_greedy_generation_matches_argmax_of_full_forward_and_runs_past_the_context():
-    model = small_model()
+@pytest.mark.parametrize("compiled", [True, False], ids=["captured", "eager"])
+def test_greedy_generation_matches_argmax_of_full_forward_and_runs_past_the_context(device, compiled):
+    model = small_model().to(device)
     prompt = [3, 1, 4]
-    out = list(generate(model, prompt, max_new_tokens=20, temperature=0.0, device="numpy"))  # 23 tokens > context 16
-    assert len(out) == 20
+    out = list(generate(model, prompt, max_new_tokens=20, temperature=0.0, device=device, compiled=compiled))
+    assert len(out) == 20  # 23 tokens > context 16: the cache restarted once
     ids = prompt + out
     with sg.no_grad():
-        logits = model(sg.tensor([ids[:16]])).numpy()[0]
+        logits = model(sg.tensor([ids[:16]], device=device)).numpy()[0]
     np.testing.assert_array_equal(logits[len(prompt) - 1:15].argmax(-1), ids[len(prompt):16])
+
+
+def test_captured_decoding_compiles_nothing_after_the_first_tokens(device):
+    model = small_model().to(device)
+    tokens = generate(model, [5], max_new_tokens=12, temperature=0.0, device=device)
+    for _ in range(5):  # the prompt, then tokens recorded until two recordings agree
+        next(tokens)
+    sg.reset_stats()
+    rest = list(tokens)
+    stats = sg.stats(device)
+    assert len(rest) == 7 and stats["kernels"] > 0
+    assert stats["kernels_compiled"] == 0
+    if device == "webgpu":
+        assert stats["submits"] <= 2 * len(rest)  # one replay and one readback of the logits per token
 
 
 def test_output_head_is_tied_and_decay_only_on_matrices():
