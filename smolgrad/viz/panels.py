@@ -103,7 +103,7 @@ class CurvePanel(Panel):
             px = inner.x + (x - x0) / (x1 - x0) * inner.w
             py = inner.y + inner.h - (y - y0) / (y1 - y0) * inner.h
             shapes.polyline(px, py, color)
-            legend = f"{name} {format_value(self.series[name][1][-1])}"
+            legend = f"{name} {format_value(self.series[name][1][-1])}"[: max(int((box.w - 8) // font.ADVANCE), 0)]
             shapes.text(legend, box.x + box.w - font.text_width(legend) - 4, box.y + 4 + i * font.LINE, color)
         top, bottom = (10**y1, 10**y0) if self.log else (y1, y0)
         shapes.text(format_value(top), area.x, box.y, LABEL_COLOR)
