@@ -11,6 +11,7 @@ from typing import Callable, Union
 import numpy as np
 
 from .. import creation, dtypes
+from ..autograd import no_grad
 from ..lazy import realize
 from ..ops import Op
 from ..tensor import Tensor, arange
@@ -41,8 +42,9 @@ class Panel:
     def draw(self, rect: Rect, shapes: Shapes, draws: list[TensorDraw]) -> None:
         shapes.rect(rect, PANEL_BACKGROUND)
         self.draw_content(plot_area(rect), shapes, draws)  # first: it may update the header
-        fits = max(int((rect.w - 2 * PAD) // (font.ADVANCE * TITLE_SCALE)), 0)
-        shapes.text(self.header()[:fits], rect.x + PAD, rect.y + PAD, TITLE_COLOR, TITLE_SCALE)
+        title, room = self.header(), rect.w - 2 * PAD
+        scale = TITLE_SCALE if font.text_width(title, TITLE_SCALE) <= room else 1  # small print for long titles
+        shapes.text(title[: max(int(room // (font.ADVANCE * scale)), 0)], rect.x + PAD, rect.y + PAD, TITLE_COLOR, scale)
 
     def draw_content(self, area: Rect, shapes: Shapes, draws: list[TensorDraw]) -> None:
         raise NotImplementedError
@@ -165,15 +167,16 @@ class TensorPanel(Panel):
         return self.title if self.shape is None else f"{self.title} {tuple(self.shape)}"
 
     def draw_content(self, area: Rect, shapes: Shapes, draws: list[TensorDraw]) -> None:
-        t = resolve(self.source)
-        if t is None:
-            shapes.text("no data yet", area.x + 4, area.y + 4, LABEL_COLOR)
-            return
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{type(self).__name__} '{self.title}': the callable returned {type(t).__name__}, not a Tensor")
-        self.check(t)
-        self.shape = tuple(t.shape)
-        draws.append(self.tensor_draw(drawing_tensor(t), area))
+        with no_grad():  # a callable may compute the tensor (an attention map): record nothing
+            t = resolve(self.source)
+            if t is None:
+                shapes.text("no data yet", area.x + 4, area.y + 4, LABEL_COLOR)
+                return
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{type(self).__name__} '{self.title}': the callable returned {type(t).__name__}, not a Tensor")
+            self.check(t)
+            self.shape = tuple(t.shape)
+            draws.append(self.tensor_draw(drawing_tensor(t), area))
 
     def tensor_draw(self, t: Tensor, area: Rect) -> TensorDraw:
         raise NotImplementedError
