@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import time
 import zlib
 
 import numpy as np
@@ -285,6 +286,8 @@ def test_bad_inputs_say_what_was_wrong():
         view.heatmap("x", [[1, 2]])
     with pytest.raises(ValueError, match="fps must be positive"):
         LiveView(live=False, fps=0)
+    with pytest.raises(ValueError, match=r"budget is a share of the time in \(0, 1\]"):
+        LiveView(live=False, budget=0)
     view.heatmap("late", lambda: sg.zeros(2, 2, 2))  # checked when drawn
     with pytest.raises(ValueError, match="heatmap 'late'"):
         view.render()
@@ -332,6 +335,31 @@ def test_update_redraws_at_most_fps_times_a_second_and_survives_a_closed_window(
     view.update(step=51, loss=0.05)  # training goes on, the curve keeps its data
     assert view.panels["loss"].series["loss"][0][-1] == 51
     view.wait_closed()  # no window: returns at once
+
+
+class SlowWindow(CountingWindow):
+    """A window whose frames take `seconds` to draw."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def present(self, encode, read_back=False):
+        super().present(encode, read_back)
+        time.sleep(self.seconds)
+
+
+def test_slow_frames_take_at_most_the_budget_share_of_the_time():
+    view = LiveView(live=False, size=SIZE, fps=1e6, budget=0.1)
+    view.window = SlowWindow(0.02)
+    start = time.perf_counter()
+    step = 0
+    while time.perf_counter() - start < 0.6:
+        step += 1
+        view.update(step=step, loss=1.0)
+    elapsed = time.perf_counter() - start
+    assert step > 10 * view.window.presents  # far fewer frames than the million per second asked for
+    assert view.draw_seconds <= view.budget * elapsed + view._last_draw_seconds
 
 
 def test_live_without_a_display_says_why_and_keeps_working(monkeypatch, capsys):

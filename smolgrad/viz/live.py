@@ -17,7 +17,8 @@ from .render import OFFSCREEN_FORMAT, Renderer, render_to_array
 from .shapes import Shapes
 from .window import LiveViewUnavailable, Window
 
-DEFAULT_FPS = 2.0  # redraws per second at most: keeps the view under ~5% of a training step's time
+DEFAULT_FPS = 2.0  # redraws per second at most
+DEFAULT_BUDGET = 0.05  # and at most this share of the training thread's time (slow drawing devices draw less often)
 POLL_INTERVAL = 0.05  # seconds between window event polls during training
 CURVE_PANEL = {"val_loss": "loss", "train_loss": "loss"}  # series that share another series' panel
 CURVE_TITLES = {"loss": "loss", "lr": "learning rate", "tokens_per_s": "tokens/s", "samples_per_s": "samples/s"}
@@ -35,8 +36,9 @@ def _drawing_device():
 
 
 class LiveView:
-    """Panels of training curves and tensors, drawn at most `fps` times a second in a glfw
-    window (`live=True`) and into a PNG on demand (`snapshot`).
+    """Panels of training curves and tensors, drawn in a glfw window (`live=True`) at most `fps`
+    times a second and with at most a `budget` share of the time (after a frame that took d
+    seconds the next waits at least d / budget), and into a PNG on demand (`snapshot`).
 
     Typical use: `view.update(step=i, loss=loss_value, lr=lr)` every step, and
     `view.heatmap("fc1.weight", model.fc1.weight)` once; tensor panels redraw from the
@@ -49,15 +51,19 @@ class LiveView:
         size: tuple[int, int] = (960, 640),
         fps: float = DEFAULT_FPS,
         live: bool = True,
+        budget: float = DEFAULT_BUDGET,
         log_loss: bool = True,
     ):
         if fps <= 0:
             raise ValueError(f"LiveView: fps must be positive, got {fps}")
+        if not 0 < budget <= 1:
+            raise ValueError(f"LiveView: budget is a share of the time in (0, 1], got {budget}")
         if len(size) != 2 or min(size) < 16:
             raise ValueError(f"LiveView: size must be (width, height) of at least 16 pixels each, got {size}")
         self.title = title
         self.size = (int(size[0]), int(size[1]))
         self.fps = float(fps)
+        self.budget = float(budget)
         self.log_loss = log_loss
         self.panels: dict[str, Panel] = {}
         self.window: Window | None = None
@@ -66,6 +72,7 @@ class LiveView:
         self._renderers: dict[str, Renderer] = {}
         self._step = 0
         self._last_draw = -float("inf")
+        self._last_draw_seconds = 0.0
         self._last_poll = -float("inf")
         self.device = _drawing_device()
         if live:
@@ -159,17 +166,18 @@ class LiveView:
 
         start = time.perf_counter()
         pixels = self.window.present(encode, read_back)
-        self.draw_seconds += time.perf_counter() - start
-        self.frames += 1
         self._last_draw = time.perf_counter()
+        self._last_draw_seconds = self._last_draw - start
+        self.draw_seconds += self._last_draw_seconds
+        self.frames += 1
         return pixels
 
     def _tick(self) -> None:
-        """On the training thread: poll the window now and then, redraw at most fps times a second."""
+        """On the training thread: poll the window now and then, redraw within the rate and the budget."""
         if self.window is None:
             return
         now = time.perf_counter()
-        if now - self._last_draw >= 1.0 / self.fps:
+        if now - self._last_draw >= max(1.0 / self.fps, self._last_draw_seconds / self.budget):
             self._safely(self.redraw)
         elif now - self._last_poll >= POLL_INTERVAL:
             self._last_poll = now

@@ -14,7 +14,7 @@ from .. import creation, dtypes
 from ..autograd import no_grad
 from ..lazy import realize
 from ..ops import Op
-from ..tensor import Tensor, arange
+from ..tensor import Tensor
 from . import font
 from .layout import PAD, TITLE_SCALE, Rect, curve_box, plot_area
 from .render import TensorDraw
@@ -230,9 +230,9 @@ class HistogramPanel(TensorPanel):
         x = t.reshape(-1)
         lo, hi = x.min(), x.max()
         width = (hi - lo).clamp(min=1e-30)
-        index = ((x - lo) / width * self.bins).floor().clamp(0, self.bins - 1)
-        centers = arange(self.bins, dtype=dtypes.float32, device=t.device)
-        return (index.unsqueeze(1) == centers).float().sum(0)
+        index = ((x - lo) / width * self.bins).floor().clamp(0, self.bins - 1).long()
+        ones = creation.ones(x.shape[0], device=t.device)
+        return creation.zeros(self.bins, device=t.device).scatter_add(0, index, ones)
 
     def tensor_draw(self, t: Tensor, area: Rect) -> TensorDraw:
         counts = self.counts(t)
