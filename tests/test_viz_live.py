@@ -404,7 +404,13 @@ WINDOW_SCRIPT = textwrap.dedent(
     frames = view.frames
     glfw.set_window_should_close(view.window._handle, True)  # as the close button does
     view.update(step=3, loss=0.2)
+
+    broken = LiveView(title="a panel that fails", size=(160, 120), fps=1e-3)
+    broken.heatmap("3-D", lambda: sg.zeros(2, 2, 2))
+    broken.update(step=1, loss=1.0)  # the frame fails: the view stops, training goes on
+    broken.update(step=2, loss=0.5)
     print(json.dumps({
+        "broken_view_stopped": broken.window is None,
         "frames": frames,
         "size": [width, height],
         "max_diff_to_offscreen": int(np.abs(shots[-1].astype(int) - offscreen.astype(int)).max()),
@@ -454,3 +460,4 @@ def test_a_real_glfw_window_under_xvfb_shows_the_frames(tmp_path):
     assert result["frames_differ"]  # the loss curve grew between the frames
     assert result["closed_after_close_button"]
     assert result["steps_after_close"] == 3.0
+    assert result["broken_view_stopped"] and "live view stopped: ValueError: heatmap '3-D'" in run.stderr

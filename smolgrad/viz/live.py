@@ -84,7 +84,8 @@ class LiveView:
     # ----- what is shown
     def update(self, step: int | None = None, **scalars: float) -> None:
         """Record scalars at `step` (loss, val_loss, lr, tokens_per_s, ...: one curve each,
-        val_loss next to loss) and redraw the window if 1/fps seconds have passed."""
+        val_loss next to loss; a 0-d Tensor is read with .item()) and redraw the window when
+        the rate and the budget allow."""
         self._step = self._step + 1 if step is None else step
         for name, value in scalars.items():
             if value is None:

@@ -80,18 +80,23 @@ class Window:
         shown: dict = {}
 
         def draw() -> None:
-            texture = self.context.get_current_texture()
-            width, height = texture.size[0], texture.size[1]
-            encoder = self.device.create_command_encoder()
-            encode(encoder, texture.create_view(), width, height)
-            if read_back:
-                pixels = copy_texture_to_array(self.device, encoder, texture, width, height)
-                shown["rgba"] = pixels[..., [2, 1, 0, 3]] if self.format.startswith("bgra") else pixels
-            else:
-                self.device.queue.submit([encoder.finish()])
+            try:
+                texture = self.context.get_current_texture()
+                width, height = texture.size[0], texture.size[1]
+                encoder = self.device.create_command_encoder()
+                encode(encoder, texture.create_view(), width, height)
+                if read_back:
+                    pixels = copy_texture_to_array(self.device, encoder, texture, width, height)
+                    shown["rgba"] = pixels[..., [2, 1, 0, 3]] if self.format.startswith("bgra") else pixels
+                else:
+                    self.device.queue.submit([encoder.finish()])
+            except Exception as e:  # rendercanvas would only log it: hand it to the caller
+                shown["error"] = e
 
         self.canvas.request_draw(draw)
         self.canvas.force_draw()
+        if "error" in shown:
+            raise shown["error"]
         return shown.get("rgba")
 
     def wait_events(self, timeout: float) -> None:
