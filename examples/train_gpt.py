@@ -3,6 +3,7 @@
     python examples/train_gpt.py                         # the default config, 1500 steps
     python examples/train_gpt.py --config 260k --device webgpu --steps 5000
     python examples/train_gpt.py --steps 3000 --resume   # continue from the checkpoint
+    python examples/train_gpt.py --live --snapshot gpt.png   # watch it train; a PNG of the view at the end
     python examples/sample_gpt.py --prompt "Once upon a time"
 
 Data: --data FILE_OR_FOLDER, else $SMOLGRAD_DATA/tinystories/, else TinyStories-valid.txt
