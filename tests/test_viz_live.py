@@ -405,12 +405,22 @@ WINDOW_SCRIPT = textwrap.dedent(
     glfw.set_window_should_close(view.window._handle, True)  # as the close button does
     view.update(step=3, loss=0.2)
 
+    import threading, time
+    last = LiveView(title="the end of a run", size=(160, 120))
+    last.update(step=1, loss=1.0)
+    threading.Timer(0.5, glfw.set_window_should_close, (last.window._handle, True)).start()  # the user, later
+    start = time.perf_counter()
+    last.wait_closed(timeout=60)  # the last frame stays up until the window is closed
+    waited = time.perf_counter() - start
+
     broken = LiveView(title="a panel that fails", size=(160, 120), fps=1e-3)
     broken.heatmap("3-D", lambda: sg.zeros(2, 2, 2))
     broken.update(step=1, loss=1.0)  # the frame fails: the view stops, training goes on
     broken.update(step=2, loss=0.5)
     print(json.dumps({
         "broken_view_stopped": broken.window is None,
+        "waited_for_close": waited,
+        "closed_after_wait": not last.is_live,
         "frames": frames,
         "size": [width, height],
         "max_diff_to_offscreen": int(np.abs(shots[-1].astype(int) - offscreen.astype(int)).max()),
@@ -460,4 +470,5 @@ def test_a_real_glfw_window_under_xvfb_shows_the_frames(tmp_path):
     assert result["frames_differ"]  # the loss curve grew between the frames
     assert result["closed_after_close_button"]
     assert result["steps_after_close"] == 3.0
+    assert 0.4 <= result["waited_for_close"] < 30 and result["closed_after_wait"]
     assert result["broken_view_stopped"] and "live view stopped: ValueError: heatmap '3-D'" in run.stderr
