@@ -451,7 +451,7 @@ def start_xvfb():
     return proc, f":{number}"
 
 
-def test_a_real_glfw_window_under_xvfb_shows_the_frames(tmp_path):
+def test_a_real_glfw_window_under_xvfb_shows_the_frames():
     pytest.importorskip("glfw", reason="glfw is not installed (pip install 'smolgrad[viz]')")
     pytest.importorskip("rendercanvas", reason="rendercanvas is not installed (pip install 'smolgrad[viz]')")
     proc, display = start_xvfb()
