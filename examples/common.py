@@ -128,6 +128,60 @@ class Progress:
             self.enabled = False
 
 
+# ----- live view -----
+
+def view_arguments(p: argparse.ArgumentParser) -> None:
+    """--live and --snapshot, for the examples that can show smolgrad.viz.LiveView."""
+    p.add_argument("--live", action="store_true",
+                   help="watch training in a window (smolgrad.viz.LiveView: needs glfw, rendercanvas and a display)")
+    p.add_argument("--snapshot", default=None, metavar="PATH",
+                   help="at the end, render the live view's panels into this PNG (works without a display)")
+
+
+def open_view(args, title: str):
+    """The LiveView that --live or --snapshot ask for, else None. Without a window (no glfw,
+    no display) it says why on stderr and training goes on."""
+    if not (args.live or args.snapshot):
+        return None
+    try:
+        from smolgrad.viz import LiveView
+
+        return LiveView(title=title, live=args.live)
+    except Exception as e:  # e.g. no WebGPU adapter to draw with
+        print(f"--live/--snapshot: no view ({type(e).__name__}: {e}); training goes on", file=sys.stderr)
+        return None
+
+
+def finish_view(view, args) -> None:
+    """Write the --snapshot PNG, then keep the window's last frame up until it is closed."""
+    if view is None:
+        return
+    if args.snapshot:
+        print(f"live view snapshot: {view.snapshot(args.snapshot)}")
+    if view.is_live:
+        print("close the live view window to exit", flush=True)
+        view.wait_closed()
+
+
+def show_mnist_model(view, model, batch: dict) -> None:
+    """MNIST panels: the first layer's weights as images (28x28 per unit, or the conv
+    kernels), its gradient's histogram, the output layer as a heatmap, and the latest batch
+    with the predicted labels (`batch` holds x, pred and y, updated by train_epoch)."""
+    for name in ("loss", "lr", "samples_per_s"):  # the curves first
+        view.curve(name)
+    matrices = [p for p in model.parameters() if p.ndim >= 2]
+    first, last = matrices[0], matrices[-1]
+    if first.ndim == 2 and first.shape[1] == 784:
+        view.images("first layer weights", lambda: first[:16], image_shape=(28, 28))
+    elif first.ndim == 4:
+        view.images("first conv kernels", lambda: first[:16, 0])
+    view.histogram("first layer gradient", lambda: first.grad)
+    view.heatmap("output layer weights", last)
+    image_shape = (28, 28) if first.ndim == 2 else None
+    view.images("batch: predicted labels", lambda: batch.get("x"), labels=lambda: batch.get("pred"),
+                targets=lambda: batch.get("y"), image_shape=image_shape, max_images=24)
+
+
 # ----- models -----
 
 class MLP(nn.Module):
@@ -170,6 +224,7 @@ def mnist_arguments(p: argparse.ArgumentParser, epochs: int, checkpoint: str, sh
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--shift", type=int, default=shift,
                    help="augmentation: shift each training batch by up to this many pixels (default: %(default)s)")
+    view_arguments(p)
 
 
 def mnist_datasets(root, flatten: bool, train_size: int | None = None, test_size: int | None = None):
@@ -225,8 +280,8 @@ def shifted(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.
 
 
 def classifier_step(model, optimizer, compiled: bool = True):
-    """The training step of a classifier: step(x, y) -> (loss, number of correct predictions),
-    both 0-d tensors; captured with smolgrad.compile unless `compiled` is False."""
+    """The training step of a classifier: step(x, y) -> (loss, predictions, number correct),
+    captured with smolgrad.compile unless `compiled` is False."""
 
     def step(x, y):
         logits = model(x)
@@ -234,22 +289,33 @@ def classifier_step(model, optimizer, compiled: bool = True):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return loss, (logits.detach().argmax(dim=1) == y).sum()
+        pred = logits.detach().argmax(dim=1)
+        return loss, pred, (pred == y).sum()
 
     return sg.compile(step) if compiled else step
 
 
-def train_epoch(model, step, loader, desc: str, progress: bool = True) -> tuple[float, float]:
-    """One pass over `loader` with `step` (see classifier_step); returns (mean loss, accuracy)."""
+def train_epoch(model, optimizer, train_step, loader, desc: str, progress: bool = True, view=None, step: int = 0,
+                batch: dict | None = None) -> tuple[float, float]:
+    """One pass over `loader` with `train_step` (see classifier_step); returns (mean loss,
+    accuracy). With a LiveView `view`, each step (counted on from `step`) updates its curves
+    and `batch` (see show_mnist_model)."""
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     bar = Progress(loader, desc=desc, enabled=progress)
+    start = time.perf_counter()
     for x, y in bar:
-        loss, hits = step(x, y)
+        loss, pred, hits = train_step(x, y)
         total_loss += loss.item() * len(y)
         correct += hits.item()
         seen += len(y)
         bar.set_postfix(loss=total_loss / seen, acc=f"{100 * correct / seen:.2f}%")
+        if view is not None:
+            step += 1
+            if batch is not None:
+                batch.update(x=x, pred=pred, y=y)
+            view.update(step=step, loss=loss.item(), lr=optimizer.param_groups[0]["lr"],
+                        samples_per_s=seen / (time.perf_counter() - start))
     total_loss, correct, seen = sum_over_ranks(total_loss, correct, seen)
     return total_loss / seen, correct / seen
 
@@ -290,18 +356,25 @@ def fit_mnist(model, args, name: str, flatten: bool, default_epochs: int, target
 
     # captured with smolgrad.compile, unless data-parallel: its gradient all-reduce runs in
     # backward hooks on the host, which a replayed step would skip
-    step = classifier_step(net, optimizer, compiled=not args.no_compile and world == 1)
+    train_step = classifier_step(net, optimizer, compiled=not args.no_compile and world == 1)
+    view, batch = open_view(args, name) if rank == 0 else None, {}
+    if view is not None:
+        show_mnist_model(view, model, batch)
     test_acc = None
     for epoch in range(start + 1, args.epochs + 1):
         sg.manual_seed(args.seed * 1000 + epoch)  # any random draw depends on (seed, epoch) only: resuming is exact
         t0 = time.perf_counter()
         loader = epoch_loader(train, args.batch_size, args.seed, epoch, device, args.shift, rank, world)
-        train_loss, train_acc = train_epoch(model, step, loader, f"epoch {epoch}", not args.no_progress)
+        step = (epoch - 1) * len(loader)
+        train_loss, train_acc = train_epoch(model, optimizer, train_step, loader, f"epoch {epoch}",
+                                            not args.no_progress, view, step, batch)
         seconds = time.perf_counter() - t0
         scheduler.step()
         if rank != 0:  # rank 0 evaluates and writes the checkpoint
             continue
         test_loss, test_acc = evaluate(model, test, device)
+        if view is not None:
+            view.update(step=step + len(loader), val_loss=test_loss)
         save_checkpoint(args.checkpoint, model, optimizer, epoch)
         print(f"epoch {epoch:2d}/{args.epochs}  train loss {train_loss:.4f}  acc {100 * train_acc:.2f}%  |  "
               f"test loss {test_loss:.4f}  acc {100 * test_acc:.2f}%  |  {seconds:.1f} s", flush=True)
@@ -310,8 +383,10 @@ def fit_mnist(model, args, name: str, flatten: bool, default_epochs: int, target
         return 0
     if test_acc is None:
         print(f"nothing to do: the checkpoint already has {start} epochs (ask for more with --epochs)")
+        finish_view(view, args)
         return 0
     print(f"test accuracy {100 * test_acc:.2f}%")
+    finish_view(view, args)
     full_run = args.train_size is None and args.test_size is None and args.epochs >= default_epochs
     if full_run and test_acc < target:
         print(f"below the target of {100 * target:.1f}% for a full run")

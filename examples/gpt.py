@@ -269,6 +269,21 @@ def evaluate(model: GPT, batches, device) -> float:
     return total / count
 
 
+def attention_probs(model: GPT, idx: sg.Tensor, layer: int) -> sg.Tensor:
+    """The attention weights (B, heads, T, T) of block `layer` for token ids idx (B, T), as
+    its forward computes them (for the live view's attention map)."""
+    B, T = idx.shape
+    x = model.tok_emb(idx) + model.pos_emb(sg.arange(T, device=idx.device))
+    for block in model.blocks[:layer]:
+        x = block(x)
+    block = model.blocks[layer]
+    attn = block.attn
+    qkv = attn.qkv(block.ln1(x)).reshape(B, T, 3, attn.n_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    scores = (qkv[0] @ qkv[1].transpose(-2, -1)) * (1.0 / math.sqrt(attn.head_dim))
+    future = sg.ones(T, T, dtype=sg.bool, device=idx.device).triu(diagonal=1)
+    return F.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+
+
 # ----- sampling -----
 
 def sample_next(logits: np.ndarray, temperature: float, top_k: int | None, rng: np.random.Generator) -> int:

@@ -4,6 +4,7 @@ with Adam, cosine decay and light augmentation (each batch shifted by up to one 
     python examples/mnist_cnn.py                      # 3 epochs, >= 99.0% test accuracy
     python examples/mnist_cnn.py --epochs 4 --resume  # continue from the last checkpoint
     python examples/mnist_cnn.py --train-size 6400 --epochs 1   # a quick run
+    python examples/mnist_cnn.py --live --snapshot cnn.png      # watch it train; a PNG of the view at the end
 
 The data comes from --data, else $SMOLGRAD_DATA, else ~/.cache/smolgrad (downloaded
 there the first time). A checkpoint is saved after every epoch."""

@@ -4,6 +4,7 @@ light augmentation (each batch shifted by up to one pixel).
     python examples/mnist_mlp.py                      # 10 epochs, >= 98.0% test accuracy
     python examples/mnist_mlp.py --epochs 12 --resume # continue from the last checkpoint
     python examples/mnist_mlp.py --train-size 6400 --epochs 1   # a quick run
+    python examples/mnist_mlp.py --live --snapshot mlp.png      # watch it train; a PNG of the view at the end
 
 The data comes from --data, else $SMOLGRAD_DATA, else ~/.cache/smolgrad (downloaded
 there the first time). A checkpoint is saved after every epoch."""

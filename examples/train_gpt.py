@@ -4,6 +4,7 @@
     python examples/train_gpt.py --config 260k --device webgpu --steps 5000
     python examples/train_gpt.py --steps 3000 --resume   # continue from the checkpoint
     python examples/train_gpt.py --dtype float16         # mixed precision (autocast + GradScaler)
+    python examples/train_gpt.py --live --snapshot gpt.png   # watch it train; a PNG of the view at the end
     python examples/sample_gpt.py --prompt "Once upon a time"
     mpiexec -n 2 python examples/train_gpt.py            # 2 processes, each on half of every batch
 
@@ -31,9 +32,10 @@ from smolgrad.data import load_stories
 from smolgrad.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # for common.py and gpt.py, also under PYTHONSAFEPATH=1
-from common import Progress, data_parallel, distributed, parser, rank_part, sum_over_ranks
-from gpt import (CONFIGS, EOT, GPT, evaluate, encode_stories, eval_batches, generate, load_tokenizer, lr_lambda,
-                 param_groups, random_batch, split_train_val, stream_text, train_tokenizer)
+from common import (Progress, data_parallel, distributed, finish_view, open_view, parser, rank_part, sum_over_ranks,
+                    view_arguments)
+from gpt import (CONFIGS, EOT, GPT, attention_probs, evaluate, encode_stories, eval_batches, generate, load_tokenizer,
+                 lr_lambda, param_groups, random_batch, split_train_val, stream_text, train_tokenizer)
 
 
 def arguments(argv):
@@ -63,6 +65,7 @@ def arguments(argv):
     p.add_argument("--max-new-tokens", type=int, default=200, help="tokens per sample (default: %(default)s)")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature; 0: greedy (default: %(default)s)")
     p.add_argument("--top-k", type=int, default=40, help="sample among the k likeliest tokens (default: %(default)s)")
+    view_arguments(p)
     return p.parse_args(argv)
 
 
@@ -96,6 +99,31 @@ def plot_losses(metrics_path: Path, out: Path) -> bool:
     fig.savefig(out)
     plt.close(fig)
     return True
+
+
+def show_gpt(view, model: GPT, batch: dict) -> None:
+    """Live view panels: the curves, block 0's attention map (head 0, on the first sequence of
+    the latest batch), the token embedding's gradient, and the latest sample."""
+    for name in ("loss", "lr", "tokens_per_s"):
+        view.curve(name)
+    device = model.tok_emb.weight.device
+
+    def attention_map():
+        if "x" not in batch:
+            return None
+        return attention_probs(model, sg.tensor(batch["x"][:1], device=device), 0)[0, 0]
+
+    view.heatmap("attention: block 0, head 0", attention_map)
+    view.histogram("token embedding gradient", lambda: model.tok_emb.weight.grad)
+    view.text("latest sample", "")
+
+
+def view_sample(view, model, tok, args, step: int, device) -> None:
+    """Write a short sample into the live view's text panel."""
+    ids = generate(model, tok.encode(args.prompt).ids, 48, args.temperature, args.top_k, seed=args.seed,
+                   stop_id=tok.token_to_id(EOT), device=device)
+    view.text("latest sample", f"step {step}: {args.prompt}{tok.decode(list(ids))}")
+    model.train()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,10 +195,15 @@ def main(argv: list[str] | None = None) -> int:
         sg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                  "scaler": scaler.state_dict(), "config": config.to_dict(), "tokenizer": str(paths["tokenizer"])}, checkpoint)
 
+    view, batch = open_view(args, "GPT") if rank == 0 else None, {}
+    if view is not None:
+        show_gpt(view, model, batch)
     val_loss = None
     if start == 0 and rank == 0:
         first = evaluate(model, val_batches, device)
         metrics.write(json.dumps({"step": 0, "val_loss": first}) + "\n")
+        if view is not None:
+            view.update(step=0, val_loss=first)
         print(f"step     0/{args.steps}  val loss {first:.4f}", flush=True)
     model.train()
     end = args.steps if args.stop_at is None else min(args.steps, args.stop_at)
@@ -206,10 +239,16 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix(loss=loss_value, tok_s=f"{rate:.0f}")
         row = {"step": step + 1, "loss": loss_value, "lr": scheduler.get_last_lr()[0], "tokens_per_s": rate}
         done = step + 1
+        if view is not None:
+            batch["x"] = x  # token ids (host): the attention map is computed from them when drawn
+            view.update(step=done, loss=loss_value, lr=row["lr"], tokens_per_s=rate)
         if rank == 0 and (done % args.eval_every == 0 or done == end):
             val_loss = evaluate(model, val_batches, device)
             row["val_loss"] = val_loss
             save(done)
+            if view is not None:
+                view.update(step=done, val_loss=val_loss)
+                view_sample(view, model, tok, args, done, device)
             print(f"\rstep {done:5d}/{args.steps}  train loss {loss_value:.4f}  val loss {val_loss:.4f}  "
                   f"lr {row['lr']:.2e}  {rate:.0f} tokens/s", flush=True)
         metrics.write(json.dumps(row) + "\n")
@@ -233,8 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(args.prompt)
         ids = generate(model, tok.encode(args.prompt).ids, args.max_new_tokens, args.temperature, args.top_k,
                        seed=args.seed + i, stop_id=eot, device=device)
-        stream_text(tok, ids, lambda s: (sys.stdout.write(s), sys.stdout.flush()))
+        text = stream_text(tok, ids, lambda s: (sys.stdout.write(s), sys.stdout.flush()))
         print()
+        if view is not None and i == 0:
+            view.text("latest sample", f"final sample: {args.prompt}{text}")
+    finish_view(view, args)
     return 0
 
 

@@ -73,7 +73,7 @@ from .compiled import CompiledFunction, compile  # noqa: E402,A004  (torch.compi
 def stats(device: str | None = None) -> dict[str, int]:
     """Counters since start or the last `reset_stats()`: kernels, dispatches,
     kernels_compiled, pipeline_cache_hits, bytes_allocated, peak_bytes, submits,
-    pool_hits. For one device, or summed over every device used so far."""
+    pool_hits, readbacks. For one device, or summed over every device used so far."""
     from .backend.base import STAT_KEYS
     from .device import _backends, canonical, get_backend
 

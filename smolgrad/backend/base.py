@@ -22,6 +22,7 @@ STAT_KEYS = (
     "peak_bytes",  # the most bytes_allocated has been
     "submits",  # command buffers submitted (webgpu)
     "pool_hits",  # buffers reused from the pool (webgpu)
+    "readbacks",  # copies of device buffers to the host (webgpu; synchronize counts one)
 )
 
 

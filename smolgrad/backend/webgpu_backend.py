@@ -337,6 +337,7 @@ class WebGPUBackend(Backend):
             encoder.copy_buffer_to_buffer(self._errors.buffer, 0, staging, nbytes, flag_bytes)
         self.device.queue.submit([encoder.finish()])
         self.stats["submits"] += 1
+        self.stats["readbacks"] += 1
         staging.map_sync(wgpu.MapMode.READ, 0, nbytes + flag_bytes)
         try:
             raw = staging.read_mapped(0, nbytes + flag_bytes)  # a copy
