@@ -95,6 +95,16 @@ def reset_stats(device: str | None = None) -> None:
         backend.reset_stats()
 
 
+def empty_cache(device: str | None = None) -> None:
+    """Release the unused buffers the device's allocator keeps for reuse (torch.cuda.empty_cache);
+    of one device, or of every device used so far. Buffers in use are not touched."""
+    from .device import _backends, canonical, get_backend
+
+    backends = [get_backend(canonical(device))] if device is not None else list(_backends.values())
+    for backend in backends:
+        backend.empty_cache()
+
+
 def _unary(name):
     def fn(x: Tensor, *args, **kwargs) -> Tensor:
         return getattr(x, name)(*args, **kwargs)

@@ -93,6 +93,9 @@ class Backend(ABC):
         every run (the WebGPU backend keeps its dispatches: pipelines, bindings, grids)."""
         self.run(kernels, buffers)
 
+    def empty_cache(self) -> None:
+        """Release the unused buffers kept for reuse (none by default)."""
+
     def synchronize(self) -> None:
         """Wait until all submitted work has finished."""
 

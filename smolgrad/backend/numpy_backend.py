@@ -156,6 +156,11 @@ class _Pool:
         self._out[id(ref)] = (ref, base)
         return flat
 
+    def clear(self) -> None:
+        """Drop the unused arrays."""
+        self._free.clear()
+        self._free_bytes = 0
+
     def _returned(self, ref: weakref.ref) -> None:
         base = self._out.pop(id(ref))[1]
         if self._free_bytes + base.nbytes <= POOL_MAX_BYTES:
@@ -650,11 +655,13 @@ class NumpyBackend(Backend):
     def download(self, buf: np.ndarray, dtype: DType, offset: int, count: int) -> np.ndarray:
         return buf[offset : offset + count].copy()
 
-    def run(self, kernels: list[Kernel], buffers: list) -> None:
+    def run(self, kernels: list[Kernel], buffers: list, release: dict[int, list[int]] | None = None) -> None:
+        """`release`: kernel index -> slots whose last reader it is, dropped after it runs
+        (so their arrays return to the pool while the rest of the list runs)."""
         profiling = profiler.is_active()
         timed = profiling or debug_level() >= 1
         with np.errstate(all="ignore"):  # inf/nan follow IEEE like the GPU; no warnings
-            for k in kernels:
+            for i, k in enumerate(kernels):
                 start = time.perf_counter() if timed else 0.0
                 bufs = run_kernel(k, buffers, self._plan(k), self._pool.empty)
                 for out, buf in zip(k.outs, bufs):
@@ -665,6 +672,9 @@ class NumpyBackend(Backend):
                         np.copyto(given, buf)
                 self.stats["kernels"] += 1
                 self.stats["dispatches"] += 1
+                if release is not None:
+                    for slot in release.get(i, ()):
+                        buffers[slot] = None
                 if timed:
                     seconds = time.perf_counter() - start
                     self.log_kernel(k, math.prod(k.shape), seconds)
@@ -679,6 +689,11 @@ class NumpyBackend(Backend):
                             profiler.WALL_CLOCK_NUMPY,
                         )
                         profiler.record(event)
+
+    def run_program(self, kernels: list[Kernel], buffers: list, memo: dict) -> None:
+        """A captured step: as `run`, dropping each temporary after its last reader
+        (memo["release"], worked out by the program)."""
+        self.run(kernels, buffers, memo.get("release"))
 
     def _plan(self, k: Kernel) -> _Plan:
         """The plan of kernel `k`, made once per distinct kernel (its structural key), so a
@@ -709,6 +724,9 @@ class NumpyBackend(Backend):
 
     def _freed(self, ref: weakref.ref) -> None:
         self.stats["bytes_allocated"] -= self._live.pop(id(ref))[1]
+
+    def empty_cache(self) -> None:
+        self._pool.clear()
 
     def synchronize(self) -> None:
         pass

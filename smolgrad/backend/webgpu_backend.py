@@ -398,6 +398,9 @@ class WebGPUBackend(Backend):
             )
         return self._staging
 
+    def empty_cache(self) -> None:
+        self.pool.clear()
+
     def synchronize(self) -> None:
         """Wait for all submitted work (a copy submitted after it, then a map); raise the
         error a kernel flagged in it, if any."""

@@ -111,7 +111,9 @@ class Program:
         self._arena: list[Any] | None = None  # the plan's buffers, made at the first run
         self._pairs: dict[int, list] = {}  # slot -> its two buffers (double)
         self._runs = 0
-        self._memo: dict = {}  # the backend's own (see Backend.run_program)
+        # the backend's own (see Backend.run_program); "release": kernel index -> the
+        # temporaries it reads last, which a backend without the plan may drop after it
+        self._memo: dict = {"release": last_reads(kernels, set(external) | set(keep) | set(self.double))}
 
     def run(self, given: dict[int, Any]) -> list:
         """Run the kernels with `given` (slot -> buffer) for the external slots; return
@@ -141,6 +143,22 @@ class Program:
     def planned_slots(self) -> dict[int, int]:
         """slot -> arena buffer index, for tests of the plan."""
         return dict(self.plan)
+
+
+def last_reads(kernels: list[Kernel], kept: set[int]) -> dict[int, list[int]]:
+    """kernel index -> the computed slots (not in `kept`) that no later kernel reads."""
+    last: dict[int, int] = {}
+    for i, k in enumerate(kernels):
+        for o in k.outs:
+            last[o.slot] = i
+        for s in k.srcs:
+            last[s.slot] = i
+    out: dict[int, list[int]] = {}
+    computed = {o.slot for k in kernels for o in k.outs}
+    for slot, i in last.items():
+        if slot in computed and slot not in kept:
+            out.setdefault(i, []).append(slot)
+    return out
 
 
 def plan_memory(kernels: list[Kernel], slots: int, unplanned: set[int]) -> tuple[dict[int, int], list[int]]:
