@@ -36,6 +36,8 @@ MIN_BYTES = 4  # zero-size tensors still get a (tiny) buffer
 MAX_GROUPS_DEFAULT = 65535
 BIND_GROUP_CACHE_SIZE = 2048
 SOURCE_CACHE_SIZE = 1024  # generated WGSL texts kept (see WebGPUBackend._source)
+REDUCE_WORK_GPU = 8  # values per lane of a reduction (see wgsl.reduce_plan)
+REDUCE_WORK_CPU = 32
 PROFILE_CHUNK = 256  # kernels per submit while profiling (bounds the timestamp query set)
 BACKEND_RANK = {"Vulkan": 0, "Metal": 0, "D3D12": 0, "DX12": 0, "OpenGL": 2, "OpenGLES": 2}
 TYPE_RANK = {"DiscreteGPU": 0, "IntegratedGPU": 1, "VirtualGPU": 2, "CPU": 3, "Unknown": 4}
@@ -218,7 +220,7 @@ class WebGPUBackend(Backend):
             )
         self.adapter = adapter
         self.adapter_info = dict(adapter.info)
-        features = [f for f in ("timestamp-query",) if f in adapter.features]
+        features = [f for f in ("timestamp-query", "subgroup") if f in adapter.features]
         # omitting required_limits gives the device the adapter's maximum limits
         with _quiet_driver_stderr():
             self.device = adapter.request_device_sync(required_features=features)
@@ -226,6 +228,13 @@ class WebGPUBackend(Backend):
         self.max_groups = int(limits.get("max-compute-workgroups-per-dimension", MAX_GROUPS_DEFAULT))
         self.max_binding = int(limits.get("max-storage-buffer-binding-size", 128 * 2**20))
         self.max_storage_buffers = int(limits.get("max-storage-buffers-per-shader-stage", 8))
+        # reductions combine a row's lanes with subgroup shuffles where the device has them
+        # (SMOLGRAD_SUBGROUPS=0, or setting this False, forces the workgroup-memory path)
+        self.subgroups = "subgroup" in self.device.features and os.environ.get("SMOLGRAD_SUBGROUPS", "1") != "0"
+        # values each reduction lane reads: a CPU adapter runs lanes as SIMD loops, so
+        # more work per lane and fewer combining steps pay there
+        software = self.adapter_info.get("adapter_type") == "CPU"
+        self.reduce_work = REDUCE_WORK_CPU if software else REDUCE_WORK_GPU
         super().__init__()  # self.stats
         self.pool = BufferPool(self.device, self.stats, self.max_binding)
         self._pipelines: dict[str, Any] = {}
@@ -584,15 +593,14 @@ class WebGPUBackend(Backend):
     def _encode_reduce(self, compute, k: Kernel, outs: list, keep_alive: list) -> None:
         axes, in_shape = tuple(k.arg), k.pre_shape
         outputs = math.prod(k.shape)
-        extent = math.prod(in_shape[d] for d in axes)
         if outputs == 0:
             return
+        check_index_range(k.name, in_shape)
         t = wgsl.wgsl_type(k.pre.dtype)
         out_types = [wgsl.wgsl_type(k.out.dtype)]
         pre_used, epi_used = wgsl.loads_in([k.pre]), wgsl.loads_in(k.exprs)
-        one_thread = extent <= 64 or outputs >= 4096
-        chunks = 1 if one_thread or outputs >= 64 else min(1024, -(-extent // 4096))
-        if chunks == 1:
+        plan = wgsl.reduce_plan(in_shape, axes, self.reduce_work, self.subgroups)
+        if plan.chunks == 1:
             inputs, decls, buffers = self._bind(k.srcs, sorted(set(pre_used) | set(epi_used)))
 
             def one_pass() -> str:
@@ -603,51 +611,45 @@ class WebGPUBackend(Backend):
                     ]
                 )
                 bindings = wgsl.bindings_code(out_types, decls)
-                return wgsl.reduce_source(
-                    k.name, k.op, t, functions, bindings, in_shape, axes, 1, one_thread, True, wgsl.kernel_detail(k)
-                )
+                return wgsl.reduce_source(k.name, k.op, t, functions, bindings, in_shape, axes, plan, True, wgsl.kernel_detail(k))
 
-            src = self._source(k, "reduce", inputs, one_pass)
-            groups = wgsl.groups_for(outputs) if one_thread else outputs
-            self._dispatch(compute, k, src, outs, buffers, outputs, self._grid(groups))
+            src = self._source(k, ("reduce", plan), inputs, one_pass)
+            self._dispatch(compute, k, src, outs, buffers, outputs * plan.lanes, self._grid(-(-outputs // plan.per_group)))
             return
         # pass 1: outputs x chunks partials of the prologue; pass 2: reduce them + epilogue
-        partials = self.pool.allocate(outputs * chunks * 4, "reduction partials")
+        segments = outputs * plan.chunks
+        partials = self.pool.allocate(segments * 4, "reduction partials")
         keep_alive.append(partials)
         inputs, decls, buffers = self._bind(k.srcs, pre_used)
 
         def first_pass() -> str:
             functions = wgsl.input_value_fn(k.pre, inputs, in_shape, axes)
             bindings = wgsl.bindings_code([t], decls)
-            return wgsl.reduce_source(
-                k.name, k.op, t, functions, bindings, in_shape, axes, chunks, False, False, wgsl.kernel_detail(k)
-            )
+            return wgsl.reduce_source(k.name, k.op, t, functions, bindings, in_shape, axes, plan, False, wgsl.kernel_detail(k))
 
-        src = self._source(k, "reduce pass 1", inputs, first_pass)
-        self._dispatch(compute, k, src, [partials], buffers, outputs * chunks, self._grid(outputs * chunks))
+        src = self._source(k, ("reduce pass 1", plan), inputs, first_pass)
+        self._dispatch(compute, k, src, [partials], buffers, segments * plan.lanes, self._grid(-(-segments // plan.per_group)))
 
         holder = _Realized(partials)
         keep_alive.append(holder)
-        srcs = (*k.srcs, Operand(holder, View.contiguous((outputs, chunks)), k.pre.dtype))
+        part_shape = (outputs, plan.chunks)
+        srcs = (*k.srcs, Operand(holder, View.contiguous(part_shape), k.pre.dtype))
         second = Load(len(k.srcs), k.pre.dtype)
         inputs, decls, buffers = self._bind(srcs, [*epi_used, len(k.srcs)])
-        small = chunks <= 64
+        plan2 = wgsl.reduce_plan(part_shape, (1,), self.reduce_work, self.subgroups, split=False)
 
         def second_pass() -> str:
             functions = "\n\n".join(
                 [
-                    wgsl.input_value_fn(second, inputs, (outputs, chunks), (1,)),
+                    wgsl.input_value_fn(second, inputs, part_shape, (1,)),
                     wgsl.reduce_epilogue_fn(k.exprs[0], inputs, k.shape, t),
                 ]
             )
             bindings = wgsl.bindings_code(out_types, decls)
-            return wgsl.reduce_source(
-                k.name, k.op, t, functions, bindings, (outputs, chunks), (1,), 1, small, True, wgsl.kernel_detail(k)
-            )
+            return wgsl.reduce_source(k.name, k.op, t, functions, bindings, part_shape, (1,), plan2, True, wgsl.kernel_detail(k))
 
-        src = self._source(k, "reduce pass 2", inputs, second_pass)
-        groups = wgsl.groups_for(outputs) if small else outputs
-        self._dispatch(compute, k, src, outs, buffers, outputs, self._grid(groups))
+        src = self._source(k, ("reduce pass 2", plan2), inputs, second_pass)
+        self._dispatch(compute, k, src, outs, buffers, outputs * plan2.lanes, self._grid(-(-outputs // plan2.per_group)))
 
     def _encode_matmul(self, compute, k: Kernel, outs: list) -> None:
         m, n = k.shape[-2], k.shape[-1]
@@ -730,6 +732,16 @@ class _Realized:
 
     def __init__(self, realized: WebGPUBuffer):
         self.realized = realized
+
+
+def check_index_range(what: str, shape: tuple[int, ...]) -> None:
+    """Refuse a kernel whose positions do not fit WGSL's 32-bit signed indices."""
+    numel = math.prod(shape)
+    if numel > wgsl.INT_MAX:
+        raise RuntimeError(
+            f"webgpu: kernel {what} covers {numel} elements (shape {tuple(shape)}), past the {wgsl.INT_MAX} "
+            "that WGSL's 32-bit indices reach; split the tensor into smaller pieces or use device='numpy'"
+        )
 
 
 # --------------------------------------------------------------------------- dtype conversion

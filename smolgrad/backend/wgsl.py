@@ -650,6 +650,88 @@ def offset_fn(name: str, arg: str, shape: tuple[int, ...], strides: tuple[int, .
     return f"fn {name}({arg}: i32) -> i32 {{\n{body}\n}}"
 
 
+@dataclass(frozen=True)
+class ReducePlan:
+    """How a reduce kernel's work is laid out: `lanes` threads (a power of two) share
+    each segment, `chunks` segments split each output's values (chunks > 1: a first pass
+    of partials, then a second pass), `columns` orders the threads lane-major (adjacent
+    threads: adjacent outputs) and `subgroups` combines lanes with subgroup shuffles."""
+
+    lanes: int
+    chunks: int = 1
+    columns: bool = False
+    subgroups: bool = False
+
+    @property
+    def per_group(self) -> int:
+        return WORKGROUP // self.lanes
+
+
+MAX_CHUNKS = 1024  # partials per output of a two-pass reduction
+
+
+def pow2_at_least(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def reduce_plan(
+    in_shape: tuple[int, ...], axes: tuple[int, ...], work: int, subgroups: bool, split: bool = True
+) -> ReducePlan:
+    """The layout of a reduction over `axes` of `in_shape`: enough lanes per output that
+    each reads about `work` values (at most a workgroup); outputs whose fast dim is kept
+    in memory order (column sums) get the lane-major order with a few lanes each, so
+    adjacent threads read adjacent elements; few long outputs (a full sum) are split
+    into chunks of 4 x `work` values per lane when `split`, reduced by a second pass."""
+    outputs = math.prod(n for d, n in enumerate(in_shape) if d not in axes)
+    extent = math.prod(n for d, n in enumerate(in_shape) if d in axes)
+    lanes = min(WORKGROUP, pow2_at_least(-(-extent // work)))
+    inner = max((d for d, n in enumerate(in_shape) if n != 1), default=-1)
+    columns = inner >= 0 and inner not in axes and lanes > 1
+    if columns:  # keep at least 32 adjacent outputs (or all of them) in a workgroup
+        lanes = min(lanes, WORKGROUP // min(32, pow2_at_least(outputs)))
+    chunks = 1
+    chunk_len = WORKGROUP * work * 4
+    if split and outputs < 64 and extent >= 2 * chunk_len:
+        chunks = min(MAX_CHUNKS, -(-extent // chunk_len))
+        lanes = WORKGROUP
+    return ReducePlan(lanes, chunks, columns and chunks == 1, subgroups and lanes > 1 and not columns)
+
+
+def combine_lanes_lines(plan: ReducePlan) -> list[str]:
+    """WGSL lines combining the `acc` of a segment's lanes into lane 0's `acc`."""
+    if plan.lanes == 1:
+        return []
+    if plan.subgroups:
+        # a segment's lanes are adjacent invocations, so (both being powers of two) those
+        # within one subgroup form an aligned block: a butterfly over offsets below
+        # min(LANES, subgroup size) gives each lane its block's value; lane 0 then adds
+        # the other blocks' values through workgroup memory
+        return [
+            "for (var offset = 1u; offset < min(LANES, sg_size); offset = offset << 1u) {",
+            "    acc = combine(acc, subgroupShuffleXor(acc, offset));",
+            "}",
+            "partial[lid] = acc;",
+            "workgroupBarrier();",
+            "if (lane == 0u) {",
+            "    for (var k = sg_size; k < LANES; k += sg_size) {",
+            "        acc = combine(acc, partial[lid + k]);",
+            "    }",
+            "}",
+        ]
+    stride = "SEGMENTS_PER_GROUP" if plan.columns else "1u"
+    return [
+        "partial[lid] = acc;",
+        "workgroupBarrier();",
+        "for (var step = LANES / 2u; step > 0u; step = step >> 1u) {",
+        "    if (lane < step) {",
+        f"        partial[lid] = combine(partial[lid], partial[lid + step * {stride}]);",
+        "    }",
+        "    workgroupBarrier();",
+        "}",
+        "acc = partial[lid];",
+    ]
+
+
 def reduce_source(
     name: str,
     op: Op,
@@ -658,39 +740,60 @@ def reduce_source(
     bindings: str,
     in_shape: tuple[int, ...],
     axes: tuple[int, ...],
-    chunks: int,
-    one_thread: bool,
+    plan: ReducePlan,
     epilogue: bool,
     detail: str,
 ) -> str:
-    """Reduce `input_value(o, r)` (type `t`) over `axes` of `in_shape`.
+    """Reduce `input_value(o, r)` (type `t`) over `axes` of `in_shape` as `plan` lays out.
 
-    The kept dims form the outputs, the reduced dims the extent R. With `one_thread`
-    each thread loops over R for one output; otherwise each workgroup tree-reduces
-    one of `chunks` slices of R for one output, writing outputs*chunks partials
-    (chunk-minor) that a second pass reduces. `functions` defines input_value and,
-    when `epilogue`, epilogue(acc, o) applied to each final value."""
+    The kept dims form the outputs, the reduced dims the extent R. `functions` defines
+    input_value and, when `epilogue`, epilogue(acc, o), applied to each final value
+    (without: the kernel stores plan.chunks partials per output, see reduce.wgsl)."""
     outputs = math.prod(n for d, n in enumerate(in_shape) if d not in axes)
     extent = math.prod(n for d, n in enumerate(in_shape) if d in axes)
+    if epilogue and plan.chunks != 1:
+        raise ValueError("internal: the epilogue runs in the last pass of a reduction (chunks == 1)")
     combine = REDUCE_COMBINE[(op, t)].format(a="acc", b="value")
-    tree_combine = REDUCE_COMBINE[(op, t)].format(a="partial[lid]", b="partial[lid + step]")
-    store = "out[o] = epilogue(partial[0], o);" if epilogue else "out[group] = partial[0];"
+    store = "out[segment] = epilogue(acc, segment);" if epilogue else "out[segment] = acc;"
+    if plan.lanes == 1:
+        slot, lane, how = "lid", "0u", "one thread per segment"
+    elif plan.columns:
+        slot, lane = "lid % SEGMENTS_PER_GROUP", "lid / SEGMENTS_PER_GROUP"
+        how = "a tree in workgroup memory"
+    else:
+        slot, lane = "lid / LANES", "lid % LANES"
+        how = "subgroup shuffles, then workgroup memory" if plan.subgroups else "a tree in workgroup memory"
+    layout = f"{plan.lanes} lanes per segment, {'columns' if plan.columns else 'rows'}"
+    if plan.chunks > 1:
+        layout += f", {plan.chunks} chunks per output"
+    if plan.subgroups:
+        layout += ", subgroups"
+    shared = f"var<workgroup> partial: array<{t}, {WORKGROUP}>;" if plan.lanes > 1 else ""
+    builtins = "\n    @builtin(subgroup_size) sg_size: u32," if plan.subgroups else ""
     return render(
-        load_shader("reduce_thread" if one_thread else "reduce"),
+        load_shader("reduce"),
         name=name,
+        layout=layout,
         detail=f"{detail}\n// input {tuple(in_shape)} over axes {tuple(axes)}: {outputs} outputs x {extent} reduced",
+        combine_how=how,
         bindings=bindings,
         helpers=helpers_for(functions + combine),
         functions=functions,
         T=t,
-        identity=literal(REDUCE_IDENTITY[(op, t)], t),
+        lanes=plan.lanes,
+        per_group=plan.per_group,
         combine=combine,
-        tree_combine=tree_combine,
-        store=store,
-        outputs=f"{outputs}i",
+        shared=shared,
+        builtins=builtins,
+        slot=slot,
+        lane=lane,
+        segments=f"{outputs * plan.chunks}i",
+        identity=literal(REDUCE_IDENTITY[(op, t)], t),
+        chunks=f"{plan.chunks}i",
+        chunk_len=f"{-(-extent // plan.chunks)}i",
         extent=f"{extent}i",
-        chunks=f"{chunks}i",
-        chunk_len=f"{-(-extent // chunks)}i",
+        combine_lanes=indent(combine_lanes_lines(plan), 1),
+        store=store,
     )
 
 
