@@ -599,7 +599,8 @@ class WebGPUBackend(Backend):
         t = wgsl.wgsl_type(k.pre.dtype)
         out_types = [wgsl.wgsl_type(k.out.dtype)]
         pre_used, epi_used = wgsl.loads_in([k.pre]), wgsl.loads_in(k.exprs)
-        plan = wgsl.reduce_plan(in_shape, axes, self.reduce_work, self.subgroups)
+        fast = wgsl.fast_dim(in_shape, [k.srcs[i].view for i in pre_used])
+        plan = wgsl.reduce_plan(in_shape, axes, self.reduce_work, self.subgroups, fast=fast)
         if plan.chunks == 1:
             inputs, decls, buffers = self._bind(k.srcs, sorted(set(pre_used) | set(epi_used)))
 

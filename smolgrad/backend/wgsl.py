@@ -674,18 +674,36 @@ def pow2_at_least(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
 
+def fast_dim(shape: tuple[int, ...], views: list[View]) -> int:
+    """The dim of `shape` whose neighbours lie closest in memory: the smallest stride of
+    the first view that moves with it (row-major order's last dim without one); -1 when
+    every dim has size 1."""
+    dims = [d for d, n in enumerate(shape) if n != 1]
+    for v in views:
+        moving = [d for d in dims if v.strides[d] != 0]
+        if moving:
+            return min(moving, key=lambda d: abs(v.strides[d]))
+    return dims[-1] if dims else -1
+
+
 def reduce_plan(
-    in_shape: tuple[int, ...], axes: tuple[int, ...], work: int, subgroups: bool, split: bool = True
+    in_shape: tuple[int, ...],
+    axes: tuple[int, ...],
+    work: int,
+    subgroups: bool,
+    split: bool = True,
+    fast: int | None = None,
 ) -> ReducePlan:
     """The layout of a reduction over `axes` of `in_shape`: enough lanes per output that
-    each reads about `work` values (at most a workgroup); outputs whose fast dim is kept
-    in memory order (column sums) get the lane-major order with a few lanes each, so
-    adjacent threads read adjacent elements; few long outputs (a full sum) are split
-    into chunks of 4 x `work` values per lane when `split`, reduced by a second pass."""
+    each reads about `work` values (at most a workgroup). When the dim `fast` (the one
+    adjacent in memory, see fast_dim; default the last) is kept, as in a column sum,
+    threads go lane-major with a few lanes each, so adjacent threads read adjacent
+    elements. Few long outputs (a full sum) are split, when `split`, into chunks of
+    4 x `work` values per lane, which a second pass reduces."""
     outputs = math.prod(n for d, n in enumerate(in_shape) if d not in axes)
     extent = math.prod(n for d, n in enumerate(in_shape) if d in axes)
     lanes = min(WORKGROUP, pow2_at_least(-(-extent // work)))
-    inner = max((d for d, n in enumerate(in_shape) if n != 1), default=-1)
+    inner = fast_dim(in_shape, []) if fast is None else fast
     columns = inner >= 0 and inner not in axes and lanes > 1
     if columns:  # keep at least 32 adjacent outputs (or all of them) in a workgroup
         lanes = min(lanes, WORKGROUP // min(32, pow2_at_least(outputs)))
@@ -757,6 +775,9 @@ def reduce_source(
     store = "out[segment] = epilogue(acc, segment);" if epilogue else "out[segment] = acc;"
     if plan.lanes == 1:
         slot, lane, how = "lid", "0u", "one thread per segment"
+    elif plan.per_group == 1:  # a whole workgroup per segment: `segment` is uniform
+        slot, lane = "0u", "lid"
+        how = "subgroup shuffles, then workgroup memory" if plan.subgroups else "a tree in workgroup memory"
     elif plan.columns:
         slot, lane = "lid % SEGMENTS_PER_GROUP", "lid / SEGMENTS_PER_GROUP"
         how = "a tree in workgroup memory"
