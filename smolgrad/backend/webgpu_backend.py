@@ -736,12 +736,14 @@ class _Realized:
 
 
 def check_index_range(what: str, shape: tuple[int, ...]) -> None:
-    """Refuse a kernel whose positions do not fit WGSL's 32-bit signed indices."""
+    """Refuse a reduction whose lane positions (up to numel + a workgroup, as its loops
+    step past the end) would overflow WGSL's 32-bit signed indices."""
     numel = math.prod(shape)
-    if numel > wgsl.INT_MAX:
+    if numel > wgsl.INT_MAX - wgsl.WORKGROUP:
         raise RuntimeError(
-            f"webgpu: kernel {what} covers {numel} elements (shape {tuple(shape)}), past the {wgsl.INT_MAX} "
-            "that WGSL's 32-bit indices reach; split the tensor into smaller pieces or use device='numpy'"
+            f"webgpu: reduction {what} over shape {tuple(shape)} covers {numel} elements, past the "
+            f"{wgsl.INT_MAX - wgsl.WORKGROUP} that its 32-bit indices reach; reduce in pieces (e.g. sum "
+            "slices, then sum the results) or use device='numpy'"
         )
 
 
