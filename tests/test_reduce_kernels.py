@@ -6,6 +6,8 @@ layer norm, cross-entropy, logsumexp, argmax) forward and backward; limits."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from helpers import assert_close, gradcheck, noncontiguous_tensor, rand
@@ -239,13 +241,28 @@ def test_plan_rows_columns_and_chunks():
 
 def test_source_uses_subgroup_shuffles_only_when_planned():
     def source(plan):
-        fn = "fn input_value(o: i32, r: i32) -> f32 { return in1[o * 300i + r]; }\n\nfn epilogue(acc: f32, o: i32) -> f32 { return acc; }"
+        fn = (
+            "struct SegmentValues { unused: u32, }\n"
+            "fn segment_values(o: i32) -> SegmentValues { return SegmentValues(0u); }\n"
+            "fn input_value(o: i32, r: i32, s: SegmentValues) -> f32 { return in1[o * 300i + r]; }\n"
+            "fn epilogue(acc: f32, o: i32) -> f32 { return acc; }"
+        )
         bindings = wgsl.bindings_code(["f32"], [("in1", "f32")])
         return wgsl.reduce_source("R_sum", wgsl.Op.SUM, "f32", fn, bindings, (4, 300), (1,), plan, True, "test")
 
     assert "subgroupShuffleXor" in source(ReducePlan(64, subgroups=True))
     assert "subgroupShuffleXor" not in source(ReducePlan(64)) and "workgroupBarrier" in source(ReducePlan(64))
     assert "workgroupBarrier" not in source(ReducePlan(1))
+
+
+def test_row_values_are_read_once_per_row(webgpu):
+    """softmax's sum of exp(x - max): the row's max is loaded once per segment, not per element."""
+    backend = get_backend(webgpu)
+    x = sg.tensor(rand(6, 300, seed=15), device=webgpu)
+    x.softmax(-1).numpy()
+    (src,) = [s for s in backend._sources.values() if "kernel: R_sub_exp_sum" in s]
+    per_element = src[src.index("fn input_value") : src.index("fn epilogue")]
+    assert "s.h0" in per_element and re.findall(r"\bin\d+\[", per_element) == ["in1["]  # x only
 
 
 # --------------------------------------------------------------------------- gradients of strided inputs

@@ -492,13 +492,18 @@ def groups_for(threads: int) -> int:
 
 
 # --------------------------------------------------------------------------- kernels
-def expression_lines(exprs, inputs: list, coords: list[str | None], linear: str | None) -> tuple[list[str], list[str]]:
+def expression_lines(
+    exprs, inputs: list, coords: list[str | None], linear: str | None, known: dict[int, str] | None = None
+) -> tuple[list[str], list[str]]:
     """WGSL `let` lines computing a fused expression DAG (each shared value once).
     Returns the lines and the name (or literal) of each expression in `exprs`.
-    `inputs[i]` is the Input of Load(i); Acc is the variable `acc`."""
+    `inputs[i]` is the Input of Load(i); Acc is the variable `acc`; `known` names
+    expressions (by id) already computed elsewhere, which get no lines."""
     lines: list[str] = []
-    names: dict[int, str] = {}
-    for e in postorder(exprs, expr_children):
+    names: dict[int, str] = dict(known or {})
+    for e in postorder(exprs, lambda x: () if id(x) in names else expr_children(x)):
+        if id(e) in names:
+            continue
         if isinstance(e, Const):
             names[id(e)] = literal(e.value, wgsl_type(e.dtype))
             continue
@@ -570,14 +575,50 @@ def wgsl_fn(signature: str, lines: list[str]) -> str:
     return f"fn {signature} {{\n{indent(lines, 1)}\n}}"
 
 
+def segment_invariant(pre: Expr, inputs: list, in_shape: tuple[int, ...], axes: tuple[int, ...]) -> list[Expr]:
+    """The largest sub-expressions of a reduction's prologue that do not change along the
+    reduced dims (a row's maximum in softmax, its mean in a variance): computed once per
+    segment instead of once per element. Constants are left inline."""
+    reduced = [d for d in axes if in_shape[d] != 1]
+    invariant: dict[int, bool] = {}
+    for e in postorder([pre], expr_children):
+        if isinstance(e, Load):
+            invariant[id(e)] = all(inputs[e.src].view.strides[d] == 0 for d in reduced)
+        elif isinstance(e, Apply):
+            invariant[id(e)] = e.op is not Op.RAND and all(invariant[id(a)] for a in e.srcs)
+        else:
+            invariant[id(e)] = isinstance(e, Const)
+    frontier: dict[int, Expr] = {}
+    if invariant[id(pre)]:
+        return [] if isinstance(pre, Const) else [pre]
+    for e in postorder([pre], expr_children):
+        if isinstance(e, Apply) and not invariant[id(e)]:
+            for a in e.srcs:
+                if invariant[id(a)] and not isinstance(a, Const):
+                    frontier[id(a)] = a
+    return list(frontier.values())
+
+
 def input_value_fn(pre: Expr, inputs: list, in_shape: tuple[int, ...], axes: tuple[int, ...]) -> str:
-    """`fn input_value(o, r)`: the reduced values, element r of output o (the prologue)."""
+    """The prologue as two functions: `segment_values(o)`, the values that stay the same
+    along the reduced dims (see segment_invariant) in a struct, and `input_value(o, r, s)`,
+    element r of the values reduced into output o, given them."""
     kept = [d for d in range(len(in_shape)) if d not in axes]
     red = [d for d in range(len(in_shape)) if d in axes]
-    lines = split_coords(in_shape, kept, "o") + split_coords(in_shape, red, "r")
-    expr_lines, (result,) = expression_lines([pre], inputs, dim_coords(in_shape), None)
+    coords = dim_coords(in_shape)
+    hoisted = segment_invariant(pre, inputs, in_shape, axes)
+    fields = [f"h{i}: {wgsl_type(e.dtype)}" for i, e in enumerate(hoisted)] or ["unused: u32"]
+    struct = "struct SegmentValues {\n" + indent([f + "," for f in fields], 1) + "\n}"
+    kept_lines = split_coords(in_shape, kept, "o")
+    seg_lines, seg_names = expression_lines(hoisted, inputs, coords, None)
+    values = ", ".join(seg_names) if hoisted else "0u"
+    segment_fn = wgsl_fn("segment_values(o: i32) -> SegmentValues", kept_lines + seg_lines + [f"return SegmentValues({values});"])
+    known = {id(e): f"s.h{i}" for i, e in enumerate(hoisted)}
+    lines = kept_lines + split_coords(in_shape, red, "r")
+    expr_lines, (result,) = expression_lines([pre], inputs, coords, None, known)
     t = wgsl_type(pre.dtype)
-    return wgsl_fn(f"input_value(o: i32, r: i32) -> {t}", lines + expr_lines + [f"return {result};"])
+    value_fn = wgsl_fn(f"input_value(o: i32, r: i32, s: SegmentValues) -> {t}", lines + expr_lines + [f"return {result};"])
+    return "\n\n".join([struct, segment_fn, value_fn])
 
 
 def reduce_epilogue_fn(expr: Expr, inputs: list, out_shape: tuple[int, ...], acc_type: str) -> str:
@@ -762,7 +803,7 @@ def reduce_source(
     epilogue: bool,
     detail: str,
 ) -> str:
-    """Reduce `input_value(o, r)` (type `t`) over `axes` of `in_shape` as `plan` lays out.
+    """Reduce `input_value(o, r, segment_values(o))` (type `t`) over `axes` of `in_shape` as `plan` lays out.
 
     The kept dims form the outputs, the reduced dims the extent R. `functions` defines
     input_value and, when `epilogue`, epilogue(acc, o), applied to each final value
