@@ -598,6 +598,7 @@ class WebGPUBackend(Backend):
         check_index_range(k.name, in_shape)
         t = wgsl.wgsl_type(k.pre.dtype)
         out_types = [wgsl.wgsl_type(k.out.dtype)]
+        detail = wgsl.kernel_detail(k)
         pre_used, epi_used = wgsl.loads_in([k.pre]), wgsl.loads_in(k.exprs)
         fast = wgsl.fast_dim(in_shape, [k.srcs[i].view for i in pre_used])
         plan = wgsl.reduce_plan(in_shape, axes, self.reduce_work, self.subgroups, fast=fast)
@@ -612,10 +613,10 @@ class WebGPUBackend(Backend):
                     ]
                 )
                 bindings = wgsl.bindings_code(out_types, decls)
-                return wgsl.reduce_source(k.name, k.op, t, functions, bindings, in_shape, axes, plan, True, wgsl.kernel_detail(k))
+                return wgsl.reduce_source(k.name, k.op, t, functions, bindings, in_shape, axes, plan, True, detail)
 
             src = self._source(k, ("reduce", plan), inputs, one_pass)
-            self._dispatch(compute, k, src, outs, buffers, outputs * plan.lanes, self._grid(-(-outputs // plan.per_group)))
+            self._dispatch_reduce(compute, k, src, outs, buffers, outputs, plan)
             return
         # pass 1: outputs x chunks partials of the prologue; pass 2: reduce them + epilogue
         segments = outputs * plan.chunks
@@ -626,10 +627,10 @@ class WebGPUBackend(Backend):
         def first_pass() -> str:
             functions = wgsl.input_value_fn(k.pre, inputs, in_shape, axes)
             bindings = wgsl.bindings_code([t], decls)
-            return wgsl.reduce_source(k.name, k.op, t, functions, bindings, in_shape, axes, plan, False, wgsl.kernel_detail(k))
+            return wgsl.reduce_source(k.name, k.op, t, functions, bindings, in_shape, axes, plan, False, detail)
 
         src = self._source(k, ("reduce pass 1", plan), inputs, first_pass)
-        self._dispatch(compute, k, src, [partials], buffers, segments * plan.lanes, self._grid(-(-segments // plan.per_group)))
+        self._dispatch_reduce(compute, k, src, [partials], buffers, segments, plan)
 
         holder = _Realized(partials)
         keep_alive.append(holder)
@@ -647,10 +648,15 @@ class WebGPUBackend(Backend):
                 ]
             )
             bindings = wgsl.bindings_code(out_types, decls)
-            return wgsl.reduce_source(k.name, k.op, t, functions, bindings, part_shape, (1,), plan2, True, wgsl.kernel_detail(k))
+            return wgsl.reduce_source(k.name, k.op, t, functions, bindings, part_shape, (1,), plan2, True, detail)
 
         src = self._source(k, ("reduce pass 2", plan2), inputs, second_pass)
-        self._dispatch(compute, k, src, outs, buffers, outputs * plan2.lanes, self._grid(-(-outputs // plan2.per_group)))
+        self._dispatch_reduce(compute, k, src, outs, buffers, outputs, plan2)
+
+    def _dispatch_reduce(self, compute, k: Kernel, src: str, outs: list, buffers: list, segments: int, plan) -> None:
+        """Dispatch a reduce pass: plan.per_group segments per workgroup, the grid folded."""
+        groups = -(-segments // plan.per_group)
+        self._dispatch(compute, k, src, outs, buffers, segments * plan.lanes, self._grid(groups))
 
     def _encode_matmul(self, compute, k: Kernel, outs: list) -> None:
         m, n = k.shape[-2], k.shape[-1]

@@ -612,12 +612,15 @@ def input_value_fn(pre: Expr, inputs: list, in_shape: tuple[int, ...], axes: tup
     kept_lines = split_coords(in_shape, kept, "o")
     seg_lines, seg_names = expression_lines(hoisted, inputs, coords, None)
     values = ", ".join(seg_names) if hoisted else "0u"
-    segment_fn = wgsl_fn("segment_values(o: i32) -> SegmentValues", kept_lines + seg_lines + [f"return SegmentValues({values});"])
+    segment_fn = wgsl_fn(
+        "segment_values(o: i32) -> SegmentValues", kept_lines + seg_lines + [f"return SegmentValues({values});"]
+    )
     known = {id(e): f"s.h{i}" for i, e in enumerate(hoisted)}
     lines = kept_lines + split_coords(in_shape, red, "r")
     expr_lines, (result,) = expression_lines([pre], inputs, coords, None, known)
     t = wgsl_type(pre.dtype)
-    value_fn = wgsl_fn(f"input_value(o: i32, r: i32, s: SegmentValues) -> {t}", lines + expr_lines + [f"return {result};"])
+    signature = f"input_value(o: i32, r: i32, s: SegmentValues) -> {t}"
+    value_fn = wgsl_fn(signature, lines + expr_lines + [f"return {result};"])
     return "\n\n".join([struct, segment_fn, value_fn])
 
 
@@ -709,6 +712,7 @@ class ReducePlan:
 
 
 MAX_CHUNKS = 1024  # partials per output of a two-pass reduction
+SPLIT_BELOW = 256  # fewer outputs than this (workgroups of a one-pass full-row layout) may split
 
 
 def pow2_at_least(n: int) -> int:
@@ -739,8 +743,8 @@ def reduce_plan(
     each reads about `work` values (at most a workgroup). When the dim `fast` (the one
     adjacent in memory, see fast_dim; default the last) is kept, as in a column sum,
     threads go lane-major with a few lanes each, so adjacent threads read adjacent
-    elements. Few long outputs (a full sum) are split, when `split`, into chunks of
-    4 x `work` values per lane, which a second pass reduces."""
+    elements. Few long outputs (a full sum; fewer than SPLIT_BELOW) are split, when
+    `split`, into chunks of 4 x `work` values per lane, which a second pass reduces."""
     outputs = math.prod(n for d, n in enumerate(in_shape) if d not in axes)
     extent = math.prod(n for d, n in enumerate(in_shape) if d in axes)
     lanes = min(WORKGROUP, pow2_at_least(-(-extent // work)))
@@ -750,10 +754,10 @@ def reduce_plan(
         lanes = min(lanes, WORKGROUP // min(32, pow2_at_least(outputs)))
     chunks = 1
     chunk_len = WORKGROUP * work * 4
-    if split and outputs < 64 and extent >= 2 * chunk_len:
+    if split and outputs < SPLIT_BELOW and extent >= 2 * chunk_len:
         chunks = min(MAX_CHUNKS, -(-extent // chunk_len))
-        lanes = WORKGROUP
-    return ReducePlan(lanes, chunks, columns and chunks == 1, subgroups and lanes > 1 and not columns)
+        lanes, columns = WORKGROUP, False  # each segment a slice of one output: rows
+    return ReducePlan(lanes, chunks, columns, subgroups and lanes > 1 and not columns)
 
 
 def combine_lanes_lines(plan: ReducePlan) -> list[str]:
@@ -803,7 +807,8 @@ def reduce_source(
     epilogue: bool,
     detail: str,
 ) -> str:
-    """Reduce `input_value(o, r, segment_values(o))` (type `t`) over `axes` of `in_shape` as `plan` lays out.
+    """Reduce `input_value(o, r, segment_values(o))` (type `t`) over `axes` of `in_shape`,
+    laid out as `plan` says.
 
     The kept dims form the outputs, the reduced dims the extent R. `functions` defines
     input_value and, when `epilogue`, epilogue(acc, o), applied to each final value
