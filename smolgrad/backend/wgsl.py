@@ -611,10 +611,10 @@ def input_value_fn(pre: Expr, inputs: list, in_shape: tuple[int, ...], axes: tup
     struct = "struct SegmentValues {\n" + indent([f + "," for f in fields], 1) + "\n}"
     kept_lines = split_coords(in_shape, kept, "o")
     seg_lines, seg_names = expression_lines(hoisted, inputs, coords, None)
+    if hoisted:
+        seg_lines = kept_lines + seg_lines
     values = ", ".join(seg_names) if hoisted else "0u"
-    segment_fn = wgsl_fn(
-        "segment_values(o: i32) -> SegmentValues", kept_lines + seg_lines + [f"return SegmentValues({values});"]
-    )
+    segment_fn = wgsl_fn("segment_values(o: i32) -> SegmentValues", [*seg_lines, f"return SegmentValues({values});"])
     known = {id(e): f"s.h{i}" for i, e in enumerate(hoisted)}
     lines = kept_lines + split_coords(in_shape, red, "r")
     expr_lines, (result,) = expression_lines([pre], inputs, coords, None, known)
