@@ -3,10 +3,12 @@
 strided give the same values fused, on each device, as unfused (one kernel per op) on numpy."""
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import smolgrad as sg
+from smolgrad.device import get_backend
 
 UNARY = {
     "neg": (lambda t: -t, lambda a: -a),
@@ -137,9 +139,21 @@ def run(program, arrays, device):
     return [t.numpy() for t, _ in outs], [r for _, r in outs]
 
 
+@pytest.fixture
+def set_reduce_work(device, monkeypatch):
+    """Sets the values per reduction lane on webgpu (1 and 4 give workgroup trees and two
+    passes at these small sizes; None the adapter's default); nothing on numpy."""
+    if device != "webgpu":
+        return lambda work: None
+    backend = get_backend("webgpu")
+    default = backend.reduce_work
+    return lambda work: monkeypatch.setattr(backend, "reduce_work", work or default)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(program=programs(), seed=st.integers(0, 2**16))
-def test_fused_matches_unfused_numpy(device, monkeypatch, program, seed):
+@given(program=programs(), seed=st.integers(0, 2**16), work=st.sampled_from([1, 4, None]))
+def test_fused_matches_unfused_numpy(device, monkeypatch, set_reduce_work, program, seed, work):
+    set_reduce_work(work)
     rng = np.random.default_rng(seed)
     arrays = [rng.standard_normal(shape).astype(np.float32) for shape, _, _ in program[0]]
     monkeypatch.setenv("SMOLGRAD_FUSION", "0")
