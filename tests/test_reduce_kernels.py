@@ -119,21 +119,14 @@ def test_argmax_and_argmin(backend, shape):
     assert sg.tensor(x, device="webgpu").argmax(1).numpy()[0] == shape[1] - 1
 
 
-def _row_ops():
-    def cross_entropy(x, target):
-        return F.cross_entropy(x, target)
-
-    return {
-        "softmax": lambda x, w, b, tgt: x.softmax(-1),
-        "log_softmax": lambda x, w, b, tgt: x.log_softmax(-1),
-        "softmax_dim0": lambda x, w, b, tgt: x.softmax(0),
-        "logsumexp": lambda x, w, b, tgt: x.logsumexp(-1),
-        "layer_norm": lambda x, w, b, tgt: F.layer_norm(x, x.shape[-1:], w, b),
-        "cross_entropy": lambda x, w, b, tgt: cross_entropy(x, tgt),
-    }
-
-
-ROW_OPS = _row_ops()
+ROW_OPS = {  # (x, weight, bias, target) -> a tensor
+    "softmax": lambda x, w, b, tgt: x.softmax(-1),
+    "log_softmax": lambda x, w, b, tgt: x.log_softmax(-1),
+    "softmax_dim0": lambda x, w, b, tgt: x.softmax(0),
+    "logsumexp": lambda x, w, b, tgt: x.logsumexp(-1),
+    "layer_norm": lambda x, w, b, tgt: F.layer_norm(x, x.shape[-1:], w, b),
+    "cross_entropy": lambda x, w, b, tgt: F.cross_entropy(x, tgt),
+}
 
 
 @pytest.mark.parametrize("name", sorted(ROW_OPS))
@@ -170,13 +163,20 @@ def test_softmax_of_large_logits_stays_finite(backend):
     assert np.isfinite(out.detach().numpy()).all() and np.isfinite(t.grad.numpy()).all()
 
 
-def test_rows_past_the_workgroup_limit_per_dimension(path):
-    """70000 rows: past 65535 rows; with one workgroup per row the grid is 2-D."""
+def test_rows_past_the_workgroup_limit_per_dimension(path, monkeypatch):
+    """Row indices past 65535; then 65600 rows of a workgroup each: a 2-D grid."""
     x = rand(70000, 3, seed=9)
     t = sg.tensor(x, device="webgpu")
     assert_close(t.sum(1), x.astype(np.float64).sum(1), rtol=1e-5, atol=1e-5)
     e = np.exp(x - x.max(1, keepdims=True))
     assert_close(t.softmax(1), e / e.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(path, "reduce_work", 1)  # rows of 129: 256 lanes, one row per workgroup
+    grids = []
+    grid = path._grid
+    monkeypatch.setattr(path, "_grid", lambda groups: grids.append(grid(groups)) or grids[-1])
+    many = rand(65600, 129, seed=16)
+    assert_close(sg.tensor(many, device="webgpu").amax(1), many.max(1))
+    assert grids[-1][1] > 1 and grids[-1][0] * grids[-1][1] >= 65600
 
 
 def test_grids_fold_into_two_dimensions(path, monkeypatch):
@@ -237,6 +237,19 @@ def test_plan_rows_columns_and_chunks():
         for work in (1, 8, 32):
             plan = reduce_plan(shape, axes, work, True)
             assert plan.lanes & (plan.lanes - 1) == 0 and plan.lanes * plan.per_group == wgsl.WORKGROUP
+
+
+def test_fast_dim_follows_the_tensors_read_in_full():
+    from smolgrad.view import View
+
+    rows = View.contiguous((6, 5))
+    transposed = View((6, 5), (1, 6), 0)
+    row_max = View((6, 5), (1, 0), 0)  # a per-row value broadcast along the row
+    assert wgsl.fast_dim((6, 5), [rows]) == 1
+    assert wgsl.fast_dim((6, 5), [transposed]) == 0
+    assert wgsl.fast_dim((6, 5), [row_max, rows]) == 1
+    assert wgsl.fast_dim((6, 5), [row_max]) == 0
+    assert wgsl.fast_dim((1, 5), []) == 1 and wgsl.fast_dim((1, 1), []) == -1
 
 
 def test_source_uses_subgroup_shuffles_only_when_planned():

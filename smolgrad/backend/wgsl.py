@@ -721,10 +721,12 @@ def pow2_at_least(n: int) -> int:
 
 def fast_dim(shape: tuple[int, ...], views: list[View]) -> int:
     """The dim of `shape` whose neighbours lie closest in memory: the smallest stride of
-    the first view that moves with it (row-major order's last dim without one); -1 when
+    the first view that moves along it, views that move along every dim first (the
+    tensors that are read in full); row-major order's last dim without one; -1 when
     every dim has size 1."""
     dims = [d for d, n in enumerate(shape) if n != 1]
-    for v in views:
+    full = [v for v in views if all(v.strides[d] != 0 for d in dims)]
+    for v in full + views:
         moving = [d for d in dims if v.strides[d] != 0]
         if moving:
             return min(moving, key=lambda d: abs(v.strides[d]))
