@@ -746,7 +746,7 @@ def reduce_plan(
     adjacent in memory, see fast_dim; default the last) is kept, as in a column sum,
     threads go lane-major with a few lanes each, so adjacent threads read adjacent
     elements. Few long outputs (a full sum; fewer than SPLIT_BELOW) are split, when
-    `split`, into chunks of 4 x `work` values per lane, which a second pass reduces."""
+    `split`, into chunks of `work` values per lane, which a second pass reduces."""
     outputs = math.prod(n for d, n in enumerate(in_shape) if d not in axes)
     extent = math.prod(n for d, n in enumerate(in_shape) if d in axes)
     lanes = min(WORKGROUP, pow2_at_least(-(-extent // work)))
@@ -755,7 +755,7 @@ def reduce_plan(
     if columns:  # keep at least 32 adjacent outputs (or all of them) in a workgroup
         lanes = min(lanes, WORKGROUP // min(32, pow2_at_least(outputs)))
     chunks = 1
-    chunk_len = WORKGROUP * work * 4
+    chunk_len = WORKGROUP * work
     if split and outputs < SPLIT_BELOW and extent >= 2 * chunk_len:
         chunks = min(MAX_CHUNKS, -(-extent // chunk_len))
         lanes, columns = WORKGROUP, False  # each segment a slice of one output: rows
