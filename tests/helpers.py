@@ -24,25 +24,47 @@ def assert_close(t, expected, rtol: float = 1e-5, atol: float = 1e-5) -> None:
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True)
 
 
+def noncontiguous_tensor(a: np.ndarray, device: str = "numpy", dtype=None) -> sg.Tensor:
+    """A leaf tensor with `a`'s values stored out of order: a view over a buffer held with
+    the dims reversed (2-D and up) or every other element (1-D). 0-d stays as it is."""
+    a = np.asarray(a)
+    if a.ndim == 0:
+        return sg.tensor(a, device=device, dtype=dtype)
+    if a.ndim == 1:
+        spaced = np.zeros(2 * a.size, dtype=a.dtype)
+        spaced[::2] = a
+        view = sg.tensor(spaced, device=device, dtype=dtype)[::2]
+    else:
+        order = tuple(reversed(range(a.ndim)))
+        view = sg.tensor(np.ascontiguousarray(a.transpose(order)), device=device, dtype=dtype).permute(order)
+    return view.detach()
+
+
 def gradcheck(
     fn: Callable[..., sg.Tensor],
     *arrays: np.ndarray,
     eps: float = 1e-6,
     rtol: float = 1e-4,
     atol: float = 1e-6,
+    noncontiguous: bool = False,
 ) -> None:
     """Check fn's gradients against central finite differences, in float64 on numpy.
 
-    The output is reduced with fixed random weights so every output element matters."""
+    The output is reduced with fixed random weights so every output element matters.
+    With `noncontiguous`, every input is a strided view (see noncontiguous_tensor)."""
     inputs = [np.asarray(a, dtype=np.float64) for a in arrays]
-    probe = fn(*[sg.tensor(a, device="numpy") for a in inputs])
+
+    def make(a: np.ndarray) -> sg.Tensor:
+        return noncontiguous_tensor(a) if noncontiguous else sg.tensor(a, device="numpy")
+
+    probe = fn(*[make(a) for a in inputs])
     weights = np.random.default_rng(1).standard_normal(probe.shape)
 
     def loss(*xs: np.ndarray) -> float:
-        out = fn(*[sg.tensor(x, device="numpy") for x in xs])
+        out = fn(*[make(x) for x in xs])
         return float((out.detach().numpy().astype(np.float64) * weights).sum())
 
-    tensors = [sg.tensor(a, device="numpy", requires_grad=True) for a in inputs]
+    tensors = [make(a).requires_grad_() for a in inputs]
     out = fn(*tensors)
     assert out.dtype == sg.float64, f"gradcheck expects a float64 output, got {out.dtype}"
     (out * sg.tensor(weights, device="numpy")).sum().backward()

@@ -36,6 +36,8 @@ MIN_BYTES = 4  # zero-size tensors still get a (tiny) buffer
 MAX_GROUPS_DEFAULT = 65535
 BIND_GROUP_CACHE_SIZE = 2048
 SOURCE_CACHE_SIZE = 1024  # generated WGSL texts kept (see WebGPUBackend._source)
+REDUCE_WORK_GPU = 8  # values per lane of a reduction (see wgsl.reduce_plan)
+REDUCE_WORK_CPU = 128
 PROFILE_CHUNK = 256  # kernels per submit while profiling (bounds the timestamp query set)
 BACKEND_RANK = {"Vulkan": 0, "Metal": 0, "D3D12": 0, "DX12": 0, "OpenGL": 2, "OpenGLES": 2}
 TYPE_RANK = {"DiscreteGPU": 0, "IntegratedGPU": 1, "VirtualGPU": 2, "CPU": 3, "Unknown": 4}
@@ -250,7 +252,7 @@ class WebGPUBackend(Backend):
             )
         self.adapter = adapter
         self.adapter_info = dict(adapter.info)
-        features = [f for f in ("timestamp-query", "shader-f16") if f in adapter.features]
+        features = [f for f in ("timestamp-query", "shader-f16", "subgroup") if f in adapter.features]
         # omitting required_limits gives the device the adapter's maximum limits
         with _quiet_driver_stderr():
             self.device = adapter.request_device_sync(required_features=features)
@@ -258,6 +260,13 @@ class WebGPUBackend(Backend):
         self.max_groups = int(limits.get("max-compute-workgroups-per-dimension", MAX_GROUPS_DEFAULT))
         self.max_binding = int(limits.get("max-storage-buffer-binding-size", 128 * 2**20))
         self.max_storage_buffers = int(limits.get("max-storage-buffers-per-shader-stage", 8))
+        # reductions combine a row's lanes with subgroup shuffles where the device has them
+        # (SMOLGRAD_SUBGROUPS=0, or setting this False, forces the workgroup-memory path)
+        self.subgroups = "subgroup" in self.device.features and os.environ.get("SMOLGRAD_SUBGROUPS", "1") != "0"
+        # values each reduction lane reads: a CPU adapter runs lanes as SIMD loops, so
+        # more work per lane and fewer combining steps pay there
+        software = self.adapter_info.get("adapter_type") == "CPU"
+        self.reduce_work = REDUCE_WORK_CPU if software else REDUCE_WORK_GPU
         super().__init__()  # self.stats
         self.pool = BufferPool(self.device, self.stats, self.max_binding)
         self._pipelines: dict[str, Any] = {}
@@ -699,15 +708,16 @@ class WebGPUBackend(Backend):
     def _encode_reduce(self, compute, k: Kernel, outs: list, keep_alive: list, buffers: list) -> None:
         axes, in_shape = tuple(k.arg), k.pre_shape
         outputs = math.prod(k.shape)
-        extent = math.prod(in_shape[d] for d in axes)
         if outputs == 0:
             return
+        check_index_range(k.name, in_shape)
         t = wgsl.wgsl_type(k.pre.dtype)
         out_types = [wgsl.storage_type(k.out.dtype)]
+        detail = wgsl.kernel_detail(k)
         pre_used, epi_used = wgsl.loads_in([k.pre]), wgsl.loads_in(k.exprs)
-        one_thread = extent <= 64 or outputs >= 4096
-        chunks = 1 if one_thread or outputs >= 64 else min(1024, -(-extent // 4096))
-        if chunks == 1:
+        fast = wgsl.fast_dim(in_shape, [k.srcs[i].view for i in pre_used])
+        plan = wgsl.reduce_plan(in_shape, axes, self.reduce_work, self.subgroups, fast=fast)
+        if plan.chunks == 1:
             inputs, decls, bound = self._bind(k.srcs, sorted(set(pre_used) | set(epi_used)), buffers)
 
             def one_pass() -> str:
@@ -718,50 +728,49 @@ class WebGPUBackend(Backend):
                     ]
                 )
                 bindings = wgsl.bindings_code(out_types, decls)
-                return wgsl.reduce_source(
-                    k.name, k.op, t, functions, bindings, in_shape, axes, 1, one_thread, True, wgsl.kernel_detail(k)
-                )
+                return wgsl.reduce_source(k.name, k.op, t, functions, bindings, in_shape, axes, plan, True, detail)
 
-            src = self._source(k, "reduce", inputs, one_pass)
-            groups = wgsl.groups_for(outputs) if one_thread else outputs
-            self._dispatch(compute, k, src, outs, bound, outputs, self._grid(groups))
+            src = self._source(k, ("reduce", plan), inputs, one_pass)
+            self._dispatch_reduce(compute, k, src, outs, bound, outputs, plan)
             return
         # pass 1: outputs x chunks partials of the prologue; pass 2: reduce them + epilogue
-        partials = self.pool.allocate(outputs * chunks * 4, "reduction partials")
+        segments = outputs * plan.chunks
+        partials = self.pool.allocate(segments * 4, "reduction partials")
         keep_alive.append(partials)
         inputs, decls, bound = self._bind(k.srcs, pre_used, buffers)
 
         def first_pass() -> str:
             functions = wgsl.input_value_fn(k.pre, inputs, in_shape, axes)
             bindings = wgsl.bindings_code([t], decls)
-            return wgsl.reduce_source(
-                k.name, k.op, t, functions, bindings, in_shape, axes, chunks, False, False, wgsl.kernel_detail(k)
-            )
+            return wgsl.reduce_source(k.name, k.op, t, functions, bindings, in_shape, axes, plan, False, detail)
 
-        src = self._source(k, "reduce pass 1", inputs, first_pass)
-        self._dispatch(compute, k, src, [partials], bound, outputs * chunks, self._grid(outputs * chunks))
+        src = self._source(k, ("reduce pass 1", plan), inputs, first_pass)
+        self._dispatch_reduce(compute, k, src, [partials], bound, segments, plan)
 
+        part_shape = (outputs, plan.chunks)
         partial_dtype = float32 if wgsl.is_half(k.pre.dtype) else k.pre.dtype  # (partials are of type t)
-        srcs = (*k.srcs, Operand(len(buffers), View.contiguous((outputs, chunks)), partial_dtype))
+        srcs = (*k.srcs, Operand(len(buffers), View.contiguous(part_shape), partial_dtype))
         second = Load(len(k.srcs), partial_dtype)
         inputs, decls, bound = self._bind(srcs, [*epi_used, len(k.srcs)], [*buffers, partials])
-        small = chunks <= 64
+        plan2 = wgsl.reduce_plan(part_shape, (1,), self.reduce_work, self.subgroups, split=False)
 
         def second_pass() -> str:
             functions = "\n\n".join(
                 [
-                    wgsl.input_value_fn(second, inputs, (outputs, chunks), (1,)),
+                    wgsl.input_value_fn(second, inputs, part_shape, (1,)),
                     wgsl.reduce_epilogue_fn(k.exprs[0], inputs, k.shape, t),
                 ]
             )
             bindings = wgsl.bindings_code(out_types, decls)
-            return wgsl.reduce_source(
-                k.name, k.op, t, functions, bindings, (outputs, chunks), (1,), 1, small, True, wgsl.kernel_detail(k)
-            )
+            return wgsl.reduce_source(k.name, k.op, t, functions, bindings, part_shape, (1,), plan2, True, detail)
 
-        src = self._source(k, "reduce pass 2", inputs, second_pass)
-        groups = wgsl.groups_for(outputs) if small else outputs
-        self._dispatch(compute, k, src, outs, bound, outputs, self._grid(groups))
+        src = self._source(k, ("reduce pass 2", plan2), inputs, second_pass)
+        self._dispatch_reduce(compute, k, src, outs, bound, outputs, plan2)
+
+    def _dispatch_reduce(self, compute, k: Kernel, src: str, outs: list, bound: list, segments: int, plan) -> None:
+        """Dispatch a reduce pass: plan.per_group segments per workgroup, the grid folded."""
+        groups = -(-segments // plan.per_group)
+        self._dispatch(compute, k, src, outs, bound, segments * plan.lanes, self._grid(groups))
 
     def _encode_matmul(self, compute, k: Kernel, outs: list, buffers: list) -> None:
         m, n = k.shape[-2], k.shape[-1]
@@ -835,6 +844,18 @@ class _DispatchTimer:
             staging.unmap()
         # WebGPU timestamps are nanoseconds; a reset counter can make end < begin
         return np.maximum(ticks[:, 1].astype(np.float64) - ticks[:, 0].astype(np.float64), 0.0) / 1e9
+
+
+def check_index_range(what: str, shape: tuple[int, ...]) -> None:
+    """Refuse a reduction whose lane positions (up to numel + a workgroup, as its loops
+    step past the end) would overflow WGSL's 32-bit signed indices."""
+    numel = math.prod(shape)
+    if numel > wgsl.INT_MAX - wgsl.WORKGROUP:
+        raise RuntimeError(
+            f"webgpu: reduction {what} over shape {tuple(shape)} covers {numel} elements, past the "
+            f"{wgsl.INT_MAX - wgsl.WORKGROUP} that its 32-bit indices reach; reduce in pieces (e.g. sum "
+            "slices, then sum the results) or use device='numpy'"
+        )
 
 
 # --------------------------------------------------------------------------- dtype conversion

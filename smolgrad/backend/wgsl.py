@@ -526,13 +526,18 @@ def groups_for(threads: int) -> int:
 
 
 # --------------------------------------------------------------------------- kernels
-def expression_lines(exprs, inputs: list, coords: list[str | None], linear: str | None) -> tuple[list[str], list[str]]:
+def expression_lines(
+    exprs, inputs: list, coords: list[str | None], linear: str | None, known: dict[int, str] | None = None
+) -> tuple[list[str], list[str]]:
     """WGSL `let` lines computing a fused expression DAG (each shared value once).
     Returns the lines and the name (or literal) of each expression in `exprs`.
-    `inputs[i]` is the Input of Load(i); Acc is the variable `acc`."""
+    `inputs[i]` is the Input of Load(i); Acc is the variable `acc`; `known` names
+    expressions (by id) already computed elsewhere, which get no lines."""
     lines: list[str] = []
-    names: dict[int, str] = {}
-    for e in postorder(exprs, expr_children):
+    names: dict[int, str] = dict(known or {})
+    for e in postorder(exprs, lambda x: () if id(x) in names else expr_children(x)):
+        if id(e) in names:
+            continue
         if isinstance(e, Const):
             names[id(e)] = literal(e.value, wgsl_type(e.dtype))
             continue
@@ -604,14 +609,53 @@ def wgsl_fn(signature: str, lines: list[str]) -> str:
     return f"fn {signature} {{\n{indent(lines, 1)}\n}}"
 
 
+def segment_invariant(pre: Expr, inputs: list, in_shape: tuple[int, ...], axes: tuple[int, ...]) -> list[Expr]:
+    """The largest sub-expressions of a reduction's prologue that do not change along the
+    reduced dims (a row's maximum in softmax, its mean in a variance): computed once per
+    segment instead of once per element. Constants are left inline."""
+    reduced = [d for d in axes if in_shape[d] != 1]
+    invariant: dict[int, bool] = {}
+    for e in postorder([pre], expr_children):
+        if isinstance(e, Load):
+            invariant[id(e)] = all(inputs[e.src].view.strides[d] == 0 for d in reduced)
+        elif isinstance(e, Apply):
+            invariant[id(e)] = e.op is not Op.RAND and all(invariant[id(a)] for a in e.srcs)
+        else:
+            invariant[id(e)] = isinstance(e, Const)
+    frontier: dict[int, Expr] = {}
+    if invariant[id(pre)]:
+        return [] if isinstance(pre, Const) else [pre]
+    for e in postorder([pre], expr_children):
+        if isinstance(e, Apply) and not invariant[id(e)]:
+            for a in e.srcs:
+                if invariant[id(a)] and not isinstance(a, Const):
+                    frontier[id(a)] = a
+    return list(frontier.values())
+
+
 def input_value_fn(pre: Expr, inputs: list, in_shape: tuple[int, ...], axes: tuple[int, ...]) -> str:
-    """`fn input_value(o, r)`: the reduced values, element r of output o (the prologue)."""
+    """The prologue as two functions: `segment_values(o)`, the values that stay the same
+    along the reduced dims (see segment_invariant) in a struct, and `input_value(o, r, s)`,
+    element r of the values reduced into output o, given them."""
     kept = [d for d in range(len(in_shape)) if d not in axes]
     red = [d for d in range(len(in_shape)) if d in axes]
-    lines = split_coords(in_shape, kept, "o") + split_coords(in_shape, red, "r")
-    expr_lines, (result,) = expression_lines([pre], inputs, dim_coords(in_shape), None)
+    coords = dim_coords(in_shape)
+    hoisted = segment_invariant(pre, inputs, in_shape, axes)
+    fields = [f"h{i}: {wgsl_type(e.dtype)}" for i, e in enumerate(hoisted)] or ["unused: u32"]
+    struct = "struct SegmentValues {\n" + indent([f + "," for f in fields], 1) + "\n}"
+    kept_lines = split_coords(in_shape, kept, "o")
+    seg_lines, seg_names = expression_lines(hoisted, inputs, coords, None)
+    if hoisted:
+        seg_lines = kept_lines + seg_lines
+    values = ", ".join(seg_names) if hoisted else "0u"
+    segment_fn = wgsl_fn("segment_values(o: i32) -> SegmentValues", [*seg_lines, f"return SegmentValues({values});"])
+    known = {id(e): f"s.h{i}" for i, e in enumerate(hoisted)}
+    lines = kept_lines + split_coords(in_shape, red, "r")
+    expr_lines, (result,) = expression_lines([pre], inputs, coords, None, known)
     t = wgsl_type(pre.dtype)
-    return wgsl_fn(f"input_value(o: i32, r: i32) -> {t}", lines + expr_lines + [f"return {result};"])
+    signature = f"input_value(o: i32, r: i32, s: SegmentValues) -> {t}"
+    value_fn = wgsl_fn(signature, lines + expr_lines + [f"return {result};"])
+    return "\n\n".join([struct, segment_fn, value_fn])
 
 
 def reduce_epilogue_fn(expr: Expr, inputs: list, out_shape: tuple[int, ...], acc_type: str) -> str:
@@ -685,6 +729,109 @@ def offset_fn(name: str, arg: str, shape: tuple[int, ...], strides: tuple[int, .
     return f"fn {name}({arg}: i32) -> i32 {{\n{body}\n}}"
 
 
+@dataclass(frozen=True)
+class ReducePlan:
+    """How a reduce kernel's work is laid out: `lanes` threads (a power of two) share
+    each segment, `chunks` segments split each output's values (chunks > 1: a first pass
+    of partials, then a second pass), `columns` orders the threads lane-major (adjacent
+    threads: adjacent outputs) and `subgroups` combines lanes with subgroup shuffles."""
+
+    lanes: int
+    chunks: int = 1
+    columns: bool = False
+    subgroups: bool = False
+
+    @property
+    def per_group(self) -> int:
+        return WORKGROUP // self.lanes
+
+
+MAX_CHUNKS = 1024  # partials per output of a two-pass reduction
+SPLIT_BELOW = 256  # fewer outputs than this (workgroups of a one-pass full-row layout) may split
+
+
+def pow2_at_least(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def fast_dim(shape: tuple[int, ...], views: list[View]) -> int:
+    """The dim of `shape` whose neighbours lie closest in memory: the smallest stride of
+    the first view that moves along it, views that move along every dim first (the
+    tensors that are read in full); row-major order's last dim without one; -1 when
+    every dim has size 1."""
+    dims = [d for d, n in enumerate(shape) if n != 1]
+    full = [v for v in views if all(v.strides[d] != 0 for d in dims)]
+    for v in full + views:
+        moving = [d for d in dims if v.strides[d] != 0]
+        if moving:
+            return min(moving, key=lambda d: abs(v.strides[d]))
+    return dims[-1] if dims else -1
+
+
+def reduce_plan(
+    in_shape: tuple[int, ...],
+    axes: tuple[int, ...],
+    work: int,
+    subgroups: bool,
+    split: bool = True,
+    fast: int | None = None,
+) -> ReducePlan:
+    """The layout of a reduction over `axes` of `in_shape`: enough lanes per output that
+    each reads about `work` values (at most a workgroup). When the dim `fast` (the one
+    adjacent in memory, see fast_dim; default the last) is kept, as in a column sum,
+    threads go lane-major with a few lanes each, so adjacent threads read adjacent
+    elements. Few long outputs (a full sum; fewer than SPLIT_BELOW) are split, when
+    `split`, into chunks of `work` values per lane, which a second pass reduces."""
+    outputs = math.prod(n for d, n in enumerate(in_shape) if d not in axes)
+    extent = math.prod(n for d, n in enumerate(in_shape) if d in axes)
+    lanes = min(WORKGROUP, pow2_at_least(-(-extent // work)))
+    inner = fast_dim(in_shape, []) if fast is None else fast
+    columns = inner >= 0 and inner not in axes and lanes > 1
+    if columns:  # keep at least 32 adjacent outputs (or all of them) in a workgroup
+        lanes = min(lanes, WORKGROUP // min(32, pow2_at_least(outputs)))
+    chunks = 1
+    chunk_len = WORKGROUP * work
+    if split and outputs < SPLIT_BELOW and extent >= 2 * chunk_len:
+        chunks = min(MAX_CHUNKS, -(-extent // chunk_len))
+        lanes, columns = WORKGROUP, False  # each segment a slice of one output: rows
+    return ReducePlan(lanes, chunks, columns, subgroups and lanes > 1 and not columns)
+
+
+def combine_lanes_lines(plan: ReducePlan) -> list[str]:
+    """WGSL lines combining the `acc` of a segment's lanes into lane 0's `acc`."""
+    if plan.lanes == 1:
+        return []
+    if plan.subgroups:
+        # a segment's lanes are adjacent invocations, so (both being powers of two) those
+        # within one subgroup form an aligned block: a butterfly over offsets below
+        # min(LANES, subgroup size) gives each lane its block's value; lane 0 then adds
+        # the other blocks' values through workgroup memory
+        return [
+            "for (var offset = 1u; offset < min(LANES, sg_size); offset = offset << 1u) {",
+            "    acc = combine(acc, subgroupShuffleXor(acc, offset));",
+            "}",
+            "partial[lid] = acc;",
+            "workgroupBarrier();",
+            "if (lane == 0u) {",
+            "    for (var k = sg_size; k < LANES; k += sg_size) {",
+            "        acc = combine(acc, partial[lid + k]);",
+            "    }",
+            "}",
+        ]
+    stride = "SEGMENTS_PER_GROUP" if plan.columns else "1u"
+    return [
+        "partial[lid] = acc;",
+        "workgroupBarrier();",
+        "for (var step = LANES / 2u; step > 0u; step = step >> 1u) {",
+        "    if (lane < step) {",
+        f"        partial[lid] = combine(partial[lid], partial[lid + step * {stride}]);",
+        "    }",
+        "    workgroupBarrier();",
+        "}",
+        "acc = partial[lid];",
+    ]
+
+
 def reduce_source(
     name: str,
     op: Op,
@@ -693,39 +840,64 @@ def reduce_source(
     bindings: str,
     in_shape: tuple[int, ...],
     axes: tuple[int, ...],
-    chunks: int,
-    one_thread: bool,
+    plan: ReducePlan,
     epilogue: bool,
     detail: str,
 ) -> str:
-    """Reduce `input_value(o, r)` (type `t`) over `axes` of `in_shape`.
+    """Reduce `input_value(o, r, segment_values(o))` (type `t`) over `axes` of `in_shape`,
+    laid out as `plan` says.
 
-    The kept dims form the outputs, the reduced dims the extent R. With `one_thread`
-    each thread loops over R for one output; otherwise each workgroup tree-reduces
-    one of `chunks` slices of R for one output, writing outputs*chunks partials
-    (chunk-minor) that a second pass reduces. `functions` defines input_value and,
-    when `epilogue`, epilogue(acc, o) applied to each final value."""
+    The kept dims form the outputs, the reduced dims the extent R. `functions` defines
+    input_value and, when `epilogue`, epilogue(acc, o), applied to each final value
+    (without: the kernel stores plan.chunks partials per output, see reduce.wgsl)."""
     outputs = math.prod(n for d, n in enumerate(in_shape) if d not in axes)
     extent = math.prod(n for d, n in enumerate(in_shape) if d in axes)
+    if epilogue and plan.chunks != 1:
+        raise ValueError("internal: the epilogue runs in the last pass of a reduction (chunks == 1)")
     combine = REDUCE_COMBINE[(op, t)].format(a="acc", b="value")
-    tree_combine = REDUCE_COMBINE[(op, t)].format(a="partial[lid]", b="partial[lid + step]")
-    store = "out[o] = epilogue(partial[0], o);" if epilogue else "out[group] = partial[0];"
+    store = "out[segment] = epilogue(acc, segment);" if epilogue else "out[segment] = acc;"
+    if plan.lanes == 1:
+        slot, lane, how = "lid", "0u", "one thread per segment"
+    elif plan.per_group == 1:  # a whole workgroup per segment: `segment` is uniform
+        slot, lane = "0u", "lid"
+        how = "subgroup shuffles, then workgroup memory" if plan.subgroups else "a tree in workgroup memory"
+    elif plan.columns:
+        slot, lane = "lid % SEGMENTS_PER_GROUP", "lid / SEGMENTS_PER_GROUP"
+        how = "a tree in workgroup memory"
+    else:
+        slot, lane = "lid / LANES", "lid % LANES"
+        how = "subgroup shuffles, then workgroup memory" if plan.subgroups else "a tree in workgroup memory"
+    layout = f"{plan.lanes} lanes per segment, {'columns' if plan.columns else 'rows'}"
+    if plan.chunks > 1:
+        layout += f", {plan.chunks} chunks per output"
+    if plan.subgroups:
+        layout += ", subgroups"
+    shared = f"var<workgroup> partial: array<{t}, {WORKGROUP}>;" if plan.lanes > 1 else ""
+    builtins = "\n    @builtin(subgroup_size) sg_size: u32," if plan.subgroups else ""
     return render(
-        load_shader("reduce_thread" if one_thread else "reduce"),
+        load_shader("reduce"),
         name=name,
+        layout=layout,
         detail=f"{detail}\n// input {tuple(in_shape)} over axes {tuple(axes)}: {outputs} outputs x {extent} reduced",
+        combine_how=how,
         bindings=bindings,
         helpers=helpers_for(functions + combine),
         functions=functions,
         T=t,
-        identity=literal(REDUCE_IDENTITY[(op, t)], t),
+        lanes=plan.lanes,
+        per_group=plan.per_group,
         combine=combine,
-        tree_combine=tree_combine,
-        store=store,
-        outputs=f"{outputs}i",
+        shared=shared,
+        builtins=builtins,
+        slot=slot,
+        lane=lane,
+        segments=f"{outputs * plan.chunks}i",
+        identity=literal(REDUCE_IDENTITY[(op, t)], t),
+        chunks=f"{plan.chunks}i",
+        chunk_len=f"{-(-extent // plan.chunks)}i",
         extent=f"{extent}i",
-        chunks=f"{chunks}i",
-        chunk_len=f"{-(-extent // chunks)}i",
+        combine_lanes=indent(combine_lanes_lines(plan), 1),
+        store=store,
     )
 
 
