@@ -532,11 +532,14 @@ class WebGPUBackend(Backend):
                         buffers[o.slot] = self.pool.allocate(nbytes, f"{k.name} output of shape {o.shape}")
             if k.kind in ("gather", "scatter_add"):
                 self._errors_pending = True
-            for pipeline, binds, n_outputs, grid in dispatches:
-                bound = [buffers[ref] if type(ref) is int else ref for ref in binds]
-                compute.set_pipeline(pipeline)
-                compute.set_bind_group(0, self._bind_group(bound, n_outputs))
-                compute.dispatch_workgroups(*grid)
+            for d in dispatches:  # [pipeline, bindings, outputs, grid, last bound buffers, their bind group]
+                bound = [buffers[ref] if type(ref) is int else ref for ref in d[1]]
+                last = d[4]
+                if last is None or any(a is not b for a, b in zip(bound, last)):
+                    d[4], d[5] = bound, self._bind_group(bound, d[2])  # (planned buffers: the same every run)
+                compute.set_pipeline(d[0])
+                compute.set_bind_group(0, d[5])
+                compute.dispatch_workgroups(*d[3])
             self.stats["dispatches"] += len(dispatches)
             self.stats["kernels"] += 1
         compute.end()
@@ -554,7 +557,7 @@ class WebGPUBackend(Backend):
         by_kernel: dict[int, list] = {id(k): [] for k in kernels}
         for k, pipeline, bound, n_outputs, grid in log:
             refs = [slot_of.get(id(b), b) for b in bound]  # a temporary (reduction partials, error flags) stays fixed
-            by_kernel[id(k)].append((pipeline, refs, n_outputs, grid))
+            by_kernel[id(k)].append([pipeline, refs, n_outputs, grid, None, None])
         return [(k, by_kernel[id(k)]) for k in kernels]
 
     def _encode_kernel(self, compute, k: Kernel, keep_alive: list, buffers: list) -> None:
