@@ -287,38 +287,58 @@ class _Program:
     with unused arguments -1; into >= 0 makes a ufunc write into slots[into], a
     temporary of the right shape and dtype that no later step reads. Every step's
     result has its expression's dtype (a cast is added where NumPy's promotion differs,
-    found by running the step once on one-element stand-ins)."""
+    found by running the step once on one-element stand-ins).
 
-    def __init__(self, program: tuple[Expr, ...], exprs: tuple[Expr, ...], ndim: int, relayout=frozenset()) -> None:
+    An operand broadcast along some dims (a bias, a row statistic, a scalar) is read
+    with those dims of size 1, so the ops on it alone run once per distinct value
+    instead of once per element (NumPy broadcasts where it meets full-size values);
+    an op repeated on the same slots is computed once."""
+
+    def __init__(
+        self, program: tuple[Expr, ...], exprs: tuple[Expr, ...], ndim: int, relayout=frozenset(), bcast=None
+    ) -> None:
         """`ndim`: the kernel's (or prologue's) rank; `relayout`: the srcs read through
-        permuted views."""
+        permuted views; `bcast`: per src, the dims along which its view repeats one value
+        (stride 0), or None to read every operand at the full shape."""
         self.ndim = ndim
         self.init: list = []  # slot values before a run: the constants, else None
-        self.loads: list[tuple[int, int]] = []  # (slot, src index)
+        self.loads: list[tuple[int, int, tuple | None]] = []  # (slot, src index, compacting index)
         self.acc: tuple[int, np.dtype] | None = None
         self.steps: list[list] = []
         self.probe: list = []  # a one-element stand-in for each slot's value
         self.owned: list[bool] = []  # a fresh array no one else sees (may be written in place)
-        self.full: list[bool] = []  # has the kernel's shape (else a 0-d constant expression)
+        self.dims: list[tuple[bool, ...]] = []  # per dim, whether the value varies along it
+        if any(isinstance(e, Apply) and e.op is Op.RAND for e in program):
+            bcast = None  # random numbers are drawn at the full shape (see _rand_fn)
         uses = Counter(id(a) for e in program if isinstance(e, Apply) for a in e.srcs)
         slot: dict[int, int] = {}  # id(expr) -> slot
+        done: dict[tuple, int] = {}  # (op, dtype, argument slots) -> slot, for repeated ops
+        full = (True,) * ndim
         for e in program:
             if isinstance(e, Load):
-                slot[id(e)] = self._slot(None, np.ones((1,) * ndim, e.dtype.np), owned=False, full=True)
-                self.loads.append((slot[id(e)], e.src))
+                fixed = bcast[e.src] if bcast is not None else ()
+                dims = tuple(d not in fixed for d in range(ndim))
+                index = tuple(slice(0, 1) if d in fixed else slice(None) for d in range(ndim)) if fixed else None
+                slot[id(e)] = self._slot(None, np.ones((1,) * ndim, e.dtype.np), owned=False, dims=dims)
+                self.loads.append((slot[id(e)], e.src, index))
                 if e.src in relayout and uses[id(e)] > 1:
                     # a permuted view read by several ops: mixing its order with the
                     # output's makes each of them slow; copy it to C order once
                     slot[id(e)] = self._step(_copy_c, [slot[id(e)]], e.dtype.np)
             elif isinstance(e, Const):
                 value = np.array(e.value, dtype=e.dtype.np)
-                slot[id(e)] = self._slot(value, value, owned=False, full=False)
+                slot[id(e)] = self._slot(value, value, owned=False, dims=(False,) * ndim)
             elif isinstance(e, Acc):
                 if self.acc is None:
-                    self.acc = (self._slot(None, np.ones((1,) * ndim, e.dtype.np), owned=True, full=True), e.dtype.np)
+                    self.acc = (self._slot(None, np.ones((1,) * ndim, e.dtype.np), owned=True, dims=full), e.dtype.np)
                 slot[id(e)] = self.acc[0]
             else:
-                slot[id(e)] = self._step(_op_fn(e), [slot[id(a)] for a in e.srcs], e.dtype.np)
+                args = [slot[id(a)] for a in e.srcs]
+                key = (e.op, e.dtype, *args)
+                if e.op in (Op.RAND, Op.CAST) or key not in done:
+                    done[key] = self._step(_op_fn(e), args, e.dtype.np)
+                slot[id(e)] = done[key]
+        self._piece_loads: dict[int, tuple] = {}  # see piece_loads
         self._write_in_place({slot[id(e)] for e in exprs})
         self.steps = [tuple(step) for step in self.steps]
         # worth cutting into pieces when it computes something; not random numbers, a
@@ -346,15 +366,15 @@ class _Program:
             if not owned or i is None or not _takes_out(self.steps[i][0]):
                 self.dests.append(None)
                 continue
-            dest = self._slot(None, self.probe[s], owned=False, full=True)
+            dest = self._slot(None, self.probe[s], owned=False, dims=(True,) * self.ndim)
             self.piece_steps[i] = (*self.steps[i][:5], dest)
             self.dests.append(dest)
 
-    def _slot(self, value, probe, owned: bool, full: bool) -> int:
+    def _slot(self, value, probe, owned: bool, dims: tuple[bool, ...]) -> int:
         self.init.append(value)
         self.probe.append(probe)
         self.owned.append(owned)
-        self.full.append(full)
+        self.dims.append(dims)
         return len(self.init) - 1
 
     def _step(self, fn, args: list[int], dtype: np.dtype) -> int:
@@ -367,7 +387,8 @@ class _Program:
         if probe is None or probe.dtype != dtype:
             fn = _cast_result(fn, dtype)
             probe = np.ones((1,) * self.ndim, dtype)
-        out = self._slot(None, probe, owned=True, full=any(self.full[a] for a in args))
+        dims = tuple(any(self.dims[a][d] for a in args) for d in range(self.ndim))
+        out = self._slot(None, probe, owned=True, dims=dims)
         self.steps.append([fn, *args, *[-1] * (3 - len(args)), out, -1])
         return out
 
@@ -382,13 +403,13 @@ class _Program:
             return
         for i, step in enumerate(self.steps):
             fn, out = step[0], step[4]
-            if not ((isinstance(fn, np.ufunc) or fn is _where) and self.full[out]):
-                continue
+            if not ((isinstance(fn, np.ufunc) or fn is _where) and any(self.dims[out])):
+                continue  # (an op on constants alone gives a NumPy scalar)
             for a in step[1:4] if fn is not _where else step[3:4]:  # where writes into its `else`
                 if (
                     a >= 0
                     and self.owned[a]
-                    and self.full[a]
+                    and self.dims[a] == self.dims[out]
                     and last_use[a] == i
                     and a not in results
                     and self.probe[a].dtype == self.probe[out].dtype
@@ -396,14 +417,30 @@ class _Program:
                     step[5] = a
                     break
 
-    def run(self, xs: list[np.ndarray], acc: np.ndarray | None, at: tuple | None = None, outs=None) -> list:
+    def load_indexes(self, at: tuple | None) -> list[tuple | None]:
+        """Each load's basic index into its operand for the piece `at` (None: all of it)."""
+        if at is None:
+            return [index for _, _, index in self.loads]
+        return [
+            at if index is None else tuple(index[d] if index[d].stop == 1 else a for d, a in enumerate(at)) + index[len(at) :]
+            for _, _, index in self.loads
+        ]
+
+    def piece_loads(self, pieces: tuple) -> list[list[tuple | None]]:
+        """load_indexes of every piece, worked out once per pieces tuple (see _pieces)."""
+        got = self._piece_loads.get(id(pieces))
+        if got is None or got[0] is not pieces:
+            got = self._piece_loads[id(pieces)] = (pieces, [self.load_indexes(at) for at, _ in pieces])
+        return got[1]
+
+    def run(self, xs: list[np.ndarray], acc: np.ndarray | None, at: tuple | None = None, outs=None, loads=None) -> list:
         """The slot values, given the operands `xs` and the core's result `acc` (both of
-        the program's shape), over all of it or over the piece `at` (a basic index). With
-        `outs` (the outputs, of the program's shape), results go straight into outs[at]
-        where self.dests says so."""
+        the program's shape), over all of it or over the piece `at` (a basic index;
+        `loads`: its load_indexes, if worked out already). With `outs` (the outputs, of
+        the program's shape), results go straight into outs[at] where self.dests says so."""
         r = self.init.copy()
-        for s, i in self.loads:
-            r[s] = xs[i] if at is None else xs[i][at]
+        for (s, i, _), index in zip(self.loads, loads or self.load_indexes(at)):
+            r[s] = xs[i] if index is None else xs[i][index]
         if self.acc is not None:
             s, dtype = self.acc
             if at is not None:
@@ -431,8 +468,8 @@ class _Program:
         if pieces is not None:
             bufs = [empty(math.prod(shape), out.dtype.np) for out in outs]
             views = [buf.reshape(shape) for buf in bufs]
-            for at, _ in pieces:
-                r = self.run(xs, acc, at, views)
+            for (at, _), loads in zip(pieces, self.piece_loads(pieces)):
+                r = self.run(xs, acc, at, views, loads)
                 for (s, _), view, dest in zip(self.results, views, self.dests):
                     if dest is None:
                         np.copyto(view[at], r[s], casting="unsafe")
@@ -509,12 +546,28 @@ class _Plan:
     def __init__(self, k: Kernel) -> None:
         self.readers = tuple(_Reader(s.view, s.dtype.np.itemsize) for s in k.srcs)
         permuted = {i for i, s in enumerate(k.srcs) if _is_permuted(s.view)}
+        self.bcast = tuple(_repeated_dims(s.view) for s in k.srcs)
         shape = k.arg.shape if k.kind == "assign" else k.shape  # the region an assign computes
-        self.main = _Program(k.program, k.exprs, len(shape), permuted)
-        self.pre = _Program(k.pre_program, (k.pre,), len(k.pre_shape), permuted) if k.kind == "reduce" else None
+        self.main = _Program(k.program, k.exprs, len(shape), permuted, self.bcast)
+        self.pre = _Program(k.pre_program, (k.pre,), len(k.pre_shape), permuted, self.bcast) if k.kind == "reduce" else None
 
-    def operands(self, srcs: tuple[Operand, ...]) -> list[np.ndarray]:
-        return [r.read(s.node.realized) if s.view is r.view else read_operand(s) for s, r in zip(srcs, self.readers)]
+    def operands(self, srcs: tuple[Operand, ...]) -> list[np.ndarray] | None:
+        """The operands as arrays, or None when one of them does not repeat its values
+        along the dims that the plan reads once (a plan made for other views)."""
+        xs = []
+        for s, r, fixed in zip(srcs, self.readers, self.bcast):
+            if s.view is r.view:
+                xs.append(r.read(s.node.realized))
+            elif fixed and not set(fixed) <= set(_repeated_dims(s.view)):
+                return None
+            else:
+                xs.append(read_operand(s))
+        return xs
+
+
+def _repeated_dims(view: View) -> tuple[int, ...]:
+    """The dims along which the view repeats one value (stride 0, more than one index)."""
+    return tuple(d for d, (n, stride) in enumerate(zip(view.shape, view.strides)) if stride == 0 and n > 1)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, empty=_empty) -> None:
@@ -554,13 +607,16 @@ def reduce_kernel(k: Kernel, pre: _Program, xs: list[np.ndarray]) -> np.ndarray:
     that are folded together."""
     axes = tuple(k.arg)
     pieces = _reduce_pieces(k.pre_shape, axes, PIECE) if pre.piecewise else None
+    every_loads = pre.piece_loads(pieces) if pieces is not None else [None]
     if pieces is None:
         pieces = ((None, k.pre_shape),)
     acc = None
-    for at, shape in pieces:
-        x = pre.run(xs, None, at)[pre.results[0][0]]
-        if x.shape != shape:  # a constant prologue
+    for (at, shape), loads in zip(pieces, every_loads):
+        x = pre.run(xs, None, at, None, loads)[pre.results[0][0]]
+        if x.shape != shape:  # a prologue constant along some dims
             x = np.broadcast_to(x, shape)
+            if pre.loads:  # (reduced as a C-order array, as when it was computed at full size)
+                x = np.array(x)
         part = reduce_array(k.op, x, axes)
         if at is None:
             return part
@@ -579,6 +635,9 @@ def run_kernel(k: Kernel, plan: _Plan | None = None, empty=_empty) -> list[np.nd
     if plan is None:
         plan = _Plan(k)
     xs = plan.operands(k.srcs)
+    if xs is None:
+        plan = _Plan(k)
+        xs = plan.operands(k.srcs)
     acc = None
     if k.kind == "assign":  # xs[0] is the region: a strided view into the buffer updated in place
         target = k.srcs[0].node.realized
