@@ -222,10 +222,36 @@ def _copy_c(x: np.ndarray) -> np.ndarray:
     return out
 
 
+_BITS = {4: np.int32, 8: np.int64}
+
+
+def _select(cond: np.ndarray, a, b):
+    """np.where(cond, a, b) for a boolean cond and a, b of one 4- or 8-byte dtype, as bit
+    operations: b ^ ((a ^ b) & -cond). The same bits, without a branch per element
+    (np.where runs 7x slower on a random mask, as ReLU's backward has, 1.5x on a causal one)."""
+    a, b = np.asarray(a), np.asarray(b)
+    bits = _BITS[a.dtype.itemsize]
+    mask = np.array(cond, dtype=bits)
+    np.negative(mask, out=mask)
+    x = np.bitwise_xor(a.view(bits), b.view(bits))
+    x &= mask
+    x ^= b.view(bits)
+    return x.view(a.dtype)
+
+
 def _where(cond, a, b, out=None):
     """np.where(cond, a, b); with out=b (a temporary no later step reads), only the
     elements where cond holds are written, in place (a causal mask: four times faster)."""
     if out is None:
+        dtype = getattr(a, "dtype", None)
+        if (
+            getattr(cond, "dtype", None) == np.bool_
+            and dtype is not None
+            and dtype == getattr(b, "dtype", None)
+            and dtype.kind in "fiu"
+            and dtype.itemsize in _BITS
+        ):
+            return _select(cond, a, b)
         return np.where(cond, a, b)
     if out is not b:
         np.copyto(out, b)
