@@ -233,8 +233,7 @@ def _select(cond: np.ndarray, a, b):
     bits = _BITS[a.dtype.itemsize]
     mask = np.array(cond, dtype=bits)
     np.negative(mask, out=mask)
-    x = np.bitwise_xor(a.view(bits), b.view(bits))
-    x &= mask
+    x = np.bitwise_and(np.bitwise_xor(a.view(bits), b.view(bits)), mask)  # (of the broadcast shape)
     x ^= b.view(bits)
     return x.view(a.dtype)
 
