@@ -225,7 +225,8 @@ def address(x: sg.Tensor) -> int:
 
 
 def test_a_dead_buffers_memory_is_reused_with_correct_values(small_pool):
-    a = randn(40, 30)
+    gc.collect()  # (earlier tests' garbage of the same size would be recycled first)
+    a = randn(41, 31)  # (a size no other test makes)
     x = t(a)
     first = (x * 2).realize()
     where = address(first)
@@ -302,3 +303,160 @@ def test_numpy_backend_still_runs_small_kernels_whole():
     out = (x * 2 + 1).exp()
     assert_close(out, np.exp(randn(5, 4) * 2 + 1), rtol=1e-6)
     assert backend.stats["kernels"] > 0
+
+
+# ----- operands broadcast along some dims are read at their compact shape
+def _capture_kernels(fn):
+    """The kernels (and plans) the numpy backend runs while fn() realises its result."""
+    got = []
+    original = nb.run_kernel
+
+    def hook(k, plan=None, empty=nb._empty):
+        got.append((k, plan))
+        return original(k, plan, empty)
+
+    nb.run_kernel = hook
+    try:
+        out = fn()
+    finally:
+        nb.run_kernel = original
+    return out, got
+
+
+@pytest.mark.parametrize("pieces", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ops_on_broadcast_operands_run_at_their_compact_shape(monkeypatch, pieces, dtype):
+    if pieces:
+        monkeypatch.setattr(nb, "PIECE", 64)
+    a = randn(37, 29, dtype=dtype)
+    mean, var = a.mean(1, keepdims=True), a.var(1, keepdims=True)
+    w, b = randn(29, seed=1, dtype=dtype), randn(29, seed=2, dtype=dtype)
+    x, m, v, wt, bt = t(a), t(mean), t(var), t(w), t(b)
+    out, kernels = _capture_kernels(lambda: (((x - m) * (v + 1e-5).rsqrt() * 2.0) * wt + bt).numpy())
+    ref = ((a - mean) * (1 / np.sqrt(var + 1e-5)) * 2.0) * w + b
+    np.testing.assert_allclose(out, ref.astype(dtype), rtol=1e-6 if dtype == np.float32 else 1e-13)
+    (k, plan), = [(k, p) for k, p in kernels if k.kind == "elementwise"]
+    prog = plan.main
+    # var + eps and its rsqrt vary along dim 0 only: they are computed on 37 values
+    row_steps = [i for i, step in enumerate(prog.steps) if prog.dims[step[4]] == (True, False)]
+    assert len(row_steps) >= 2
+    xs = plan.operands(k.srcs)
+    r = prog.run(xs, None)
+    assert all(r[prog.steps[i][4]].shape == (37, 1) for i in row_steps)
+
+
+def test_compact_and_full_size_evaluation_give_the_same_bits(small_pieces):
+    """The same program, its operands read at full size (no bcast) or compact: same bits."""
+    x, r, s = Load(0, dtypes.float32), Load(1, dtypes.float32), Load(2, dtypes.float32)
+    e = Apply(Op.EXP, (Apply(Op.SUB, (x, r), dtypes.float32),), dtypes.float32)
+    d = Apply(Op.DIV, (e, Apply(Op.MUL, (s, Apply(Op.SQRT, (s,), dtypes.float32)), dtypes.float32)), dtypes.float32)
+    f = Apply(Op.ADD, (d, Apply(Op.TANH, (r,), dtypes.float32)), dtypes.float32)
+    program = tuple(postorder([f, d], expr_children))
+    shape = (23, 41)
+    a = randn(*shape)
+    row = np.broadcast_to(randn(23, 1, seed=1), shape)
+    col = np.broadcast_to(np.abs(randn(1, 41, seed=2)) + 0.5, shape)
+    full = _Program(program, (f, d), 2)
+    compact = _Program(program, (f, d), 2, bcast=((), (1,), (0,)))
+    assert len(compact.steps) == len(full.steps)
+    outs = [type("Out", (), {"dtype": dtypes.float32}) for _ in range(2)]
+    for got, ref in zip(compact.outputs([a, row, col], None, outs, shape), full.outputs([a, row, col], None, outs, shape)):
+        np.testing.assert_array_equal(got.view(np.int32), ref.view(np.int32))
+
+
+@pytest.mark.parametrize("dims", [(0,), (1,), (0, 2)])
+def test_reduction_of_a_prologue_constant_along_some_dims(small_pieces, dims):
+    a = randn(1, 40, 1)
+    x = t(a)
+    got = (x.expand(9, 40, 11) * 2.0).sum(dims)
+    ref = (np.broadcast_to(a, (9, 40, 11)) * 2.0).sum(dims)
+    assert_close(got, ref.astype(np.float32), rtol=1e-6)
+
+
+def test_plan_for_a_broadcast_operand_is_not_used_for_a_full_one():
+    """A plan that reads an operand once per row is remade for a view that is not
+    broadcast along those dims (plans are keyed by the expressions, not the views)."""
+    a, row = randn(6, 5), randn(6, 1, seed=1)
+    x, r = t(a), t(row)
+    _, kernels = _capture_kernels(lambda: (x * r.expand(6, 5)).numpy())
+    (k, plan), = kernels
+    assert plan.bcast == ((), (1,))
+    full = randn(6, 5, seed=2)
+    other = nb.Operand(t(full).realize().lazydata, nb.View.contiguous((6, 5)), k.srcs[1].dtype)
+    k2 = type(k)(**{**k.__dict__, "srcs": (k.srcs[0], other)})
+    assert plan.operands(k2.srcs) is None
+    (buf,) = nb.run_kernel(k2, plan)
+    np.testing.assert_array_equal(buf.reshape(6, 5), a * full)
+
+
+def test_an_op_repeated_on_the_same_values_is_computed_once():
+    x, y = Load(0, dtypes.float32), Load(1, dtypes.float32)
+    u1, u2 = Apply(Op.MUL, (x, y), dtypes.float32), Apply(Op.MUL, (x, y), dtypes.float32)
+    f = Apply(Op.ADD, (Apply(Op.EXP, (u1,), dtypes.float32), u2), dtypes.float32)
+    prog = _Program(tuple(postorder([f], expr_children)), (f,), 1)
+    assert [step[0] for step in prog.steps].count(np.multiply) == 1
+    a, b = randn(10), randn(10, seed=1)
+    np.testing.assert_array_equal(prog.run([a, b], None)[prog.results[0][0]], np.exp(a * b) + a * b)
+
+
+# ----- pieces on several threads
+@pytest.fixture
+def threads(monkeypatch):
+    monkeypatch.setattr(nb, "PIECE", 64)
+    monkeypatch.setattr(nb, "THREADS", 3)
+
+
+def _run_with_threads(monkeypatch, fn, n):
+    monkeypatch.setattr(nb, "THREADS", n)
+    return fn()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threaded_pieces_give_the_same_bits_as_one_thread(monkeypatch, dtype):
+    monkeypatch.setattr(nb, "PIECE", 64)
+    a, b = randn(37, 29, dtype=dtype), randn(29, 37, seed=1, dtype=dtype)
+
+    def compute():
+        x, y = t(a), t(b)
+        z = (x * 2 + y.T).exp() - x.tanh()
+        outs = (z, z.sum(1), z.amax(1, keepdim=True), z.sum(0), (x * y.T).sum())
+        return [o.numpy() for o in outs]
+
+    one = _run_with_threads(monkeypatch, compute, 1)
+    three = _run_with_threads(monkeypatch, compute, 3)
+    for g, r in zip(three, one):
+        assert g.dtype == r.dtype
+        np.testing.assert_array_equal(g, r)
+    np.testing.assert_allclose(one[0], np.exp(a * 2 + b.T) - np.tanh(a), rtol=1e-6)
+
+
+def test_each_runs_every_item_once_and_raises_the_first_error(threads):
+    import threading
+
+    seen, idents = [], set()
+
+    def note(i):
+        seen.append(i)
+        idents.add(threading.get_ident())
+
+    nb._each(note, list(range(10)))
+    assert sorted(seen) == list(range(10))
+    assert len(idents) > 1
+
+    def fail(i):
+        if i == 7:
+            raise ValueError("piece 7")
+
+    with pytest.raises(ValueError, match="piece 7"):
+        nb._each(fail, list(range(10)))
+
+
+def test_threaded_pieces_keep_ieee_results_without_warnings(threads):
+    import warnings
+
+    a = np.linspace(-2, 2, 600).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = (t(a).log() / t(a)).numpy()
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(got, np.log(a) / a)
