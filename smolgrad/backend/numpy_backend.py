@@ -50,9 +50,11 @@ _workers: ThreadPoolExecutor | None = None
 
 
 def _each(fn, items: list) -> None:
-    """fn(item) for every item, in THREADS contiguous runs of items at once: this thread
-    takes the first run, pool threads the others (NumPy lets go of the GIL inside each
-    ufunc call, so the pieces of one kernel use the machine's cores). Each fn writes its
+    """fn(item) for every item, shared out between this thread and up to THREADS - 1 pool
+    threads (NumPy lets go of the GIL inside each ufunc call, so the pieces of one kernel
+    use the machine's cores). Each takes the next item until none is left, so a pool
+    thread that the OS does not run soon (a busy machine) holds nothing up: this thread
+    then does its share, and waits only for items already under way. Each fn writes its
     own part of the outputs; the first exception raised is raised here."""
     global _workers
     n = min(THREADS, len(items))
@@ -62,20 +64,22 @@ def _each(fn, items: list) -> None:
         return
     if _workers is None:
         _workers = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="smolgrad-numpy")
-
-    def run(part) -> None:
-        with np.errstate(all="ignore"):  # (errstate is per thread)
-            for item in part:
-                fn(item)
-
-    size = -(-len(items) // n)
-    parts = [items[i : i + size] for i in range(0, len(items), size)]
-    futures = [_workers.submit(run, part) for part in parts[1:]]
+    # next() on a list iterator is atomic under the GIL, and an exhausted one lets go of
+    # its list: a cancelled task left in the pool's queue keeps no kernel's arrays alive
+    queue = iter([(fn, item) for item in items])
+    futures = [_workers.submit(_work, queue) for _ in range(n - 1)]
     try:
-        run(parts[0])
+        _work(queue)
     finally:
         for f in futures:
-            f.result()
+            if not f.cancel():  # not started yet: nothing left for it
+                f.result()
+
+
+def _work(queue) -> None:
+    with np.errstate(all="ignore"):  # (errstate is per thread)
+        for fn, item in queue:
+            fn(item)
 
 
 def _sigmoid(x):
