@@ -411,6 +411,7 @@ class _Program:
                     done[key] = self._step(_op_fn(e), args, e.dtype.np)
                 slot[id(e)] = done[key]
         self._piece_loads: dict[int, tuple] = {}  # see piece_loads
+        self.whole_loads = self.load_indexes(None)
         self._write_in_place({slot[id(e)] for e in exprs})
         self.steps = [tuple(step) for step in self.steps]
         # worth cutting into pieces when it computes something; not random numbers, a
@@ -511,7 +512,7 @@ class _Program:
         `loads`: its load_indexes, if worked out already). With `outs` (the outputs, of
         the program's shape), results go straight into outs[at] where self.dests says so."""
         r = self.init.copy()
-        for (s, i, _), index in zip(self.loads, loads or self.load_indexes(at)):
+        for (s, i, _), index in zip(self.loads, loads or (self.whole_loads if at is None else self.load_indexes(at))):
             r[s] = xs[i] if index is None else xs[i][index]
         if self.acc is not None:
             s, dtype = self.acc
@@ -663,15 +664,11 @@ class _Plan:
     def operands(self, srcs: tuple[Operand, ...]) -> list[np.ndarray] | None:
         """The operands as arrays, or None when one of them does not repeat its values
         along the dims that the plan reads once (a plan made for other views)."""
-        xs = []
-        for s, r, fixed in zip(srcs, self.readers, self.bcast):
-            if s.view is r.view:
-                xs.append(r.read(s.node.realized))
-            elif fixed and not set(fixed) <= set(_repeated_dims(s.view)):
-                return None
-            else:
-                xs.append(read_operand(s))
-        return xs
+        if all(s.view is r.view for s, r in zip(srcs, self.readers)):
+            return [r.read(s.node.realized) for s, r in zip(srcs, self.readers)]
+        if any(fixed and not set(fixed) <= set(_repeated_dims(s.view)) for s, fixed in zip(srcs, self.bcast)):
+            return None
+        return [r.read(s.node.realized) if s.view is r.view else read_operand(s) for s, r in zip(srcs, self.readers)]
 
 
 def _repeated_dims(view: View) -> tuple[int, ...]:
