@@ -466,3 +466,16 @@ def test_threaded_pieces_keep_ieee_results_without_warnings(threads):
         got = (t(a).log() / t(a)).numpy()
     with np.errstate(all="ignore"):
         np.testing.assert_array_equal(got, np.log(a) / a)
+
+
+def test_thread_count_setting(monkeypatch):
+    monkeypatch.delenv("SMOLGRAD_NUMPY_THREADS", raising=False)
+    assert nb._default_threads() == 1
+    monkeypatch.setenv("SMOLGRAD_NUMPY_THREADS", "3")
+    assert nb._default_threads() == 3
+    monkeypatch.setenv("SMOLGRAD_NUMPY_THREADS", "auto")
+    assert 1 <= nb._default_threads() <= 8
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("SMOLGRAD_NUMPY_THREADS", bad)
+        with pytest.raises(ValueError, match="SMOLGRAD_NUMPY_THREADS must be a positive integer or 'auto'"):
+            nb._default_threads()

@@ -38,11 +38,18 @@ POOL_MAX_BYTES = 512 * 1024 * 1024  # ... keeping at most this much memory unuse
 
 
 def _default_threads() -> int:
-    """SMOLGRAD_NUMPY_THREADS, else the CPUs this process may run on (at most 8)."""
-    if os.environ.get("SMOLGRAD_NUMPY_THREADS"):
-        return max(1, int(os.environ["SMOLGRAD_NUMPY_THREADS"]))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(8, cpus)
+    """SMOLGRAD_NUMPY_THREADS ("auto": the CPUs this process may run on, at most 8), else 1.
+
+    One by default: on the 2-core machine this was written on, shared with other work,
+    a second thread won nothing measurable (the same best times; medians better for some
+    kernels, worse for others) and cost about 5% more CPU time per GPT step."""
+    value = os.environ.get("SMOLGRAD_NUMPY_THREADS", "1")
+    if value == "auto":
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return min(8, cpus)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"SMOLGRAD_NUMPY_THREADS must be a positive integer or 'auto', got {value!r}")
+    return int(value)
 
 
 THREADS = _default_threads()  # threads that evaluate a large kernel's pieces (see _each)
