@@ -479,3 +479,34 @@ def test_thread_count_setting(monkeypatch):
         monkeypatch.setenv("SMOLGRAD_NUMPY_THREADS", bad)
         with pytest.raises(ValueError, match="SMOLGRAD_NUMPY_THREADS must be a positive integer or 'auto'"):
             nb._default_threads()
+
+
+# ----- small matrix products on one BLAS thread
+def test_small_products_run_on_one_blas_thread_and_restore_the_count(monkeypatch):
+    from smolgrad.backend import blas_threads
+
+    if not blas_threads.available():
+        pytest.skip("NumPy's BLAS here is not its bundled OpenBLAS: nothing to set")
+    get, set_ = blas_threads._FUNCS
+    before = get()
+    set_(2)
+    try:
+        seen = []
+        matmul = np.matmul
+
+        def spy(*args, **kwargs):
+            seen.append(get())
+            return matmul(*args, **kwargs)
+
+        monkeypatch.setattr(np, "matmul", spy)
+        a, b = randn(3, 5, 17), randn(3, 17, 4, seed=1)
+        out = np.empty((3, 5, 4), np.float32)
+        nb.matmul(a, b, out)  # 5 x 17 x 4 multiply-adds per matrix: one thread
+        monkeypatch.setattr(nb, "SMALL_GEMM", 8)
+        out2 = np.empty((3, 5, 4), np.float32)
+        nb.matmul(a, b, out2)  # now "large": BLAS keeps its two threads
+        assert seen == [1, 2] and get() == 2
+        np.testing.assert_array_equal(out, out2)
+        np.testing.assert_allclose(out, a @ b, rtol=1e-5)
+    finally:
+        set_(before)

@@ -27,12 +27,14 @@ from ..dtypes import DType
 from ..ops import Op
 from ..scheduler import Acc, Apply, Const, Expr, Kernel, Load, Operand
 from ..view import View
+from . import blas_threads
 from .base import Backend, debug_level, index_out_of_range
 
 PLAN_CACHE_SIZE = 1024  # compiled kernels kept (see NumpyBackend._plan)
 BLOCKED_COPY_MIN = 16 * 1024  # elements from which a permuted operand is copied in blocks
 COPY_BLOCK = 64  # ... of this many columns (see _copy_c)
 PIECE = 32 * 1024  # elements of one piece of a kernel evaluated piecewise (see _pieces)
+SMALL_GEMM = 1 << 24  # multiply-adds of one matrix product below which BLAS uses one thread
 POOL_MIN_BYTES = 256 * 1024  # arrays from this size are recycled (see _Pool) ...
 POOL_MAX_BYTES = 512 * 1024 * 1024  # ... keeping at most this much memory unused
 
@@ -688,16 +690,21 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, empty=_empty) -> None:
 
     NumPy's batched matmul is about twice as slow when b's matrices are stored column by
     column (a transposed view, as in q @ k.transpose(-2, -1)): such a b is copied to row
-    order first. A b broadcast along every batch dim (a weight) makes one 2-d product."""
+    order first. A b broadcast along every batch dim (a weight) makes one 2-d product.
+    Products of fewer than SMALL_GEMM multiply-adds per matrix run on one BLAS thread
+    (see blas_threads)."""
     if b.ndim > 2:
         if all(n == 1 or stride == 0 for n, stride in zip(b.shape[:-2], b.strides[:-2])):
-            np.matmul(a.reshape(-1, a.shape[-1]), b[(0,) * (b.ndim - 2)], out=out.reshape(-1, out.shape[-1]))
-            return
-        if b.strides[-1] != b.itemsize and b.shape[-1] > 1:
+            a, b, out = a.reshape(-1, a.shape[-1]), b[(0,) * (b.ndim - 2)], out.reshape(-1, out.shape[-1])
+        elif b.strides[-1] != b.itemsize and b.shape[-1] > 1:
             flat = empty(b.size, b.dtype)  # (held until the product is done: see _Pool)
             np.copyto(flat.reshape(b.shape), b)
             b = flat.reshape(b.shape)
-    np.matmul(a, b, out=out)
+    threads = blas_threads.one_thread() if a.shape[-2] * a.shape[-1] * b.shape[-1] < SMALL_GEMM else None
+    try:
+        np.matmul(a, b, out=out)
+    finally:
+        blas_threads.restore(threads)
 
 
 @functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
