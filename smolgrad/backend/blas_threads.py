@@ -3,9 +3,11 @@
 OpenBLAS splits every product of more than about 2^18 multiply-adds over all its
 threads. For products of a few million multiply-adds (an MLP's layers, attention's
 per-head matrices), waking the other threads costs more than it saves, and far more
-on a machine whose cores are busy with other work: the MNIST MLP's kernels ran 7-15x
-slower with two BLAS threads than with one on a shared 2-core machine. The NumPy
-backend runs such products on one thread (see `one_thread`).
+on a machine whose cores are busy with other work (an idle OpenBLAS thread also spins
+for a while, taking a core from the rest of the step): on a shared 2-core machine the
+MNIST MLP's kernels ran 7-15x slower with two BLAS threads than with one, and the
+default GPT step 3x slower. The NumPy backend runs such products on one thread (see
+`one_thread` and numpy_backend.SMALL_GEMM).
 
 Only NumPy's own OpenBLAS (the one in its wheel) is looked for; with any other BLAS
 `one_thread` does nothing."""
