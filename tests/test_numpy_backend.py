@@ -200,3 +200,91 @@ def test_bytes_allocated_follows_buffers():
     del x, y
     gc.collect()
     assert sg.stats("numpy")["bytes_allocated"] == before
+
+
+# ----- where as a bit select
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+def test_where_selects_the_same_bits_as_numpy(dtype):
+    from smolgrad.backend.numpy_backend import _where
+
+    rng = np.random.default_rng(0)
+    a = (rng.standard_normal((7, 33)) * 100).astype(dtype)
+    b = (rng.standard_normal((7, 33)) * 100).astype(dtype)
+    if a.dtype.kind == "f":
+        a[0, :4] = [np.nan, -0.0, np.inf, -np.inf]
+        b[0, :4] = [-0.0, np.nan, 0.0, 1.0]
+    cond = rng.random((7, 33)) > 0.5  # a random mask, as in ReLU's backward
+    cases = [
+        (cond, a, b),
+        (cond, a[:, :1], b[:1]),  # operands narrower than the condition
+        (cond[:1], a, b),  # a condition narrower than the operands
+        (cond, np.asarray(a[0, 1]), b),  # a 0-d constant
+        (np.bool_(True), a[0, 0], b[0, 0]),  # scalars only
+        (cond.T, a.T, b.T[::-1]),  # strided
+    ]
+    for c, x, y in cases:
+        got, ref = _where(c, x, y), np.where(c, x, y)
+        assert got.dtype == ref.dtype and got.shape == ref.shape
+        np.testing.assert_array_equal(np.asarray(got).reshape(-1).view(np.uint8), np.asarray(ref).reshape(-1).view(np.uint8))
+
+
+def test_where_kernel_with_a_random_mask_matches_numpy():
+    a, g = rand(40, 30), rand(40, 30, seed=1)
+    x, grad = sg.tensor(a, device="numpy"), sg.tensor(g, device="numpy")
+    assert_close(sg.where(x > 0, grad, 0.0), np.where(a > 0, g, np.float32(0)))
+    assert_close(sg.where(x > 0, x * 2, -x), np.where(a > 0, a * 2, -a))
+
+
+# ----- scatter-add of whole slices (an embedding's backward)
+def _add_at(src, index, dim, shape, dtype):
+    out = np.zeros(shape, dtype)
+    coords = list(np.indices(index.shape, sparse=True))
+    coords[dim] = index.astype(np.intp)
+    np.add.at(out, tuple(coords), src[tuple(slice(0, n) for n in index.shape)])
+    return out
+
+
+@pytest.mark.parametrize(
+    "rows, n, size, dtype",
+    [(512, 300, 17, np.float32), (7, 61, 5, np.float64), (3, 200, 4, np.float32), (9, 40, 1, np.int64)],
+)
+@pytest.mark.parametrize("dim", [0, 1])
+def test_scatter_add_of_slices_adds_as_np_add_at(rows, n, size, dtype, dim, monkeypatch):
+    """The same sums in the same order (the same bits), also when a row is hit more
+    often than the levels allow (np.add.at then), on views broadcasting the index."""
+    from smolgrad.backend.numpy_backend import scatter_add
+
+    monkeypatch.setattr(nb_module(), "SCATTER_MAX_LEVELS", 8)
+    rng = np.random.default_rng(1)
+    index = rng.integers(0, rows, n)
+    if rows == 3:
+        index[:150] = 1  # one row hit 150 times: more than 8 levels
+    src = (rng.standard_normal((n, size + 2)) * 10).astype(dtype)
+    shape = [rows, size]
+    index = np.broadcast_to(index[:, None], (n, size))
+    if dim == 1:
+        src, index, shape = src.T, index.T, shape[::-1]
+    got = scatter_add(src, index, dim, tuple(shape), dtype)
+    ref = _add_at(src, index, dim, tuple(shape), dtype)
+    np.testing.assert_array_equal(got.view(np.uint8), ref.view(np.uint8))
+
+
+def test_embedding_backward_through_the_slice_path():
+    from smolgrad import nn
+
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 11, (4, 9))
+    emb = nn.Embedding(11, 6).to("numpy")
+    g = rand(4, 9, 6)
+    (emb(sg.tensor(idx, device="numpy")) * sg.tensor(g, device="numpy")).sum().backward()
+    ref = np.zeros((11, 6), np.float32)
+    np.add.at(ref, idx.reshape(-1), g.reshape(-1, 6))
+    np.testing.assert_array_equal(emb.weight.grad.numpy(), ref)
+    with pytest.raises(IndexError, match="scatter_add"):
+        sg.zeros(3, 2, device="numpy").scatter_add(0, sg.tensor([[0, 0], [5, 5]], device="numpy"), sg.ones(2, 2, device="numpy")).numpy()
+
+
+def nb_module():
+    from smolgrad.backend import numpy_backend
+
+    return numpy_backend

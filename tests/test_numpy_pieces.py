@@ -224,8 +224,11 @@ def address(x: sg.Tensor) -> int:
     return x.lazydata.realized.__array_interface__["data"][0]
 
 
-def test_a_dead_buffers_memory_is_reused_with_correct_values(small_pool):
-    a = randn(40, 30)
+def test_a_dead_buffers_memory_is_reused_with_correct_values(small_pool, small_pieces):
+    # (run piecewise: the outputs come from the pool, where a kernel run whole hands
+    # over NumPy's fresh result, whose memory malloc may or may not reuse)
+    gc.collect()  # (earlier tests' garbage of the same size would be recycled first)
+    a = randn(41, 31)  # (a size no other test makes)
     x = t(a)
     first = (x * 2).realize()
     where = address(first)
@@ -302,3 +305,211 @@ def test_numpy_backend_still_runs_small_kernels_whole():
     out = (x * 2 + 1).exp()
     assert_close(out, np.exp(randn(5, 4) * 2 + 1), rtol=1e-6)
     assert backend.stats["kernels"] > 0
+
+
+# ----- operands broadcast along some dims are read at their compact shape
+def _capture_kernels(fn, buffers_of: dict | None = None):
+    """The kernels (and plans) the numpy backend runs while fn() realises its result;
+    `buffers_of`, if given, gets each kernel's buffer slots (by id of the kernel)."""
+    got = []
+    original = nb.run_kernel
+
+    def hook(k, buffers, plan=None, empty=nb._empty):
+        got.append((k, plan))
+        if buffers_of is not None:
+            buffers_of[id(k)] = list(buffers)
+        return original(k, buffers, plan, empty)
+
+    nb.run_kernel = hook
+    try:
+        out = fn()
+    finally:
+        nb.run_kernel = original
+    return out, got
+
+
+@pytest.mark.parametrize("pieces", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ops_on_broadcast_operands_run_at_their_compact_shape(monkeypatch, pieces, dtype):
+    if pieces:
+        monkeypatch.setattr(nb, "PIECE", 64)
+    a = randn(37, 29, dtype=dtype)
+    mean, var = a.mean(1, keepdims=True), a.var(1, keepdims=True)
+    w, b = randn(29, seed=1, dtype=dtype), randn(29, seed=2, dtype=dtype)
+    x, m, v, wt, bt = t(a), t(mean), t(var), t(w), t(b)
+    buffers_of = {}
+    out, kernels = _capture_kernels(lambda: (((x - m) * (v + 1e-5).rsqrt() * 2.0) * wt + bt).numpy(), buffers_of)
+    ref = ((a - mean) * (1 / np.sqrt(var + 1e-5)) * 2.0) * w + b
+    np.testing.assert_allclose(out, ref.astype(dtype), rtol=1e-6 if dtype == np.float32 else 1e-13)
+    (k, plan), = [(k, p) for k, p in kernels if k.kind == "elementwise"]
+    prog = plan.main
+    # var + eps and its rsqrt vary along dim 0 only: they are computed on 37 values
+    row_steps = [i for i, step in enumerate(prog.steps) if prog.dims[step[4]] == (True, False)]
+    assert len(row_steps) >= 2
+    xs = plan.operands(k.srcs, buffers_of[id(k)])
+    r = prog.run(xs, None)
+    assert all(r[prog.steps[i][4]].shape == (37, 1) for i in row_steps)
+
+
+def test_compact_and_full_size_evaluation_give_the_same_bits(small_pieces):
+    """The same program, its operands read at full size (no bcast) or compact: same bits."""
+    x, r, s = Load(0, dtypes.float32), Load(1, dtypes.float32), Load(2, dtypes.float32)
+    e = Apply(Op.EXP, (Apply(Op.SUB, (x, r), dtypes.float32),), dtypes.float32)
+    d = Apply(Op.DIV, (e, Apply(Op.MUL, (s, Apply(Op.SQRT, (s,), dtypes.float32)), dtypes.float32)), dtypes.float32)
+    f = Apply(Op.ADD, (d, Apply(Op.TANH, (r,), dtypes.float32)), dtypes.float32)
+    program = tuple(postorder([f, d], expr_children))
+    shape = (23, 41)
+    a = randn(*shape)
+    row = np.broadcast_to(randn(23, 1, seed=1), shape)
+    col = np.broadcast_to(np.abs(randn(1, 41, seed=2)) + 0.5, shape)
+    full = _Program(program, (f, d), 2)
+    compact = _Program(program, (f, d), 2, bcast=((), (1,), (0,)))
+    assert len(compact.steps) == len(full.steps)
+    outs = [type("Out", (), {"dtype": dtypes.float32}) for _ in range(2)]
+    for got, ref in zip(compact.outputs([a, row, col], None, outs, shape), full.outputs([a, row, col], None, outs, shape)):
+        np.testing.assert_array_equal(got.view(np.int32), ref.view(np.int32))
+
+
+@pytest.mark.parametrize("dims", [(0,), (1,), (0, 2)])
+def test_reduction_of_a_prologue_constant_along_some_dims(small_pieces, dims):
+    a = randn(1, 40, 1)
+    x = t(a)
+    got = (x.expand(9, 40, 11) * 2.0).sum(dims)
+    ref = (np.broadcast_to(a, (9, 40, 11)) * 2.0).sum(dims)
+    assert_close(got, ref.astype(np.float32), rtol=1e-6)
+
+
+def test_a_broadcast_operand_and_a_full_one_get_different_plans():
+    """A plan that reads an operand once per row is never used for a view that is not
+    broadcast along those dims: plans are keyed by the kernel's structural key, which
+    holds the operands' views."""
+    a, row, full = randn(6, 5), randn(6, 1, seed=1), randn(6, 5, seed=2)
+    x, r, f = t(a), t(row), t(full)
+    _, kernels = _capture_kernels(lambda: (x * r.expand(6, 5)).numpy())
+    (k, plan), = kernels
+    assert plan.bcast == ((), (1,))
+    out, kernels = _capture_kernels(lambda: (x * f).numpy())
+    (k2, plan2), = kernels
+    assert k2.key != k.key and k2.code != k.code and plan2 is not plan and plan2.bcast == ((), ())
+    np.testing.assert_array_equal(out, a * full)
+
+
+def test_an_op_repeated_on_the_same_values_is_computed_once():
+    x, y = Load(0, dtypes.float32), Load(1, dtypes.float32)
+    u1, u2 = Apply(Op.MUL, (x, y), dtypes.float32), Apply(Op.MUL, (x, y), dtypes.float32)
+    f = Apply(Op.ADD, (Apply(Op.EXP, (u1,), dtypes.float32), u2), dtypes.float32)
+    prog = _Program(tuple(postorder([f], expr_children)), (f,), 1)
+    assert [step[0] for step in prog.steps].count(np.multiply) == 1
+    a, b = randn(10), randn(10, seed=1)
+    np.testing.assert_array_equal(prog.run([a, b], None)[prog.results[0][0]], np.exp(a * b) + a * b)
+
+
+# ----- pieces on several threads
+@pytest.fixture
+def threads(monkeypatch):
+    monkeypatch.setattr(nb, "PIECE", 64)
+    monkeypatch.setattr(nb, "THREADS", 3)
+
+
+def _run_with_threads(monkeypatch, fn, n):
+    monkeypatch.setattr(nb, "THREADS", n)
+    return fn()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threaded_pieces_give_the_same_bits_as_one_thread(monkeypatch, dtype):
+    monkeypatch.setattr(nb, "PIECE", 64)
+    a, b = randn(37, 29, dtype=dtype), randn(29, 37, seed=1, dtype=dtype)
+
+    def compute():
+        x, y = t(a), t(b)
+        z = (x * 2 + y.T).exp() - x.tanh()
+        outs = (z, z.sum(1), z.amax(1, keepdim=True), z.sum(0), (x * y.T).sum())
+        return [o.numpy() for o in outs]
+
+    one = _run_with_threads(monkeypatch, compute, 1)
+    three = _run_with_threads(monkeypatch, compute, 3)
+    for g, r in zip(three, one):
+        assert g.dtype == r.dtype
+        np.testing.assert_array_equal(g, r)
+    np.testing.assert_allclose(one[0], np.exp(a * 2 + b.T) - np.tanh(a), rtol=1e-6)
+
+
+def test_each_runs_every_item_once_and_raises_the_first_error(threads):
+    import threading
+    import time
+
+    seen, idents = [], set()
+
+    def note(i):
+        seen.append(i)
+        idents.add(threading.get_ident())
+        deadline = time.monotonic() + 5
+        while len(idents) < 2 and time.monotonic() < deadline:  # until a pool thread takes one
+            time.sleep(0.001)
+
+    nb._each(note, list(range(10)))
+    assert sorted(seen) == list(range(10))
+    assert len(idents) > 1
+
+    def fail(i):
+        if i == 7:
+            raise ValueError("piece 7")
+
+    with pytest.raises(ValueError, match="piece 7"):
+        nb._each(fail, list(range(10)))
+
+
+def test_threaded_pieces_keep_ieee_results_without_warnings(threads):
+    import warnings
+
+    a = np.linspace(-2, 2, 600).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = (t(a).log() / t(a)).numpy()
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(got, np.log(a) / a)
+
+
+def test_thread_count_setting(monkeypatch):
+    monkeypatch.delenv("SMOLGRAD_NUMPY_THREADS", raising=False)
+    assert nb._default_threads() == 1
+    monkeypatch.setenv("SMOLGRAD_NUMPY_THREADS", "3")
+    assert nb._default_threads() == 3
+    monkeypatch.setenv("SMOLGRAD_NUMPY_THREADS", "auto")
+    assert 1 <= nb._default_threads() <= 8
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("SMOLGRAD_NUMPY_THREADS", bad)
+        with pytest.raises(ValueError, match="SMOLGRAD_NUMPY_THREADS must be a positive integer or 'auto'"):
+            nb._default_threads()
+
+
+# ----- small matrix products on one BLAS thread
+def test_small_products_run_on_one_blas_thread_and_restore_the_count(monkeypatch):
+    from smolgrad.backend import blas_threads
+
+    if not blas_threads.available():
+        pytest.skip("NumPy's BLAS here is not its bundled OpenBLAS: nothing to set")
+    get, set_ = blas_threads._FUNCS
+    before = get()
+    set_(2)
+    try:
+        seen = []
+        matmul = np.matmul
+
+        def spy(*args, **kwargs):
+            seen.append(get())
+            return matmul(*args, **kwargs)
+
+        monkeypatch.setattr(np, "matmul", spy)
+        a, b = randn(3, 5, 17), randn(3, 17, 4, seed=1)
+        out = np.empty((3, 5, 4), np.float32)
+        nb.matmul(a, b, out)  # 5 x 17 x 4 multiply-adds per matrix: one thread
+        monkeypatch.setattr(nb, "SMALL_GEMM", 8)
+        out2 = np.empty((3, 5, 4), np.float32)
+        nb.matmul(a, b, out2)  # now "large": BLAS keeps its two threads
+        assert seen == [1, 2] and get() == 2
+        np.testing.assert_array_equal(out, out2)
+        np.testing.assert_allclose(out, a @ b, rtol=1e-5)
+    finally:
+        set_(before)

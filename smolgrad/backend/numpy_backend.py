@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 import time
 import weakref
 from collections import Counter, OrderedDict, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -25,14 +27,71 @@ from ..dtypes import DType
 from ..ops import Op
 from ..engine.kernel import Acc, Apply, Const, Expr, Kernel, Load, Operand
 from ..view import View
+from . import blas_threads
 from .base import Backend, debug_level, index_out_of_range
 
 PLAN_CACHE_SIZE = 1024  # compiled kernels kept (see NumpyBackend._plan)
 BLOCKED_COPY_MIN = 16 * 1024  # elements from which a permuted operand is copied in blocks
 COPY_BLOCK = 64  # ... of this many columns (see _copy_c)
 PIECE = 32 * 1024  # elements of one piece of a kernel evaluated piecewise (see _pieces)
+# multiply-adds of one matrix product below which BLAS uses one thread (products of up
+# to a few ms): on a shared 2-core machine the default GPT step ran 3x faster with all
+# its products (up to 2^27) on one thread than with OpenBLAS's two (see blas_threads)
+SMALL_GEMM = 1 << 28
 POOL_MIN_BYTES = 256 * 1024  # arrays from this size are recycled (see _Pool) ...
 POOL_MAX_BYTES = 512 * 1024 * 1024  # ... keeping at most this much memory unused
+
+
+def _default_threads() -> int:
+    """SMOLGRAD_NUMPY_THREADS ("auto": the CPUs this process may run on, at most 8), else 1.
+
+    One by default: on the 2-core machine this was written on, shared with other work,
+    a second thread won nothing measurable (the same best times; medians better for some
+    kernels, worse for others) and cost about 5% more CPU time per GPT step."""
+    value = os.environ.get("SMOLGRAD_NUMPY_THREADS", "1")
+    if value == "auto":
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return min(8, cpus)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"SMOLGRAD_NUMPY_THREADS must be a positive integer or 'auto', got {value!r}")
+    return int(value)
+
+
+THREADS = _default_threads()  # threads that evaluate a large kernel's pieces (see _each)
+_workers: ThreadPoolExecutor | None = None
+
+
+def _each(fn, items: list) -> None:
+    """fn(item) for every item, shared out between this thread and up to THREADS - 1 pool
+    threads (NumPy lets go of the GIL inside each ufunc call, so the pieces of one kernel
+    use the machine's cores). Each takes the next item until none is left, so a pool
+    thread that the OS does not run soon (a busy machine) holds nothing up: this thread
+    then does its share, and waits only for items already under way. Each fn writes its
+    own part of the outputs; the first exception raised is raised here."""
+    global _workers
+    n = min(THREADS, len(items))
+    if n <= 1:
+        for item in items:
+            fn(item)
+        return
+    if _workers is None:
+        _workers = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="smolgrad-numpy")
+    # next() on a list iterator is atomic under the GIL, and an exhausted one lets go of
+    # its list: a cancelled task left in the pool's queue keeps no kernel's arrays alive
+    queue = iter([(fn, item) for item in items])
+    futures = [_workers.submit(_work, queue) for _ in range(n - 1)]
+    try:
+        _work(queue)
+    finally:
+        for f in futures:
+            if not f.cancel():  # not started yet: nothing left for it
+                f.result()
+
+
+def _work(queue) -> None:
+    with np.errstate(all="ignore"):  # (errstate is per thread)
+        for fn, item in queue:
+            fn(item)
 
 
 def _sigmoid(x):
@@ -179,10 +238,35 @@ def _copy_c(x: np.ndarray) -> np.ndarray:
     return out
 
 
+_BITS = {4: np.int32, 8: np.int64}
+
+
+def _select(cond: np.ndarray, a, b):
+    """np.where(cond, a, b) for a boolean cond and a, b of one 4- or 8-byte dtype, as bit
+    operations: b ^ ((a ^ b) & -cond). The same bits, without a branch per element
+    (np.where runs 7x slower on a random mask, as ReLU's backward has, 1.5x on a causal one)."""
+    a, b = np.asarray(a), np.asarray(b)
+    bits = _BITS[a.dtype.itemsize]
+    mask = np.array(cond, dtype=bits)
+    np.negative(mask, out=mask)
+    x = np.bitwise_and(np.bitwise_xor(a.view(bits), b.view(bits)), mask)  # (of the broadcast shape)
+    x ^= b.view(bits)
+    return x.view(a.dtype)
+
+
 def _where(cond, a, b, out=None):
     """np.where(cond, a, b); with out=b (a temporary no later step reads), only the
     elements where cond holds are written, in place (a causal mask: four times faster)."""
     if out is None:
+        dtype = getattr(a, "dtype", None)
+        if (
+            getattr(cond, "dtype", None) == np.bool_
+            and dtype is not None
+            and dtype == getattr(b, "dtype", None)
+            and dtype.kind in "fiu"
+            and dtype.itemsize in _BITS
+        ):
+            return _select(cond, a, b)
         return np.where(cond, a, b)
     if out is not b:
         np.copyto(out, b)
@@ -296,39 +380,60 @@ class _Program:
     with unused arguments -1; into >= 0 makes a ufunc write into slots[into], a
     temporary of the right shape and dtype that no later step reads. Every step's
     result has its expression's dtype (a cast is added where NumPy's promotion differs,
-    found by running the step once on one-element stand-ins)."""
+    found by running the step once on one-element stand-ins).
 
-    def __init__(self, program: tuple[Expr, ...], exprs: tuple[Expr, ...], ndim: int, relayout=frozenset()) -> None:
+    An operand broadcast along some dims (a bias, a row statistic, a scalar) is read
+    with those dims of size 1, so the ops on it alone run once per distinct value
+    instead of once per element (NumPy broadcasts where it meets full-size values);
+    an op repeated on the same slots is computed once."""
+
+    def __init__(
+        self, program: tuple[Expr, ...], exprs: tuple[Expr, ...], ndim: int, relayout=frozenset(), bcast=None
+    ) -> None:
         """`ndim`: the kernel's (or prologue's) rank; `relayout`: the srcs read through
-        permuted views."""
+        permuted views; `bcast`: per src, the dims along which its view repeats one value
+        (stride 0), or None to read every operand at the full shape."""
         self.ndim = ndim
         self.init: list = []  # slot values before a run: the constants, else None
-        self.loads: list[tuple[int, int]] = []  # (slot, src index)
+        self.loads: list[tuple[int, int, tuple | None]] = []  # (slot, src index, compacting index)
         self.acc: tuple[int, np.dtype] | None = None
         self.steps: list[list] = []
         self.probe: list = []  # a one-element stand-in for each slot's value
         self.owned: list[bool] = []  # a fresh array no one else sees (may be written in place)
-        self.full: list[bool] = []  # has the kernel's shape (else a 0-d constant expression)
+        self.dims: list[tuple[bool, ...]] = []  # per dim, whether the value varies along it
+        if any(isinstance(e, Apply) and e.op is Op.RAND for e in program):
+            bcast = None  # random numbers are drawn at the full shape (see _rand_fn)
         uses = Counter(id(a) for e in program if isinstance(e, Apply) for a in e.srcs)
         slot: dict[int, int] = {}  # id(expr) -> slot
+        done: dict[tuple, int] = {}  # (op, dtype, argument slots) -> slot, for repeated ops
+        full = (True,) * ndim
         for e in program:
             if isinstance(e, Load):
-                slot[id(e)] = self._slot(None, np.ones((1,) * ndim, compute_np(e.dtype)), owned=False, full=True)
-                self.loads.append((slot[id(e)], e.src))
+                fixed = bcast[e.src] if bcast is not None else ()
+                dims = tuple(d not in fixed for d in range(ndim))
+                index = tuple(slice(0, 1) if d in fixed else slice(None) for d in range(ndim)) if fixed else None
+                slot[id(e)] = self._slot(None, np.ones((1,) * ndim, compute_np(e.dtype)), owned=False, dims=dims)
+                self.loads.append((slot[id(e)], e.src, index))
                 if e.src in relayout and uses[id(e)] > 1:
                     # a permuted view read by several ops: mixing its order with the
                     # output's makes each of them slow; copy it to C order once
                     slot[id(e)] = self._step(_copy_c, [slot[id(e)]], compute_np(e.dtype))
             elif isinstance(e, Const):
                 value = np.array(e.value, dtype=compute_np(e.dtype))
-                slot[id(e)] = self._slot(value, value, owned=False, full=False)
+                slot[id(e)] = self._slot(value, value, owned=False, dims=(False,) * ndim)
             elif isinstance(e, Acc):
                 if self.acc is None:
                     dtype = compute_np(e.dtype)
-                    self.acc = (self._slot(None, np.ones((1,) * ndim, dtype), owned=True, full=True), dtype)
+                    self.acc = (self._slot(None, np.ones((1,) * ndim, dtype), owned=True, dims=full), dtype)
                 slot[id(e)] = self.acc[0]
             else:
-                slot[id(e)] = self._step(_op_fn(e), [slot[id(a)] for a in e.srcs], compute_np(e.dtype))
+                args = [slot[id(a)] for a in e.srcs]
+                key = (e.op, e.dtype, *args)
+                if e.op in (Op.RAND, Op.CAST) or key not in done:
+                    done[key] = self._step(_op_fn(e), args, compute_np(e.dtype))
+                slot[id(e)] = done[key]
+        self._piece_loads: dict[int, tuple] = {}  # see piece_loads
+        self.whole_loads = self.load_indexes(None)
         self._write_in_place({slot[id(e)] for e in exprs})
         self.steps = [tuple(step) for step in self.steps]
         # worth cutting into pieces when it computes something; not random numbers, a
@@ -356,15 +461,15 @@ class _Program:
             if not owned or i is None or not _takes_out(self.steps[i][0]):
                 self.dests.append(None)
                 continue
-            dest = self._slot(None, self.probe[s], owned=False, full=True)
+            dest = self._slot(None, self.probe[s], owned=False, dims=(True,) * self.ndim)
             self.piece_steps[i] = (*self.steps[i][:5], dest)
             self.dests.append(dest)
 
-    def _slot(self, value, probe, owned: bool, full: bool) -> int:
+    def _slot(self, value, probe, owned: bool, dims: tuple[bool, ...]) -> int:
         self.init.append(value)
         self.probe.append(probe)
         self.owned.append(owned)
-        self.full.append(full)
+        self.dims.append(dims)
         return len(self.init) - 1
 
     def _step(self, fn, args: list[int], dtype: np.dtype) -> int:
@@ -377,7 +482,8 @@ class _Program:
         if probe is None or probe.dtype != dtype:
             fn = _cast_result(fn, dtype)
             probe = np.ones((1,) * self.ndim, dtype)
-        out = self._slot(None, probe, owned=True, full=any(self.full[a] for a in args))
+        dims = tuple(any(self.dims[a][d] for a in args) for d in range(self.ndim))
+        out = self._slot(None, probe, owned=True, dims=dims)
         self.steps.append([fn, *args, *[-1] * (3 - len(args)), out, -1])
         return out
 
@@ -392,13 +498,13 @@ class _Program:
             return
         for i, step in enumerate(self.steps):
             fn, out = step[0], step[4]
-            if not ((isinstance(fn, np.ufunc) or fn is _where) and self.full[out]):
-                continue
+            if not ((isinstance(fn, np.ufunc) or fn is _where) and any(self.dims[out])):
+                continue  # (an op on constants alone gives a NumPy scalar)
             for a in step[1:4] if fn is not _where else step[3:4]:  # where writes into its `else`
                 if (
                     a >= 0
                     and self.owned[a]
-                    and self.full[a]
+                    and self.dims[a] == self.dims[out]
                     and last_use[a] == i
                     and a not in results
                     and self.probe[a].dtype == self.probe[out].dtype
@@ -406,14 +512,30 @@ class _Program:
                     step[5] = a
                     break
 
-    def run(self, xs: list[np.ndarray], acc: np.ndarray | None, at: tuple | None = None, outs=None) -> list:
+    def load_indexes(self, at: tuple | None) -> list[tuple | None]:
+        """Each load's basic index into its operand for the piece `at` (None: all of it)."""
+        if at is None:
+            return [index for _, _, index in self.loads]
+        return [
+            at if index is None else tuple(index[d] if index[d].stop == 1 else a for d, a in enumerate(at)) + index[len(at) :]
+            for _, _, index in self.loads
+        ]
+
+    def piece_loads(self, pieces: tuple) -> list[list[tuple | None]]:
+        """load_indexes of every piece, worked out once per pieces tuple (see _pieces)."""
+        got = self._piece_loads.get(id(pieces))
+        if got is None or got[0] is not pieces:
+            got = self._piece_loads[id(pieces)] = (pieces, [self.load_indexes(at) for at, _ in pieces])
+        return got[1]
+
+    def run(self, xs: list[np.ndarray], acc: np.ndarray | None, at: tuple | None = None, outs=None, loads=None) -> list:
         """The slot values, given the operands `xs` and the core's result `acc` (both of
-        the program's shape), over all of it or over the piece `at` (a basic index). With
-        `outs` (the outputs, of the program's shape), results go straight into outs[at]
-        where self.dests says so."""
+        the program's shape), over all of it or over the piece `at` (a basic index;
+        `loads`: its load_indexes, if worked out already). With `outs` (the outputs, of
+        the program's shape), results go straight into outs[at] where self.dests says so."""
         r = self.init.copy()
-        for s, i in self.loads:
-            r[s] = xs[i] if at is None else xs[i][at]
+        for (s, i, _), index in zip(self.loads, loads or (self.whole_loads if at is None else self.load_indexes(at))):
+            r[s] = xs[i] if index is None else xs[i][index]
         if self.acc is not None:
             s, dtype = self.acc
             if at is not None:
@@ -441,11 +563,15 @@ class _Program:
         if pieces is not None:
             bufs = [empty(math.prod(shape), out.dtype.np) for out in outs]
             views = [buf.reshape(shape) for buf in bufs]
-            for at, _ in pieces:
-                r = self.run(xs, acc, at, views)
+
+            def piece(item) -> None:
+                (at, _), loads = item
+                r = self.run(xs, acc, at, views, loads)
                 for (s, _), view, dest in zip(self.results, views, self.dests):
                     if dest is None:
                         np.copyto(view[at], r[s], casting="unsafe")
+
+            _each(piece, list(zip(pieces, self.piece_loads(pieces))))
             return bufs
         r = self.run(xs, acc)
         bufs = []
@@ -476,11 +602,44 @@ def gather(src: np.ndarray, index: np.ndarray, dim: int) -> np.ndarray:
 def scatter_add(src: np.ndarray, index: np.ndarray, dim: int, shape, dtype) -> np.ndarray:
     check_index(index, shape[dim], "scatter_add", dim)
     out = np.zeros(shape, dtype=dtype)
+    src = src[tuple(slice(0, n) for n in index.shape)]
+    if all(n == 1 or stride == 0 for d, (n, stride) in enumerate(zip(index.shape, index.strides)) if d != dim):
+        # one index per slice along dim (an embedding's backward): whole slices are added
+        rows = index[tuple(slice(None) if d == dim else 0 for d in range(index.ndim))].astype(np.intp)
+        _add_slices(np.moveaxis(out, dim, 0), rows, np.moveaxis(src, dim, 0))
+        return out
     coords = list(np.indices(index.shape, sparse=True))
     coords[dim] = index.astype(np.intp)
-    src = src[tuple(slice(0, n) for n in index.shape)]
     np.add.at(out, tuple(coords), src)
     return out
+
+
+SCATTER_MAX_LEVELS = 64  # see _add_slices
+
+
+def _add_slices(out: np.ndarray, rows: np.ndarray, src: np.ndarray) -> None:
+    """out[rows[i]] += src[i] for each i in turn, as np.add.at adds (the same sums, in
+    the same order), 2-4x faster: the k-th additions to each row of out are made
+    together, one fancy-indexed add per k (no row repeats within one). A row added to
+    more than SCATTER_MAX_LEVELS times makes np.add.at do it instead."""
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    n = len(rows)
+    first = np.ones(n, dtype=bool)
+    first[1:] = sorted_rows[1:] != sorted_rows[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else first
+    rank = np.arange(n) - start  # how many earlier i add to the same row
+    counts = np.bincount(rank) if n else np.zeros(0, np.intp)
+    if len(counts) > SCATTER_MAX_LEVELS or (src.dtype != out.dtype):
+        np.add.at(out, rows, src)
+        return
+    by_rank = order[np.argsort(rank, kind="stable")]  # (i ascending within one rank)
+    lo = 0
+    for count in counts:
+        i = by_rank[lo : lo + count]
+        lo += count
+        r = rows[i]
+        out[r] = out[r] + src[i]
 
 
 FOLD_MAX_EXTENT = 16
@@ -521,9 +680,10 @@ class _Plan:
         # float16 operands are read as float32 (not an assign's target region: written through)
         self.upcast = tuple(s.dtype.np == np.float16 and not (k.kind == "assign" and i == 0) for i, s in enumerate(k.srcs))
         permuted = {i for i, s in enumerate(k.srcs) if _is_permuted(s.view)}
+        self.bcast = tuple(_repeated_dims(s.view) for s in k.srcs)
         shape = k.arg.shape if k.kind == "assign" else k.shape  # the region an assign computes
-        self.main = _Program(k.program, k.exprs, len(shape), permuted)
-        self.pre = _Program(k.pre_program, (k.pre,), len(k.pre_shape), permuted) if k.kind == "reduce" else None
+        self.main = _Program(k.program, k.exprs, len(shape), permuted, self.bcast)
+        self.pre = _Program(k.pre_program, (k.pre,), len(k.pre_shape), permuted, self.bcast) if k.kind == "reduce" else None
 
     def operands(self, srcs: tuple[Operand, ...], buffers: list) -> list[np.ndarray]:
         # (kernels sharing a plan have equal structural keys, so equal operand views)
@@ -542,21 +702,31 @@ def _as_float32(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def _repeated_dims(view: View) -> tuple[int, ...]:
+    """The dims along which the view repeats one value (stride 0, more than one index)."""
+    return tuple(d for d, (n, stride) in enumerate(zip(view.shape, view.strides)) if stride == 0 and n > 1)
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, empty=_empty) -> None:
     """out = a @ b, for operands of out's rank (batch dims already broadcast).
 
     NumPy's batched matmul is about twice as slow when b's matrices are stored column by
     column (a transposed view, as in q @ k.transpose(-2, -1)): such a b is copied to row
-    order first. A b broadcast along every batch dim (a weight) makes one 2-d product."""
+    order first. A b broadcast along every batch dim (a weight) makes one 2-d product.
+    Products of fewer than SMALL_GEMM multiply-adds per matrix run on one BLAS thread
+    (see blas_threads)."""
     if b.ndim > 2:
         if all(n == 1 or stride == 0 for n, stride in zip(b.shape[:-2], b.strides[:-2])):
-            np.matmul(a.reshape(-1, a.shape[-1]), b[(0,) * (b.ndim - 2)], out=out.reshape(-1, out.shape[-1]))
-            return
-        if b.strides[-1] != b.itemsize and b.shape[-1] > 1:
+            a, b, out = a.reshape(-1, a.shape[-1]), b[(0,) * (b.ndim - 2)], out.reshape(-1, out.shape[-1])
+        elif b.strides[-1] != b.itemsize and b.shape[-1] > 1:
             flat = empty(b.size, b.dtype)  # (held until the product is done: see _Pool)
             np.copyto(flat.reshape(b.shape), b)
             b = flat.reshape(b.shape)
-    np.matmul(a, b, out=out)
+    threads = blas_threads.one_thread() if a.shape[-2] * a.shape[-1] * b.shape[-1] < SMALL_GEMM else None
+    try:
+        np.matmul(a, b, out=out)
+    finally:
+        blas_threads.restore(threads)
 
 
 @functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
@@ -579,22 +749,35 @@ def reduce_kernel(k: Kernel, pre: _Program, xs: list[np.ndarray]) -> np.ndarray:
     that are folded together."""
     axes = tuple(k.arg)
     pieces = _reduce_pieces(k.pre_shape, axes, PIECE) if pre.piecewise else None
-    if pieces is None:
-        pieces = ((None, k.pre_shape),)
-    acc = None
-    for at, shape in pieces:
-        x = pre.run(xs, None, at)[pre.results[0][0]]
-        if x.shape != shape:  # a constant prologue
+
+    def part(at, shape, loads) -> np.ndarray:
+        x = pre.run(xs, None, at, None, loads)[pre.results[0][0]]
+        if x.shape != shape:  # a prologue constant along some dims
             x = np.broadcast_to(x, shape)
-        part = reduce_array(k.op, x, axes)
-        if at is None:
-            return part
-        if 0 in axes:  # a partial result over some of the reduced elements
-            acc = part if acc is None else REDUCE_FNS[k.op](acc, part, out=acc)
-        else:
-            if acc is None:
-                acc = np.empty(tuple(1 if d in axes else n for d, n in enumerate(k.pre_shape)), part.dtype)
-            acc[at] = part
+            if pre.loads:  # (reduced as a C-order array, as when it was computed at full size)
+                x = np.array(x)
+        return reduce_array(k.op, x, axes)
+
+    if pieces is None:
+        return part(None, k.pre_shape, None)
+    items = list(zip(pieces, pre.piece_loads(pieces)))
+    if 0 in axes:  # partial results over some of the reduced elements, folded in order
+        acc = None
+        for (at, shape), loads in items:
+            p = part(at, shape, loads)
+            acc = p if acc is None else REDUCE_FNS[k.op](acc, p, out=acc)
+        return acc
+    # pieces along kept axes: separate parts of the result (the first settles its dtype)
+    (at, shape), loads = items[0]
+    first = part(at, shape, loads)
+    acc = np.empty(tuple(1 if d in axes else n for d, n in enumerate(k.pre_shape)), first.dtype)
+    acc[at] = first
+
+    def piece(item) -> None:
+        (at, shape), loads = item
+        acc[at] = part(at, shape, loads)
+
+    _each(piece, items[1:])
     return acc
 
 
