@@ -6,7 +6,8 @@ in PyTorch on the CPU, side by side in one run, and where a smolgrad step's time
 Both frameworks see the same shuffled batches, as NumPy arrays converted to each one's
 tensors every step, and read the loss every step. Without torch only smolgrad runs.
 
-The step breakdown wraps smolgrad's scheduler (`smolgrad.engine.realize.schedule`) and the
+smolgrad's step is captured with smolgrad.compile, as the examples run it (--no-compile:
+eager). The step breakdown wraps smolgrad's scheduler (`smolgrad.engine.realize.schedule`) and the
 backend's `run` with timers: Python work = graph building and the rest of the step's
 Python (forward, backward, the optimizer's bookkeeping and replay, tensor creation,
 reading the loss: everything outside those two) + scheduling; backend = running the
@@ -67,22 +68,30 @@ def smolgrad_model(device: str):
     return model, soptim.Adam(model.parameters(), lr=1e-3)
 
 
-def smolgrad_step(model, opt, x: np.ndarray, y: np.ndarray, device: str) -> float:
-    logits = model(sg.tensor(x, device=device))
-    loss = snn.functional.cross_entropy(logits, sg.tensor(y, device=device))
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return loss.item()
+def smolgrad_step(model, opt, compiled: bool):
+    """The training step, step(x, y) -> loss for NumPy batches; captured with smolgrad.compile
+    (as the examples run it) unless `compiled` is False."""
+
+    def train(x, y):
+        loss = snn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    train = sg.compile(train) if compiled else train
+    device = next(iter(model.parameters())).device
+    return lambda x, y: train(sg.tensor(x, device=device), sg.tensor(y, device=device)).item()
 
 
-def smolgrad_epoch(data, order, device: str) -> tuple[float, float]:
+def smolgrad_epoch(data, order, device: str, compiled: bool = True) -> tuple[float, float]:
     xtr, ytr, xte, yte = data
     sg.manual_seed(0)
     model, opt = smolgrad_model(device)
+    step = smolgrad_step(model, opt, compiled)
     start = time.perf_counter()
     for idx in order:
-        smolgrad_step(model, opt, xtr[idx], ytr[idx], device)
+        step(xtr[idx], ytr[idx])
     sg.synchronize(device)
     seconds = time.perf_counter() - start
     with sg.no_grad():
@@ -134,17 +143,18 @@ class Timers:
         return False
 
 
-def smolgrad_breakdown(data, order, device: str, steps: int) -> dict:
+def smolgrad_breakdown(data, order, device: str, steps: int, compiled: bool) -> dict:
     """Per-step milliseconds: total, scheduling, backend, and the rest (graph building)."""
     xtr, ytr, _, _ = data
     sg.manual_seed(0)
     model, opt = smolgrad_model(device)
-    for idx in order[:5]:  # warm-up (pipeline caches on webgpu)
-        smolgrad_step(model, opt, xtr[idx], ytr[idx], device)
+    step = smolgrad_step(model, opt, compiled)
+    for idx in order[:5]:  # warm-up (pipeline caches on webgpu; a captured step's recordings)
+        step(xtr[idx], ytr[idx])
     with Timers(device) as timers:
         start = time.perf_counter()
         for idx in order[5:5 + steps]:
-            smolgrad_step(model, opt, xtr[idx], ytr[idx], device)
+            step(xtr[idx], ytr[idx])
         sg.synchronize(device)
         total = time.perf_counter() - start
     n = len(order[5:5 + steps])
@@ -189,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="BLAS threads for NumPy and intra-op threads for torch (default: each library's own)")
     p.add_argument("--repeat", type=int, default=1, help="epochs timed per framework (alternating); the best counts")
+    p.add_argument("--no-compile", action="store_true", help="smolgrad's steps eagerly (default: captured with smolgrad.compile)")
     args = p.parse_args(argv)
 
     data = mnist(args.data)
@@ -204,14 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"MNIST MLP 784-128-64-32-10, Adam, batch {args.batch_size}, {len(order)} steps per epoch; "
           f"{os.cpu_count()} CPUs, NumPy {np.__version__} (BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'default')})" + (f", torch {torch.__version__} "
           f"({torch.get_num_threads()} threads)" if torch else ""))
-    smolgrad_epoch(data, order[:5], args.device)  # warm-up
+    compiled = not args.no_compile
+    smolgrad_epoch(data, order[:5], args.device, compiled)  # warm-up
     if torch:
         torch_epoch(torch, data, order[:5])
     best_sg = best_torch = None
     for _ in range(args.repeat):
-        sg_time, sg_acc = smolgrad_epoch(data, order, args.device)
+        sg_time, sg_acc = smolgrad_epoch(data, order, args.device, compiled)
         best_sg = min(best_sg or sg_time, sg_time)
-        print(f"smolgrad ({args.device}): {sg_time:7.2f} s per epoch, {1e3 * sg_time / len(order):6.2f} ms per step, "
+        print(f"smolgrad ({args.device}{', captured' if compiled else ', eager'}): {sg_time:7.2f} s per epoch, {1e3 * sg_time / len(order):6.2f} ms per step, "
               f"test accuracy {100 * sg_acc:.2f}%")
         if torch:
             t_time, t_acc = torch_epoch(torch, data, order)
@@ -221,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if torch:
         print(f"ratio smolgrad / PyTorch: {best_sg / best_torch:.2f}x")
 
-    b = smolgrad_breakdown(data, order, args.device, args.profile_steps)
+    b = smolgrad_breakdown(data, order, args.device, args.profile_steps, compiled)
     python = b["graph_ms"] + b["schedule_ms"]
     print(f"\nwhere a smolgrad step goes ({b['steps']} steps, {b['kernels_per_step']:.0f} kernels in "
           f"{b['runs_per_step']:.1f} backend runs per step):")
