@@ -109,6 +109,6 @@ def test_mnist_mlp_against_torch_script_runs_and_breaks_a_step_down(capsys):
 
     assert mnist_mlp_torch.main(["--data", str(data), "--batches", "8", "--profile-steps", "3"]) == 0
     out = capsys.readouterr().out
-    assert "smolgrad (numpy):" in out and "per step" in out
+    assert "smolgrad (numpy, captured):" in out and "per step" in out
     for part in ("graph building, other Python", "scheduling (Python)", "backend run (kernels)", "Python work:"):
         assert part in out
