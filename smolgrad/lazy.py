@@ -202,13 +202,16 @@ class LazyBuffer:
         realize(base)
         if base.op is Op.CONST and base.realized is None:  # a bare constant nothing computed
             return np.full(self.shape, base.arg, dtype=self.dtype.np)
-        flat = get_backend(self.device).download(base.realized, self.dtype, src.view.offset, self.numel)
+        from . import profiler
+
+        with profiler.span("wait (read back)"):
+            flat = get_backend(self.device).download(base.realized, self.dtype, src.view.offset, self.numel)
         return flat.reshape(self.shape)
 
 
 def realize(*lbs: LazyBuffer) -> None:
     """Compute every given node that is not yet computed, one backend run per device."""
-    from . import batching
+    from . import batching, profiler
     from .device import get_backend
     from .scheduler import schedule
 
@@ -219,9 +222,12 @@ def realize(*lbs: LazyBuffer) -> None:
             by_device.setdefault(base.device, []).append(base)
     if batching.tracing:
         batching.check_no_placeholders([b for bases in by_device.values() for b in bases])
+    if by_device:
+        profiler.mark_graph_build()
     for device, bases in by_device.items():
         backend = get_backend(device)
-        kernels = schedule(bases, backend.max_storage_buffers)
+        with profiler.span("schedule"):
+            kernels = schedule(bases, backend.max_storage_buffers)
         if kernels:
             backend.run(kernels)
         for k in kernels:  # computed nodes drop their sources so the graph can be freed
