@@ -233,7 +233,8 @@ def _expand(text: str, ctx: dict[str, str], rng: random.Random, depth: int = 0) 
 def _sentence_case(text: str) -> str:
     """Capitalise the first letter of each sentence ("the teacher" starting one, say); not
     after a closing quote, where "he said" goes on the same sentence."""
-    text = re.sub(r'\." ([a-z])', r'," \1', text)  # "We can do it." she said -> "We can do it," she said
+    # "We can do it." Tom said -> "We can do it," Tom said
+    text = re.sub(r'\." (?=(?:\w+ ){1,2}(?:said|called|whispered|shouted|cried|asked)\b)', '," ', text)
     return re.sub(r'(^|[.!?] )([a-z])', lambda m: m.group(1) + m.group(2).upper(), text)
 
 
