@@ -69,17 +69,19 @@ def sum_over_ranks(*values: float) -> list[float]:
 # ----- progress bar -----
 
 class Progress:
-    """A one-line progress bar on stderr, like a minimal tqdm:
+    """A one-line progress bar on stderr (count, elapsed time, ETA, rate and metrics):
 
         for x in (bar := Progress(loader, desc="epoch 1")):
             ...
             bar.set_postfix(loss=0.25)
 
-    It redraws at most every `interval` seconds, and only on a terminal: in a log file
-    or a captured stream it writes nothing (the examples print per-epoch lines)."""
+    Drawn by tqdm where it is installed (`tqdm=None`, the default), else by the small text
+    bar below (`tqdm=False` asks for it). It redraws at most every `interval` seconds, and
+    only on a terminal: in a log file or a captured stream it writes nothing (the examples
+    print per-epoch lines)."""
 
     def __init__(self, iterable, total: int | None = None, desc: str = "", interval: float = 0.1,
-                 enabled: bool = True, stream=None):
+                 enabled: bool = True, stream=None, tqdm: bool | None = None):
         self.iterable = iterable
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
         self.desc = desc
@@ -89,8 +91,22 @@ class Progress:
         self.count = 0
         self.postfix = ""
         self.start = self.last = time.perf_counter()
+        self._tqdm = None
+        if tqdm is not False and self.enabled:
+            try:
+                from tqdm import tqdm as tqdm_bar
+            except ImportError:
+                if tqdm:
+                    raise ImportError("Progress(tqdm=True) needs tqdm: pip install tqdm") from None
+            else:
+                self._tqdm = tqdm_bar(iterable, total=self.total, desc=desc, file=self.stream,
+                                      mininterval=interval, dynamic_ncols=True)
 
     def __iter__(self):
+        if self._tqdm is not None:
+            with self._tqdm:
+                yield from self._tqdm
+            return
         try:
             for item in self.iterable:
                 yield item
@@ -103,6 +119,10 @@ class Progress:
             self.close()
 
     def set_postfix(self, **metrics) -> None:
+        if self._tqdm is not None:
+            self._tqdm.set_postfix({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in metrics.items()},
+                                   refresh=False)
+            return
         self.postfix = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
 
     def _draw(self, now: float) -> None:
@@ -121,6 +141,9 @@ class Progress:
         self.stream.flush()
 
     def close(self) -> None:
+        if self._tqdm is not None:
+            self._tqdm.close()
+            return
         if self.enabled:
             self._draw(time.perf_counter())
             self.stream.write("\n")

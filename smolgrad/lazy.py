@@ -216,7 +216,10 @@ class LazyBuffer:
             engine.note_read(base)
         if base.op is Op.CONST and base.realized is None:  # a bare constant nothing computed
             return np.full(self.shape, base.arg, dtype=self.dtype.np)
-        flat = get_backend(self.device).download(base.realized, self.dtype, src.view.offset, self.numel)
+        from . import profiler
+
+        with profiler.span("wait (read back)"):
+            flat = get_backend(self.device).download(base.realized, self.dtype, src.view.offset, self.numel)
         return flat.reshape(self.shape)
 
 

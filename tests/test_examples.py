@@ -93,17 +93,39 @@ class Terminal(io.StringIO):
 
 def test_progress_bar_draws_count_total_and_metrics_on_a_terminal():
     stream = Terminal()
-    bar = load_common().Progress(range(3), desc="epoch 1", interval=0.0, stream=stream)
+    bar = load_common().Progress(range(3), desc="epoch 1", interval=0.0, stream=stream, tqdm=False)
     for _ in bar:
         bar.set_postfix(loss=0.5)
     last = stream.getvalue().split("\r")[-1]
     assert last.startswith("epoch 1 [########################] 3/3") and "loss 0.5" in last and last.endswith("\n")
 
 
+def test_progress_bar_through_tqdm_keeps_count_eta_rate_and_metrics():
+    pytest.importorskip("tqdm", reason="tqdm is not installed")
+    stream = Terminal()
+    bar = load_common().Progress(range(3), desc="train", interval=0.0, stream=stream)
+    assert bar._tqdm is not None
+    seen = []
+    for i in bar:
+        seen.append(i)
+        bar.set_postfix(loss=0.123456, tok_s="1234")
+    last = stream.getvalue().rstrip("\n").split("\r")[-1]
+    assert seen == [0, 1, 2]
+    assert last.startswith("train: 100%") and "3/3" in last and "it/s" in last, last
+    assert "loss=0.1235" in last and "tok_s=1234" in last, last
+    # mid-run, the bar shows the time left
+    stream = Terminal()
+    bar = load_common().Progress(range(4), desc="train", interval=0.0, stream=stream)
+    for i in bar:
+        if i == 2:
+            assert re.search(r"2/4 \[\d\d:\d\d<\d\d:\d\d", stream.getvalue()), stream.getvalue()
+
+
 def test_progress_bar_writes_nothing_when_not_on_a_terminal():
-    stream = io.StringIO()
-    assert list(load_common().Progress(range(3), interval=0.0, stream=stream)) == [0, 1, 2]
-    assert stream.getvalue() == ""
+    for tqdm in (None, False):
+        stream = io.StringIO()
+        assert list(load_common().Progress(range(3), interval=0.0, stream=stream, tqdm=tqdm)) == [0, 1, 2]
+        assert stream.getvalue() == ""
 
 
 # ----- XOR and moons -----

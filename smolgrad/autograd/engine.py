@@ -133,6 +133,7 @@ class Function:
         if requires_grad:
             # where each input's gradient goes: its Function, the leaf itself, or None
             ctx.next = tuple([(t._ctx or t) if t.requires_grad else None for t in tensors])
+            ctx.out_shape = out.lazydata.shape  # for drawing the graph (smolgrad.viz.graph)
             out._ctx = ctx
         if requires_grad or tangents is not None:
             ctx._pack(tensors, in_lbs, out)

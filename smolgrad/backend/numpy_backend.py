@@ -870,6 +870,7 @@ class NumpyBackend(Backend):
                             profiler.bytes_moved(k),
                             1,
                             profiler.WALL_CLOCK_NUMPY,
+                            start,
                         )
                         profiler.record(event)
 

@@ -585,41 +585,51 @@ class WebGPUBackend(Backend):
         and waited for."""
         if "timestamp-query" not in self.device.features:
             for k in kernels:
-                self.synchronize()
+                with profiler.span("wait"):
+                    self.synchronize()
                 start = time.perf_counter()
-                encoder = self.device.create_command_encoder()
-                compute = encoder.begin_compute_pass()
-                keep_alive: list = []
-                self._encode_kernel(compute, k, keep_alive, buffers)
-                compute.end()
-                self.device.queue.submit([encoder.finish()])
-                self.stats["submits"] += 1
-                self.synchronize()
-                self._record(k, time.perf_counter() - start, 1, profiler.WALL_CLOCK_SYNCED)
+                with profiler.span("encode"):
+                    encoder = self.device.create_command_encoder()
+                    compute = encoder.begin_compute_pass()
+                    keep_alive: list = []
+                    self._encode_kernel(compute, k, keep_alive, buffers)
+                    compute.end()
+                with profiler.span("submit"):
+                    self.device.queue.submit([encoder.finish()])
+                    self.stats["submits"] += 1
+                with profiler.span("wait"):
+                    self.synchronize()
+                self._record(k, time.perf_counter() - start, 1, profiler.WALL_CLOCK_SYNCED, start)
             return
         for first in range(0, len(kernels), PROFILE_CHUNK):
             chunk = kernels[first : first + PROFILE_CHUNK]
-            encoder = self.device.create_command_encoder()
-            self._timer = _DispatchTimer(self.device, encoder, 2 * len(chunk))
-            spans, keep_alive = [], []
-            try:
-                for k in chunk:
-                    before = self._timer.count
-                    self._encode_kernel(None, k, keep_alive, buffers)
-                    spans.append((k, before, self._timer.count))
-            finally:
-                timer, self._timer = self._timer, None
-            staging = self._staging_buffer(timer.count * 16)
-            timer.resolve_into(staging)
-            self.device.queue.submit([encoder.finish()])
-            self.stats["submits"] += 1
-            seconds = timer.read(staging)
+            with profiler.span("encode"):
+                encoder = self.device.create_command_encoder()
+                self._timer = _DispatchTimer(self.device, encoder, 2 * len(chunk))
+                spans, keep_alive = [], []
+                try:
+                    for k in chunk:
+                        before = self._timer.count
+                        self._encode_kernel(None, k, keep_alive, buffers)
+                        spans.append((k, before, self._timer.count))
+                finally:
+                    timer, self._timer = self._timer, None
+                staging = self._staging_buffer(timer.count * 16)
+                timer.resolve_into(staging)
+            with profiler.span("submit"):
+                submitted = time.perf_counter()
+                self.device.queue.submit([encoder.finish()])
+                self.stats["submits"] += 1
+            with profiler.span("wait"):
+                begins, seconds = timer.read_spans(staging)
             for k, a, b in spans:
-                self._record(k, float(sum(seconds[a:b])), b - a, profiler.GPU_TIMESTAMPS)
+                # GPU clock -> host clock: offsets from the submit's first dispatch, from the submit
+                start = submitted + float(begins[a] - begins[0]) if b > a else None
+                self._record(k, float(sum(seconds[a:b])), b - a, profiler.GPU_TIMESTAMPS, start)
 
-    def _record(self, k: Kernel, seconds: float, dispatches: int, timing: str) -> None:
+    def _record(self, k: Kernel, seconds: float, dispatches: int, timing: str, start: float | None = None) -> None:
         event = profiler.KernelEvent(
-            "webgpu", k.name, tuple(k.fused_ops), seconds, profiler.bytes_moved(k, element_size), dispatches, timing
+            "webgpu", k.name, tuple(k.fused_ops), seconds, profiler.bytes_moved(k, element_size), dispatches, timing, start
         )
         profiler.record(event)
 
@@ -838,15 +848,23 @@ class _DispatchTimer:
 
     def read(self, staging) -> np.ndarray:
         """Seconds per timed dispatch (after the submit; waits for the GPU)."""
+        return self.read_spans(staging)[1]
+
+    def read_spans(self, staging) -> tuple[np.ndarray, np.ndarray]:
+        """(begin, duration) of each timed dispatch in seconds, begins counted from the first
+        dispatch's on the GPU's clock (after the submit; waits for the GPU)."""
         if not self.count:
-            return np.zeros(0)
+            return np.zeros(0), np.zeros(0)
         staging.map_sync(wgpu.MapMode.READ, 0, 16 * self.count)
         try:
             ticks = np.frombuffer(staging.read_mapped(0, 16 * self.count), dtype=np.uint64).reshape(-1, 2)
         finally:
             staging.unmap()
-        # WebGPU timestamps are nanoseconds; a reset counter can make end < begin
-        return np.maximum(ticks[:, 1].astype(np.float64) - ticks[:, 0].astype(np.float64), 0.0) / 1e9
+        # WebGPU timestamps are nanoseconds (subtracted as integers: float64 would round
+        # large counter values); a reset counter can make end < begin
+        ticks = ticks.astype(np.int64) - np.int64(ticks[0, 0])
+        begins = ticks[:, 0].astype(np.float64) / 1e9
+        return begins, np.maximum(ticks[:, 1] - ticks[:, 0], 0).astype(np.float64) / 1e9
 
 
 def check_index_range(what: str, shape: tuple[int, ...]) -> None:

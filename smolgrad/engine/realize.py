@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .. import profiler
 from ..device import get_backend
 from ..ops import Op
 from .kernel import Kernel
@@ -42,9 +43,12 @@ def realize(*lbs: LazyBuffer) -> None:
         base = lb.base
         if base.realized is None and base.op is not Op.CONST:
             by_device.setdefault(base.device, []).append(base)
+    if by_device:
+        profiler.mark_graph_build()
     for device, bases in by_device.items():
         backend = get_backend(device)
-        kernels, nodes = schedule(bases, backend.max_storage_buffers)
+        with profiler.span("schedule"):
+            kernels, nodes = schedule(bases, backend.max_storage_buffers)
         if kernels:
             run(device, kernels, nodes)
 

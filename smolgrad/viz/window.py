@@ -59,6 +59,10 @@ class Window:
 
     @property
     def closed(self) -> bool:
+        """Whether the window is closed; a close the user asked for (the close button) counts
+        at once, without waiting for the next poll."""
+        if not self.canvas.get_closed() and self._handle is not None and self._glfw.window_should_close(self._handle):
+            self.close()
         return self.canvas.get_closed()
 
     def size(self) -> tuple[int, int]:
