@@ -17,9 +17,9 @@ def kernel_log(device, monkeypatch):
     runs = []
     original = backend.run
 
-    def run(kernels, buffers):
+    def run(kernels, buffers, *rest):
         runs.append([k.name for k in kernels])
-        return original(kernels, buffers)
+        return original(kernels, buffers, *rest)
 
     monkeypatch.setattr(backend, "run", run)
     return runs
