@@ -346,9 +346,17 @@ class _Step:
             if now is not grad:
                 self.grads.append((i, None if now is None else result(now)))
         self.device = device
+        # new parameter and optimizer-state values alternate between two buffers (they are
+        # read only by the next step, through their tensors' storage); grads and returned
+        # tensors get new buffers each step, as they would eagerly (a grad or a loss held
+        # from an earlier step keeps its value)
         returned = {r[1] for r in self.returned if r[0] == "slot"}
-        double = {r[1] for _, r in [*self.values, *self.grads] if r is not None and r[0] == "slot"} - returned
+        double = {r[1] for _, r in self.values if r[0] == "slot"} - returned
         self.program = Program(rec.kernels, len(rec.nodes), rec.external, keep - double, device, double)
+        # grads the step replaces without reading: dropped before a replay runs (as the
+        # step's zero_grad would have), so that old and new grads are not held at once
+        read = {what for _, kind, what in self.sources if kind == "grad"}
+        self.dropped_grads = [i for i, r in self.grads if i not in read]
         self.signature = self._signature(rec)
 
     def _signature(self, rec: Recorder) -> tuple:
@@ -392,6 +400,8 @@ class _Step:
                 given[slot] = backend.upload(np.asarray(producer(), dtype=dtype.np).reshape(-1), dtype)
             else:
                 given[slot] = what.realized
+        for i in self.dropped_grads:
+            state[i].grad = None
         buffers = self.program.run(given)
 
         def value(r) -> LazyBuffer:
@@ -406,13 +416,7 @@ class _Step:
         for i, r in self.values:
             state[i].data = Tensor._from_lazy(value(r))
         for i, r in self.grads:
-            t = state[i]
-            if r is None:
-                t.grad = None
-            elif t.grad is not None and t.grad.shape == r[2] and t.grad.dtype == r[3] and r[4] is None:
-                t.grad.data = Tensor._from_lazy(value(r))  # (a grad held from an earlier step follows, as its buffers are reused)
-            else:
-                t.grad = Tensor._from_lazy(value(r))
+            state[i].grad = None if r is None else Tensor._from_lazy(value(r))
         return _unflatten(self.spec, [Tensor._from_lazy(value(r)) for r in self.returned])
 
 
