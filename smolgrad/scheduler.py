@@ -114,7 +114,7 @@ class Kernel:
     kind "reduce":      op (SUM/RMAX/RMIN) over `arg` axes of `pre` evaluated over
                         `pre_shape`; then outs[0] = exprs[0] with Acc = the reduction.
     kind "matmul":      Acc = srcs[0] @ srcs[1]; outs[0] = exprs[0] (the epilogue).
-    kind "gather", "scatter_add", "pad": `op` over srcs with `arg`; exprs[0] is Acc.
+    kind "gather", "scatter_add", "pad", "attention": `op` over srcs with `arg`; exprs[0] is Acc.
     kind "assign":      outs[0] is srcs[0].node's buffer, updated in place: exprs[0],
                         evaluated over the region `arg` (a View into that buffer, also
                         srcs[0].view), is stored through that view; nothing else is
@@ -199,7 +199,14 @@ class _Plan:
     uses: dict[int, list[_Use]] = field(default_factory=dict)  # fused (not stored) nodes
 
 
-KIND_OF = {Op.MATMUL: "matmul", Op.GATHER: "gather", Op.SCATTER_ADD: "scatter_add", Op.PAD: "pad", Op.ASSIGN: "assign"}
+KIND_OF = {
+    Op.MATMUL: "matmul",
+    Op.GATHER: "gather",
+    Op.SCATTER_ADD: "scatter_add",
+    Op.PAD: "pad",
+    Op.ASSIGN: "assign",
+    Op.ATTENTION: "attention",
+}
 
 
 def _kind(node: LazyBuffer) -> str:
@@ -360,7 +367,7 @@ def _build(plan: _Plan, gids: set[int], roots: list[LazyBuffer]) -> tuple[Kernel
     b = _Builder(plan, gids, roots)
     core = next((plan.groups[g].core for g in gids if plan.groups[g].core is not None), None)
     kind = next((plan.groups[g].kind for g in gids if plan.groups[g].kind != "elementwise"), "elementwise")
-    if kind in ("matmul", "gather", "scatter_add", "pad"):
+    if kind in ("matmul", "gather", "scatter_add", "pad", "attention"):
         for s in core.srcs:  # the core's operands come first, one each (x @ x reads x twice)
             b.srcs.append(Operand(s.base, s.view, s.base.dtype))
     if kind == "assign":  # the updated buffer first (never loaded), then the value's operands
