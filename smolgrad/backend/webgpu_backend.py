@@ -24,7 +24,7 @@ from .. import profiler
 from ..dtypes import DType
 from ..scheduler import Kernel, Load, Operand
 from ..view import View
-from . import wgsl
+from . import wgsl, wgsl_attention
 from .base import Backend, index_out_of_range
 
 try:
@@ -226,6 +226,7 @@ class WebGPUBackend(Backend):
         self.max_groups = int(limits.get("max-compute-workgroups-per-dimension", MAX_GROUPS_DEFAULT))
         self.max_binding = int(limits.get("max-storage-buffer-binding-size", 128 * 2**20))
         self.max_storage_buffers = int(limits.get("max-storage-buffers-per-shader-stage", 8))
+        self.workgroup_bytes = int(limits.get("max-compute-workgroup-storage-size", 16384))
         super().__init__()  # self.stats
         self.pool = BufferPool(self.device, self.stats, self.max_binding)
         self._pipelines: dict[str, Any] = {}
@@ -578,6 +579,8 @@ class WebGPUBackend(Backend):
                 pads, value = k.arg
                 src = wgsl.pad_source(inputs[0], pads, value, k.shape, k.out.dtype, decls)
                 self._dispatch(compute, k, src, outs, buffers, numel, self._grid(wgsl.groups_for(numel)))
+        elif k.kind == "attention":
+            self._encode_attention(compute, k, outs)
         else:
             raise NotImplementedError(f"webgpu: no kernel for {k.kind}")
 
@@ -667,6 +670,24 @@ class WebGPUBackend(Backend):
 
         src = self._source(k, "matmul", inputs, make)
         self._dispatch(compute, k, src, outs, buffers, m * n * batch, grid)
+
+    def _encode_attention(self, compute, k: Kernel, outs: list) -> None:
+        if math.prod(k.shape) == 0:
+            return
+        grid = wgsl_attention.grid(k.arg, k.shape)
+        if max(grid) > self.max_groups:
+            raise RuntimeError(
+                f"scaled_dot_product_attention: output {k.shape} needs a grid {grid} beyond {self.max_groups} "
+                "workgroups per dimension; split the batch"
+            )
+        inputs, decls, buffers = self._bind(k.srcs, list(range(len(k.srcs))))
+        floats = self.workgroup_bytes // 4
+
+        def make() -> str:
+            return wgsl_attention.attention_source(k.arg, inputs, decls, wgsl.kernel_detail(k), floats)
+
+        src = self._source(k, ("attention", k.arg, k.shape), inputs, make)
+        self._dispatch(compute, k, src, outs, buffers, math.prod(k.shape), grid)
 
     def _encode_scatter_add(self, compute, k: Kernel, outs: list) -> None:
         numel = math.prod(k.shape)
