@@ -76,12 +76,11 @@ class CausalSelfAttention(nn.Module):
                 past = cache["k"].shape[2]
                 k, v = sg.cat([cache["k"], k], dim=2), sg.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
-        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))   # (B, heads, T, past + T)
-        if T > 1:
-            # query i sits at position past + i and may see keys 0 .. past + i
-            future = sg.ones(T, past + T, dtype=sg.bool, device=x.device).triu(diagonal=past + 1)
-            scores = scores.masked_fill(future, float("-inf"))
-        y = F.softmax(scores, dim=-1) @ v                   # (B, heads, T, head_dim)
+        if past == 0:  # one fused attention kernel on webgpu: the (T, T) scores never stored
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, heads, T, head_dim)
+        else:  # query i sits at position past + i and may see keys 0 .. past + i
+            allowed = sg.ones(T, past + T, dtype=sg.bool, device=x.device).tril(diagonal=past)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
