@@ -694,9 +694,135 @@ def reduce_source(
     )
 
 
-def matmul_source(a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: str, bindings: str, detail: str) -> str:
-    """Batched tiled matmul; each operand read through its own (strided) view, each
-    result passed through `epilogue_fn` (see matmul_epilogue_fn) before it is stored."""
+@dataclass(frozen=True)
+class MatmulVariant:
+    """One way to tile a matmul (the autotuner picks among these per adapter and shape class).
+
+    kind "tiled":  workgroups of (tile/4)^2 threads, a tile x tile output block each, A and
+                   B staged through workgroup memory 16 columns of K at a time, 4x4 per thread;
+    kind "direct": workgroups of wx x wy threads, rm rows x rn (1 or a multiple of 4) columns
+                   per thread, A and B read straight from memory (no barriers: suits small K,
+                   and CPUs); with `vec4`, A and B are read 4 floats at a time where their
+                   layouts allow it (see vec4_loads), else one at a time."""
+
+    name: str
+    kind: str
+    tile: int = 64
+    wx: int = 16
+    wy: int = 16
+    rm: int = 4
+    rn: int = 4
+    vec4: bool = False
+
+    @property
+    def block(self) -> tuple[int, int]:
+        """(rows, columns) of the output one workgroup computes."""
+        if self.kind == "tiled":
+            return self.tile, self.tile
+        return self.wy * self.rm, self.wx * self.rn
+
+    def grid(self, m: int, n: int, batch: int) -> tuple[int, int, int]:
+        rows, cols = self.block
+        return (-(-n // cols), -(-m // rows), batch)
+
+
+MATMUL_VARIANTS = {
+    v.name: v
+    for v in (
+        MatmulVariant("tiled64", "tiled", tile=64),
+        MatmulVariant("tiled32", "tiled", tile=32),
+        MatmulVariant("direct64x8", "direct", wx=64, wy=1, rm=8, rn=1),
+        MatmulVariant("direct8x8x8", "direct", wx=8, wy=8, rm=8, rn=8),
+        MatmulVariant("direct8x8x8v", "direct", wx=8, wy=8, rm=8, rn=8, vec4=True),
+        MatmulVariant("direct32x8x8v", "direct", wx=32, wy=1, rm=8, rn=8, vec4=True),
+        MatmulVariant("direct16x8x16v", "direct", wx=16, wy=1, rm=8, rn=16, vec4=True),
+    )
+}
+DEFAULT_MATMUL = "tiled64"
+
+
+def _mul_add(t: str, acc: str, a: str, b: str) -> str:
+    if t == "f32":
+        return f"{acc} = fma({a}, {b}, {acc});"
+    if t == "i32":
+        return f"{acc} = {acc} + {a} * {b};"
+    return f"{acc} = {acc} | ({a} & {b});"  # bool: or of ands
+
+
+def _direct_body(v: MatmulVariant, t: str, a: str, b: str) -> dict[str, str]:
+    """The setup, k-loop step and store of a direct variant, unrolled over its rm x rn block
+    (rn = 1: a scalar per row; else rn / 4 vec4 accumulators per row)."""
+    vec = t if v.rn == 1 else f"vec4<{t}>"
+    groups = 1 if v.rn == 1 else v.rn // 4
+    width = 1 if v.rn == 1 else 4
+    setup = [f"let r{i} = a_base + min(row0 + {i}i, M - 1) * A_ROW_STRIDE;" for i in range(v.rm)]
+    setup += [f"let c{j} = b_base + min(col0 + {j}i, N - 1) * B_COL_STRIDE;" for j in range(v.rn)]
+    setup += [f"var acc{i}_{g} = {vec}({literal(0, t)});" for i in range(v.rm) for g in range(groups)]
+    step = []
+    for g in range(groups):
+        loads = [f"{b}[c{g * width + j} + k * B_ROW_STRIDE]" for j in range(width)]
+        step.append(f"let b{g} = {loads[0] if v.rn == 1 else f'{vec}(' + ', '.join(loads) + ')'};")
+    for i in range(v.rm):
+        a_val = f"{a}[r{i} + k * A_COL_STRIDE]"
+        step.append(f"let a{i} = {a_val if v.rn == 1 else f'{vec}({a_val})'};")
+        step += [_mul_add(t, f"acc{i}_{g}", f"a{i}", f"b{g}") for g in range(groups)]
+    store = []
+    for i in range(v.rm):
+        for j in range(v.rn):
+            value = f"acc{i}_0" if v.rn == 1 else f"acc{i}_{j // 4}[{j % 4}]"
+            store += [
+                f"if (row0 + {i}i < M && col0 + {j}i < N) {{",
+                f"    out[out_base + (row0 + {i}i) * N + col0 + {j}i] = epilogue({value}, z, row0 + {i}i, col0 + {j}i);",
+                "}",
+            ]
+    return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "1i"}
+
+
+def vec4_loads(a: Input, b: Input, epilogue_fn: str) -> bool:
+    """Whether a direct matmul may read A and B as vec4 (4 floats along K and along N):
+    float32, unit column strides, every other stride and offset a multiple of 4, and
+    neither buffer read by the epilogue (its binding is then declared array<vec4<f32>>)."""
+    if a.dtype.wgsl != "f32" or b.dtype.wgsl != "f32" or a.view.shape[-1] % 4 or b.view.shape[-1] % 4:
+        return False
+    for x in (a, b):
+        if x.view.strides[-1] != 1 or x.view.offset % 4 or any(s % 4 for s in x.view.strides[:-1]):
+            return False
+        if re.search(rf"\b{x.binding}\[", epilogue_fn):
+            return False
+    return True
+
+
+def _direct_vec4_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
+    """Like _direct_body, reading A and B as vec4 (a and b bound as array<vec4<f32>>): per 4
+    steps of K, one load per row of A and one per 4 columns of B and 4 k's."""
+    groups = v.rn // 4
+    setup = [f"let r{i} = a_base + min(row0 + {i}i, M - 1) * A_ROW_STRIDE;" for i in range(v.rm)]
+    setup += [f"let c{g} = b_base + min(col0 + {4 * g}i, N - 4i);" for g in range(groups)]
+    setup += [f"var acc{i}_{g} = vec4<f32>(0.0);" for i in range(v.rm) for g in range(groups)]
+    step = [f"let a{i} = {a}[(r{i} + k) / 4i];" for i in range(v.rm)]
+    for kk in range(4):
+        step += [f"let b{g}_{kk} = {b}[(c{g} + (k + {kk}i) * B_ROW_STRIDE) / 4i];" for g in range(groups)]
+        for i in range(v.rm):
+            step += [f"acc{i}_{g} = fma(vec4<f32>(a{i}[{kk}]), b{g}_{kk}, acc{i}_{g});" for g in range(groups)]
+    store = []
+    for i in range(v.rm):
+        for j in range(v.rn):
+            store += [
+                f"if (row0 + {i}i < M && col0 + {j}i < N) {{",
+                f"    out[out_base + (row0 + {i}i) * N + col0 + {j}i] = epilogue(acc{i}_{j // 4}[{j % 4}], z, row0 + {i}i, col0 + {j}i);",
+                "}",
+            ]
+    return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "4i"}
+
+
+def matmul_source(
+    a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: str, bindings: str, detail: str,
+    variant: MatmulVariant | None = None,
+) -> str:
+    """Batched matmul (tiled as `variant`, by default DEFAULT_MATMUL); each operand read through
+    its own (strided) view, each result passed through `epilogue_fn` (see matmul_epilogue_fn)
+    before it is stored."""
+    v = variant or MATMUL_VARIANTS[DEFAULT_MATMUL]
     t = wgsl_type(a.dtype)
     batch_shape = tuple(out_shape[:-2])
     m, k = a.view.shape[-2:]
@@ -708,28 +834,41 @@ def matmul_source(a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: s
         rs, cs = x.view.strides[-2], x.view.strides[-1]
         return batch + f"\n\nconst {prefix.upper()}_ROW_STRIDE = {rs}i;\nconst {prefix.upper()}_COL_STRIDE = {cs}i;"
 
-    if t == "f32":
-        mul_add = "acc[i] = fma(vec4<f32>(a_val), b_reg, acc[i]);"
-    elif t == "i32":
-        mul_add = "acc[i] = acc[i] + vec4<i32>(a_val) * b_reg;"
-    else:  # bool: or of ands
-        mul_add = "acc[i] = acc[i] | (vec4<u32>(a_val) & b_reg);"
-    return render(
-        load_shader("matmul"),
-        detail=f"{a.view.shape} @ {b.view.shape} -> {tuple(out_shape)}; {detail}",
+    values = dict(
+        detail=f"{a.view.shape} @ {b.view.shape} -> {tuple(out_shape)}; variant {v.name}; {detail}",
         bindings=bindings,
         epilogue_fn=epilogue_fn,
         helpers=helpers_for(epilogue_fn),
         a_fns=operand_fns(a, "a"),
         b_fns=operand_fns(b, "b"),
+        M=f"{m}i",
+        N=f"{n}i",
+        K=f"{k}i",
+    )
+    if v.kind == "direct":
+        values.update(WX=v.wx, WY=v.wy, RM=v.rm, RN=v.rn)
+        if v.vec4 and vec4_loads(a, b, epilogue_fn):
+            for x in (a, b):
+                values["bindings"] = values["bindings"].replace(
+                    f"var<storage, read> {x.binding}: array<f32>;", f"var<storage, read> {x.binding}: array<vec4<f32>>;"
+                )
+            values.update(_direct_vec4_body(v, a.binding, b.binding))
+        else:
+            values.update(_direct_body(v, t, a.binding, b.binding))
+        return render(load_shader("matmul_direct"), **values)
+    wg = v.tile // 4
+    return render(
+        load_shader("matmul"),
         a=a.binding,
         b=b.binding,
         T=t,
         zero=literal(0, t),
-        M=f"{m}i",
-        N=f"{n}i",
-        K=f"{k}i",
-        mul_add=mul_add,
+        mul_add=_mul_add(t, "acc[i]", f"vec4<{t}>(a_val)", "b_reg"),
+        TILE=v.tile,
+        WG=wg,
+        THREADS=wg * wg,
+        LOADS=v.tile * 16 // (wg * wg),
+        **values,
     )
 
 
