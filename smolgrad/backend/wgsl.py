@@ -782,8 +782,9 @@ def vec4_loads(a: Input, b: Input, epilogue_fn: str) -> bool:
     """Whether a direct matmul may read A and B as vec4 (4 floats along K and along N):
     float32, unit column strides, every other stride and offset a multiple of 4, and
     neither buffer read by the epilogue (its binding is then declared array<vec4<f32>>)."""
-    if a.dtype.wgsl != "f32" or b.dtype.wgsl != "f32" or a.view.shape[-1] % 4 or b.view.shape[-1] % 4:
-        return False
+    k, n = a.view.shape[-1], b.view.shape[-1]
+    if a.dtype.wgsl != "f32" or b.dtype.wgsl != "f32" or k % 4 or n % 4 or k == 0 or n == 0:
+        return False  # (an empty operand's buffer is smaller than one vec4)
     for x in (a, b):
         if x.view.strides[-1] != 1 or x.view.offset % 4 or any(s % 4 for s in x.view.strides[:-1]):
             return False
