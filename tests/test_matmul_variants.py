@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import smolgrad as sg
+import smolgrad.nn.functional as F
 from smolgrad.backend import autotune, wgsl
 
 from helpers import assert_close, rand
@@ -31,6 +32,16 @@ def test_variant_matches_numpy(webgpu, name, m, k, n):
     with autotune.forced(name):
         out = (sg.tensor(a, device=webgpu) @ sg.tensor(b, device=webgpu)).numpy()
     assert_close(out, a @ b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("m,k,n", SHAPES)
+def test_variant_linear_matches_numpy(webgpu, name, m, k, n):
+    """x @ w.T + b: the weight read transposed, in place (contiguous along K)."""
+    x, w, b = rand(m, k, seed=1), rand(n, k, seed=2), rand(n, seed=3)
+    with autotune.forced(name):
+        out = F.linear(*(sg.tensor(t, device=webgpu) for t in (x, w, b))).numpy()
+    assert_close(out, x @ w.T + b, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", VARIANTS)

@@ -703,7 +703,7 @@ class MatmulVariant:
     kind "direct": workgroups of wx x wy threads, rm rows x rn (1 or a multiple of 4) columns
                    per thread, A and B read straight from memory (no barriers: suits small K,
                    and CPUs); with `vec4`, A and B are read 4 floats at a time where their
-                   layouts allow it (see vec4_loads), else one at a time."""
+                   layouts allow it (see vec4_layout), else one at a time."""
 
     name: str
     kind: str
@@ -778,19 +778,27 @@ def _direct_body(v: MatmulVariant, t: str, a: str, b: str) -> dict[str, str]:
     return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "1i"}
 
 
-def vec4_loads(a: Input, b: Input, epilogue_fn: str) -> bool:
-    """Whether a direct matmul may read A and B as vec4 (4 floats along K and along N):
-    float32, unit column strides, every other stride and offset a multiple of 4, and
-    neither buffer read by the epilogue (its binding is then declared array<vec4<f32>>)."""
+def vec4_layout(a: Input, b: Input, epilogue_fn: str) -> str | None:
+    """How a direct matmul may read A and B as vec4, if at all: A 4 k's at a time, and B
+    4 columns at a time ("n") or, when B is transposed (contiguous along K), 4 k's at a time
+    ("k"). Needs float32, the vec4's dim contiguous, every other stride and the offset a
+    multiple of 4, and neither buffer read by the epilogue (its binding is then declared
+    array<vec4<f32>>)."""
     k, n = a.view.shape[-1], b.view.shape[-1]
-    if a.dtype.wgsl != "f32" or b.dtype.wgsl != "f32" or k % 4 or n % 4 or k == 0 or n == 0:
-        return False  # (an empty operand's buffer is smaller than one vec4)
-    for x in (a, b):
-        if x.view.strides[-1] != 1 or x.view.offset % 4 or any(s % 4 for s in x.view.strides[:-1]):
+    if a.dtype.wgsl != "f32" or b.dtype.wgsl != "f32" or k % 4 or k == 0 or n == 0:
+        return None  # (an empty operand's buffer is smaller than one vec4)
+
+    def aligned(x: Input, unit: int) -> bool:
+        strides = list(x.view.strides)
+        if strides.pop(unit) != 1 or x.view.offset % 4 or any(s % 4 for s in strides):
             return False
-        if re.search(rf"\b{x.binding}\[", epilogue_fn):
-            return False
-    return True
+        return not re.search(rf"\b{x.binding}\[", epilogue_fn)
+
+    if not aligned(a, -1):
+        return None
+    if n % 4 == 0 and aligned(b, -1):
+        return "n"
+    return "k" if aligned(b, -2) else None
 
 
 def _direct_vec4_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
@@ -811,6 +819,27 @@ def _direct_vec4_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
             store += [
                 f"if (row0 + {i}i < M && col0 + {j}i < N) {{",
                 f"    out[out_base + (row0 + {i}i) * N + col0 + {j}i] = epilogue(acc{i}_{j // 4}[{j % 4}], z, row0 + {i}i, col0 + {j}i);",
+                "}",
+            ]
+    return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "4i"}
+
+
+def _direct_vec4_k_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
+    """Like _direct_vec4_body for a B contiguous along K (a transposed B, as nn.Linear's
+    weight): per 4 steps of K, one vec4 load per row of A and per column of B, and a dot
+    product per output."""
+    setup = [f"let r{i} = a_base + min(row0 + {i}i, M - 1) * A_ROW_STRIDE;" for i in range(v.rm)]
+    setup += [f"let c{j} = b_base + min(col0 + {j}i, N - 1) * B_COL_STRIDE;" for j in range(v.rn)]
+    setup += [f"var acc{i}_{j} = 0.0;" for i in range(v.rm) for j in range(v.rn)]
+    step = [f"let a{i} = {a}[(r{i} + k) / 4i];" for i in range(v.rm)]
+    step += [f"let b{j} = {b}[(c{j} + k) / 4i];" for j in range(v.rn)]
+    step += [f"acc{i}_{j} = acc{i}_{j} + dot(a{i}, b{j});" for i in range(v.rm) for j in range(v.rn)]
+    store = []
+    for i in range(v.rm):
+        for j in range(v.rn):
+            store += [
+                f"if (row0 + {i}i < M && col0 + {j}i < N) {{",
+                f"    out[out_base + (row0 + {i}i) * N + col0 + {j}i] = epilogue(acc{i}_{j}, z, row0 + {i}i, col0 + {j}i);",
                 "}",
             ]
     return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "4i"}
@@ -848,12 +877,14 @@ def matmul_source(
     )
     if v.kind == "direct":
         values.update(WX=v.wx, WY=v.wy, RM=v.rm, RN=v.rn)
-        if v.vec4 and vec4_loads(a, b, epilogue_fn):
+        layout = vec4_layout(a, b, epilogue_fn) if v.vec4 else None
+        if layout is not None:
             for x in (a, b):
                 values["bindings"] = values["bindings"].replace(
                     f"var<storage, read> {x.binding}: array<f32>;", f"var<storage, read> {x.binding}: array<vec4<f32>>;"
                 )
-            values.update(_direct_vec4_body(v, a.binding, b.binding))
+            body = _direct_vec4_body if layout == "n" else _direct_vec4_k_body
+            values.update(body(v, a.binding, b.binding))
         else:
             values.update(_direct_body(v, t, a.binding, b.binding))
         return render(load_shader("matmul_direct"), **values)
