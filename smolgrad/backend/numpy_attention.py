@@ -8,9 +8,15 @@ import numpy as np
 from ..ops import AttentionArg
 
 
+def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b with both in row order first (NumPy's batched matmul is several times slower on
+    transposed or strided matrices, such as the heads of a qkv projection)."""
+    return np.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b))
+
+
 def _scores(arg: AttentionArg, q: np.ndarray, k: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     """q k^T * scale (+ bias), -inf above the diagonal when causal."""
-    s = np.matmul(q, np.swapaxes(k, -1, -2)) * q.dtype.type(arg.scale)
+    s = _mm(q * q.dtype.type(arg.scale), np.swapaxes(k, -1, -2))
     if bias is not None:
         s = s + bias
     if arg.causal:
@@ -28,14 +34,14 @@ def attention(arg: AttentionArg, xs: list[np.ndarray]) -> np.ndarray:
         m = s.max(axis=-1, keepdims=True)
         p = np.exp(s - m)
         total = p.sum(axis=-1, keepdims=True)
-        out = np.matmul(p, v) / total
+        out = _mm(p, v) / total
         return np.concatenate([out, m + np.log(total)], axis=-1)
     lse, delta, dout = xs[3:6]
     p = np.exp(s - lse)
-    ds = p * (np.matmul(dout, np.swapaxes(v, -1, -2)) - delta)
+    ds = p * (_mm(dout, np.swapaxes(v, -1, -2)) - delta)
     scale = q.dtype.type(arg.scale)
     if arg.part == "backward_q":
-        return np.matmul(ds, k) * scale
-    dk = np.matmul(np.swapaxes(ds, -1, -2), q) * scale
-    dv = np.matmul(np.swapaxes(p, -1, -2), dout)
+        return _mm(ds, k) * scale
+    dk = _mm(np.swapaxes(ds, -1, -2), q) * scale
+    dv = _mm(np.swapaxes(p, -1, -2), dout)
     return np.concatenate([dk, dv], axis=-1)
