@@ -11,15 +11,20 @@
 
 {{operand_fns}}
 
+{{vector_fns}}
+
 const L = {{L}};
 const S = {{S}};
 const D = {{D}};
 const DV = {{DV}};
 const BR = {{BR}};
 const BC = {{BC}};
+const W = {{W}}i;  // floats per {{V}}: 4 when D and DV are multiples of 4
+const D4 = D / W;
+const DV4 = DV / W;
 
-var<workgroup> q_tile: array<f32, {{q_tile_size}}>;  // scaled
-var<workgroup> do_tile: array<f32, {{do_tile_size}}>;
+var<workgroup> q_tile: array<{{V}}, {{q_tile_size}}>;  // scaled
+var<workgroup> do_tile: array<{{V}}, {{do_tile_size}}>;
 var<workgroup> lse_tile: array<f32, BC>;
 var<workgroup> delta_tile: array<f32, BC>;
 
@@ -29,24 +34,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let key0 = i32(wid.x) * BR;
     let j = key0 + i32(lid);
     let kj = min(j, S - 1);
-    var k: array<f32, D>;
-    for (var c = 0i; c < D; c++) {
-        k[c] = {{k}}[k_at(z, kj, c)];
+    var k: array<{{V}}, D4>;
+    for (var c = 0i; c < D4; c++) {
+        k[c] = k_load(z, kj, c);
     }
-    var v: array<f32, DV>;
-    for (var c = 0i; c < DV; c++) {
-        v[c] = {{v}}[v_at(z, kj, c)];
+    var v: array<{{V}}, DV4>;
+    for (var c = 0i; c < DV4; c++) {
+        v[c] = v_load(z, kj, c);
     }
-    var dk: array<f32, D>;
-    var dv: array<f32, DV>;
+    var dk: array<{{V}}, D4>;
+    var dv: array<{{V}}, DV4>;
     for (var i0 = {{query_start}}; i0 < L; i0 += BC) {
-        for (var e = i32(lid); e < BC * D; e += BR) {
-            let i = min(i0 + e / D, L - 1);
-            q_tile[e] = {{q}}[q_at(z, i, e % D)] * {{scale}};
+        for (var e = i32(lid); e < BC * D4; e += BR) {
+            q_tile[e] = q_load(z, min(i0 + e / D4, L - 1), e % D4) * {{scale}};
         }
-        for (var e = i32(lid); e < BC * DV; e += BR) {
-            let i = min(i0 + e / DV, L - 1);
-            do_tile[e] = {{dout}}[dout_at(z, i, e % DV)];
+        for (var e = i32(lid); e < BC * DV4; e += BR) {
+            do_tile[e] = dout_load(z, min(i0 + e / DV4, L - 1), e % DV4);
         }
         for (var e = i32(lid); e < BC; e += BR) {
             let i = min(i0 + e, L - 1);
@@ -60,30 +63,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 continue;
             }
             var x = 0.0;
-            for (var c = 0i; c < D; c++) {
-                x = fma(q_tile[ii * D + c], k[c], x);
+            for (var c = 0i; c < D4; c++) {
+                x = x + vdot(q_tile[ii * D4 + c], k[c]);
             }
             {{add_bias}}
             let p = exp(x - lse_tile[ii]);
             var dp = 0.0;
-            for (var c = 0i; c < DV; c++) {
-                dp = fma(do_tile[ii * DV + c], v[c], dp);
-                dv[c] = fma(p, do_tile[ii * DV + c], dv[c]);
+            for (var c = 0i; c < DV4; c++) {
+                dp = dp + vdot(do_tile[ii * DV4 + c], v[c]);
+                dv[c] = fma({{V}}(p), do_tile[ii * DV4 + c], dv[c]);
             }
             let ds = p * (dp - delta_tile[ii]);
-            for (var c = 0i; c < D; c++) {
-                dk[c] = fma(ds, q_tile[ii * D + c], dk[c]);  // q_tile holds scale * q
+            for (var c = 0i; c < D4; c++) {
+                dk[c] = fma({{V}}(ds), q_tile[ii * D4 + c], dk[c]);  // q_tile holds scale * q
             }
         }
         workgroupBarrier();
     }
     if (j < S) {
         let base = (z * S + j) * (D + DV);
-        for (var c = 0i; c < D; c++) {
-            out[base + c] = dk[c];
+        for (var c = 0i; c < D4; c++) {
+            for (var t = 0i; t < W; t++) {
+                out[base + c * W + t] = part(dk[c], t);
+            }
         }
-        for (var c = 0i; c < DV; c++) {
-            out[base + D + c] = dv[c];
+        for (var c = 0i; c < DV4; c++) {
+            for (var t = 0i; t < W; t++) {
+                out[base + D + c * W + t] = part(dv[c], t);
+            }
         }
     }
 }

@@ -10,15 +10,20 @@
 
 {{operand_fns}}
 
+{{vector_fns}}
+
 const L = {{L}};
 const S = {{S}};
 const D = {{D}};
 const DV = {{DV}};
 const BR = {{BR}};
 const BC = {{BC}};
+const W = {{W}}i;  // floats per {{V}}: 4 when D and DV are multiples of 4
+const D4 = D / W;
+const DV4 = DV / W;
 
-var<workgroup> k_tile: array<f32, {{k_tile_size}}>;
-var<workgroup> v_tile: array<f32, {{v_tile_size}}>;
+var<workgroup> k_tile: array<{{V}}, {{k_tile_size}}>;
+var<workgroup> v_tile: array<{{V}}, {{v_tile_size}}>;
 
 @compute @workgroup_size({{BR}})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -26,26 +31,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let row0 = i32(wid.x) * BR;
     let i = row0 + i32(lid);
     let qi = min(i, L - 1);
-    var q: array<f32, D>;
-    for (var c = 0i; c < D; c++) {
-        q[c] = {{q}}[q_at(z, qi, c)] * {{scale}};
+    var q: array<{{V}}, D4>;
+    for (var c = 0i; c < D4; c++) {
+        q[c] = q_load(z, qi, c) * {{scale}};
     }
-    var dout: array<f32, DV>;
-    for (var c = 0i; c < DV; c++) {
-        dout[c] = {{dout}}[dout_at(z, qi, c)];
+    var dout: array<{{V}}, DV4>;
+    for (var c = 0i; c < DV4; c++) {
+        dout[c] = dout_load(z, qi, c);
     }
     let lse = {{lse}}[lse_at(z, qi, 0i)];
     let delta = {{delta}}[delta_at(z, qi, 0i)];
-    var dq: array<f32, D>;
+    var dq: array<{{V}}, D4>;
     let key_end = {{key_end}};
     for (var j0 = 0i; j0 < key_end; j0 += BC) {
-        for (var e = i32(lid); e < BC * D; e += BR) {
-            let j = min(j0 + e / D, S - 1);
-            k_tile[e] = {{k}}[k_at(z, j, e % D)];
+        for (var e = i32(lid); e < BC * D4; e += BR) {
+            k_tile[e] = k_load(z, min(j0 + e / D4, S - 1), e % D4);
         }
-        for (var e = i32(lid); e < BC * DV; e += BR) {
-            let j = min(j0 + e / DV, S - 1);
-            v_tile[e] = {{v}}[v_at(z, j, e % DV)];
+        for (var e = i32(lid); e < BC * DV4; e += BR) {
+            v_tile[e] = v_load(z, min(j0 + e / DV4, S - 1), e % DV4);
         }
         workgroupBarrier();
         for (var jj = 0i; jj < BC; jj++) {
@@ -54,26 +57,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 continue;
             }
             var x = 0.0;
-            for (var c = 0i; c < D; c++) {
-                x = fma(q[c], k_tile[jj * D + c], x);
+            for (var c = 0i; c < D4; c++) {
+                x = x + vdot(q[c], k_tile[jj * D4 + c]);
             }
             {{add_bias}}
             let p = exp(x - lse);
             var dp = 0.0;
-            for (var c = 0i; c < DV; c++) {
-                dp = fma(dout[c], v_tile[jj * DV + c], dp);
+            for (var c = 0i; c < DV4; c++) {
+                dp = dp + vdot(dout[c], v_tile[jj * DV4 + c]);
             }
             let ds = p * (dp - delta);
-            for (var c = 0i; c < D; c++) {
-                dq[c] = fma(ds, k_tile[jj * D + c], dq[c]);
+            for (var c = 0i; c < D4; c++) {
+                dq[c] = fma({{V}}(ds), k_tile[jj * D4 + c], dq[c]);
             }
         }
         workgroupBarrier();
     }
     if (i < L) {
         let base = (z * L + i) * D;
-        for (var c = 0i; c < D; c++) {
-            out[base + c] = dq[c] * {{scale}};
+        for (var c = 0i; c < D4; c++) {
+            for (var t = 0i; t < W; t++) {
+                out[base + c * W + t] = part(dq[c], t) * {{scale}};
+            }
         }
     }
 }

@@ -12,15 +12,20 @@
 
 {{operand_fns}}
 
+{{vector_fns}}
+
 const L = {{L}};
 const S = {{S}};
 const D = {{D}};
 const DV = {{DV}};
 const BR = {{BR}};
 const BC = {{BC}};
+const W = {{W}}i;  // floats per {{V}}: 4 when D and DV are multiples of 4
+const D4 = D / W;
+const DV4 = DV / W;
 
-var<workgroup> k_tile: array<f32, {{k_tile_size}}>;
-var<workgroup> v_tile: array<f32, {{v_tile_size}}>;
+var<workgroup> k_tile: array<{{V}}, {{k_tile_size}}>;
+var<workgroup> v_tile: array<{{V}}, {{v_tile_size}}>;
 
 @compute @workgroup_size({{BR}})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -29,31 +34,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let row0 = i32(wid.x) * BR;
     let i = row0 + i32(lid);
     let qi = min(i, L - 1);  // rows past the end compute row L - 1 and store nothing
-    var q: array<f32, D>;
-    for (var c = 0i; c < D; c++) {
-        q[c] = {{q}}[q_at(z, qi, c)] * {{scale}};
+    var q: array<{{V}}, D4>;
+    for (var c = 0i; c < D4; c++) {
+        q[c] = q_load(z, qi, c) * {{scale}};
     }
-    var acc: array<f32, DV>;
+    var acc: array<{{V}}, DV4>;
     var s: array<f32, BC>;
     var m = NEG_INF;
     var l = 0.0;
     let key_end = {{key_end}};
     for (var j0 = 0i; j0 < key_end; j0 += BC) {
-        for (var e = i32(lid); e < BC * D; e += BR) {
-            let j = min(j0 + e / D, S - 1);
-            k_tile[e] = {{k}}[k_at(z, j, e % D)];
+        for (var e = i32(lid); e < BC * D4; e += BR) {
+            k_tile[e] = k_load(z, min(j0 + e / D4, S - 1), e % D4);
         }
-        for (var e = i32(lid); e < BC * DV; e += BR) {
-            let j = min(j0 + e / DV, S - 1);
-            v_tile[e] = {{v}}[v_at(z, j, e % DV)];
+        for (var e = i32(lid); e < BC * DV4; e += BR) {
+            v_tile[e] = v_load(z, min(j0 + e / DV4, S - 1), e % DV4);
         }
         workgroupBarrier();
         var block_max = NEG_INF;
         for (var jj = 0i; jj < BC; jj++) {
             let j = j0 + jj;
             var x = 0.0;
-            for (var c = 0i; c < D; c++) {
-                x = fma(q[c], k_tile[jj * D + c], x);
+            for (var c = 0i; c < D4; c++) {
+                x = x + vdot(q[c], k_tile[jj * D4 + c]);
             }
             {{add_bias}}
             if (j >= S{{causal_test}}) {
@@ -66,14 +69,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         if (m_new > NEG_INF) {  // else every score so far is masked: nothing to add yet
             let correction = exp(m - m_new);
             l = l * correction;
-            for (var c = 0i; c < DV; c++) {
+            for (var c = 0i; c < DV4; c++) {
                 acc[c] = acc[c] * correction;
             }
             for (var jj = 0i; jj < BC; jj++) {
                 let p = exp(s[jj] - m_new);
                 l = l + p;
-                for (var c = 0i; c < DV; c++) {
-                    acc[c] = fma(p, v_tile[jj * DV + c], acc[c]);
+                for (var c = 0i; c < DV4; c++) {
+                    acc[c] = fma({{V}}(p), v_tile[jj * DV4 + c], acc[c]);
                 }
             }
             m = m_new;
@@ -84,8 +87,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let base = (z * L + i) * (DV + 1);
         let nan = bitcast<f32>(0x7fc00000u);  // a fully masked row: nan, like softmax of all -inf
         let inv = 1.0 / l;
-        for (var c = 0i; c < DV; c++) {
-            out[base + c] = select(acc[c] * inv, nan, l == 0.0);
+        for (var c = 0i; c < DV4; c++) {
+            for (var t = 0i; t < W; t++) {
+                out[base + c * W + t] = select(part(acc[c], t) * inv, nan, l == 0.0);
+            }
         }
         out[base + DV] = select(m + log(l), nan, l == 0.0);
     }
