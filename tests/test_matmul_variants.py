@@ -17,7 +17,7 @@ from helpers import assert_close, rand
 
 VARIANTS = sorted(wgsl.MATMUL_VARIANTS)
 # (m, k, n): rows of 1, odd sizes, k and n multiples of 4 (vec4 loads) and not, past one block
-SHAPES = [(1, 1, 1), (1, 8, 12), (3, 5, 7), (5, 8, 4), (33, 12, 65), (70, 17, 9), (130, 20, 68)]
+SHAPES = [(1, 1, 1), (1, 8, 12), (3, 5, 7), (33, 12, 65), (130, 20, 68)]
 
 
 @pytest.fixture(autouse=True)
