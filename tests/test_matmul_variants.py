@@ -45,6 +45,16 @@ def test_variant_linear_matches_numpy(webgpu, name, m, k, n):
 
 
 @pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("m,k,n", [(4, 3, 8), (36, 5, 12), (12, 1, 66)])
+def test_variant_transposed_a_matches_numpy(webgpu, name, m, k, n):
+    """g^T @ x (nn.Linear's weight gradient): A read transposed, in place (contiguous along M)."""
+    g, x = rand(k, m, seed=1), rand(k, n, seed=2)
+    with autotune.forced(name):
+        out = (sg.tensor(g, device=webgpu).transpose(0, 1) @ sg.tensor(x, device=webgpu)).numpy()
+    assert_close(out, g.T @ x, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
 def test_variant_strided_batched_and_epilogue(webgpu, name):
     a, b, bias = rand(3, 8, 12, seed=1), rand(3, 16, 12, seed=2), rand(16, seed=3)
     ta, tb, tbias = (sg.tensor(x, device=webgpu) for x in (a, b, bias))

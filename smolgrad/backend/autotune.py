@@ -94,23 +94,24 @@ class MatmulTuner:
         self.choices: dict[str, str] | None = None  # loaded on first use
         self.timings: dict[str, dict[str, float]] = {}  # class -> variant -> seconds (this process)
 
-    def key(self, m: int, n: int, k: int, batch: int, t: str, b_transposed: bool = False) -> str:
+    def key(self, m: int, n: int, k: int, batch: int, t: str, transposed: tuple[bool, bool] = (False, False)) -> str:
         b = [_bucket(x, self.max_dim) for x in (batch, m, n, k)]
-        return f"{t} b{b[0]} m{b[1]} n{b[2]} k{b[3]}" + (" bT" if b_transposed else "")
+        return f"{t} b{b[0]} m{b[1]} n{b[2]} k{b[3]}" + (" aT" if transposed[0] else "") + (" bT" if transposed[1] else "")
 
-    def variant(self, m: int, n: int, k: int, batch: int, t: str, b_transposed: bool = False) -> wgsl.MatmulVariant:
+    def variant(self, m: int, n: int, k: int, batch: int, t: str, transposed: tuple[bool, bool] = (False, False)) -> wgsl.MatmulVariant:
         """The variant for this matmul: forced, tuned (cached) or by the fixed rule.
-        `b_transposed`: B is read along K (nn.Linear's weight), which the variants read differently."""
+        `transposed`: whether A and B are stored column by column (nn.Linear's weight and its
+        gradient's g^T), which the variants read differently."""
         if _forced is not None:
             return wgsl.MATMUL_VARIANTS[_forced]
         rule = fixed_rule(m, n, k, batch, self.software)
         if not enabled() or t != "f32" or 2 * m * n * k * batch < TUNE_MIN_FLOPS:
             return wgsl.MATMUL_VARIANTS[rule]
-        key = self.key(m, n, k, batch, t, b_transposed)
+        key = self.key(m, n, k, batch, t, transposed)
         choices = self._load()
         name = choices.get(key)
         if name not in wgsl.MATMUL_VARIANTS:
-            name = self.tune(m, n, k, batch, b_transposed)
+            name = self.tune(m, n, k, batch, transposed)
             choices[key] = name
             self._save()
         return wgsl.MATMUL_VARIANTS[name]
@@ -138,7 +139,7 @@ class MatmulTuner:
             pass  # a read-only home: keep the choice for this process only
 
     # ----- timing
-    def tune(self, m: int, n: int, k: int, batch: int, b_transposed: bool = False) -> str:
+    def tune(self, m: int, n: int, k: int, batch: int, transposed: tuple[bool, bool] = (False, False)) -> str:
         """Time every variant once on a shape of this class; the fastest one's name."""
         m, n, k = (min(x, self.max_dim) for x in (m, n, k))
         batch = max(1, min(batch, self.max_flops // (2 * m * n * k)))
@@ -147,18 +148,21 @@ class MatmulTuner:
         b = rng.standard_normal(batch * k * n).astype(np.float32)
         times = {}
         for name, v in wgsl.MATMUL_VARIANTS.items():
-            src = tuning_source(v, (batch, m, n), k, b_transposed)
+            src = tuning_source(v, (batch, m, n), k, transposed)
             times[name] = self.backend.time_dispatch(src, [a, b], batch * m * n * 4, v.grid(m, n, batch))
-        self.timings[self.key(m, n, k, batch, "f32", b_transposed)] = times
+        self.timings[self.key(m, n, k, batch, "f32", transposed)] = times
         return min(times, key=times.get)
 
 
-def tuning_source(v: wgsl.MatmulVariant, shape: tuple[int, int, int], k: int, b_transposed: bool = False) -> str:
-    """The shader of variant `v` for float32 operands (batch, m, k) @ (batch, k, n), contiguous
-    (B contiguous along K with `b_transposed`)."""
+def tuning_source(
+    v: wgsl.MatmulVariant, shape: tuple[int, int, int], k: int, transposed: tuple[bool, bool] = (False, False)
+) -> str:
+    """The shader of variant `v` for float32 operands (batch, m, k) @ (batch, k, n), row-major
+    or, where `transposed` says, column-major."""
     batch, m, n = shape
-    a = wgsl.Input("in1", View.contiguous((batch, m, k)), float32)
-    b_view = View((batch, k, n), (k * n, 1, k)) if b_transposed else View.contiguous((batch, k, n))
+    a_view = View((batch, m, k), (m * k, 1, m)) if transposed[0] else View.contiguous((batch, m, k))
+    a = wgsl.Input("in1", a_view, float32)
+    b_view = View((batch, k, n), (k * n, 1, k)) if transposed[1] else View.contiguous((batch, k, n))
     b = wgsl.Input("in2", b_view, float32)
     epilogue = wgsl.matmul_epilogue_fn(Acc(float32), [], shape, "f32")
     bindings = wgsl.bindings_code(["f32"], [("in1", "f32"), ("in2", "f32")])

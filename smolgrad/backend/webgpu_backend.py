@@ -659,9 +659,8 @@ class WebGPUBackend(Backend):
         if m == 0 or n == 0 or batch == 0:
             return
         t = wgsl.wgsl_type(k.srcs[0].dtype)
-        b_view = k.srcs[1].view
-        b_transposed = b_view.strides[-1] != 1 and b_view.strides[-2] == 1
-        variant = self.matmul_tuner.variant(m, n, k.srcs[0].view.shape[-1], batch, t, b_transposed)
+        transposed = tuple(s.view.strides[-1] != 1 and s.view.strides[-2] == 1 for s in k.srcs[:2])
+        variant = self.matmul_tuner.variant(m, n, k.srcs[0].view.shape[-1], batch, t, transposed)
         grid = variant.grid(m, n, batch)
         if max(grid) > self.max_groups:
             raise RuntimeError(f"matmul of shape {k.shape} needs a grid {grid} beyond {self.max_groups} per dimension")

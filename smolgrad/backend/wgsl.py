@@ -779,26 +779,30 @@ def _direct_body(v: MatmulVariant, t: str, a: str, b: str) -> dict[str, str]:
 
 
 def vec4_layout(a: Input, b: Input, epilogue_fn: str) -> str | None:
-    """How a direct matmul may read A and B as vec4, if at all: A 4 k's at a time, and B
-    4 columns at a time ("n") or, when B is transposed (contiguous along K), 4 k's at a time
-    ("k"). Needs float32, the vec4's dim contiguous, every other stride and the offset a
-    multiple of 4, and neither buffer read by the epilogue (its binding is then declared
-    array<vec4<f32>>)."""
-    k, n = a.view.shape[-1], b.view.shape[-1]
-    if a.dtype.wgsl != "f32" or b.dtype.wgsl != "f32" or k % 4 or k == 0 or n == 0:
+    """How a direct matmul may read A and B as vec4s, if at all:
+    "kn": A 4 k's at a time, B 4 columns at a time (both row-major);
+    "kk": A and B 4 k's at a time (a transposed B, as nn.Linear's weight): dot products;
+    "mn": A 4 rows at a time (a transposed A, as in nn.Linear's weight gradient g^T x),
+          B 4 columns at a time.
+    Needs float32, the vec4's dim contiguous and a multiple of 4, every other stride and the
+    offset a multiple of 4, and neither buffer read by the epilogue (its binding is then
+    declared array<vec4<f32>>)."""
+    m, k = a.view.shape[-2:]
+    n = b.view.shape[-1]
+    if a.dtype.wgsl != "f32" or b.dtype.wgsl != "f32" or 0 in (m, k, n):
         return None  # (an empty operand's buffer is smaller than one vec4)
 
     def aligned(x: Input, unit: int) -> bool:
         strides = list(x.view.strides)
-        if strides.pop(unit) != 1 or x.view.offset % 4 or any(s % 4 for s in strides):
+        if x.view.shape[unit] % 4 or strides.pop(unit) != 1 or x.view.offset % 4 or any(s % 4 for s in strides):
             return False
         return not re.search(rf"\b{x.binding}\[", epilogue_fn)
 
-    if not aligned(a, -1):
-        return None
-    if n % 4 == 0 and aligned(b, -1):
-        return "n"
-    return "k" if aligned(b, -2) else None
+    if aligned(a, -1):
+        if aligned(b, -1):
+            return "kn"
+        return "kk" if aligned(b, -2) else None
+    return "mn" if aligned(a, -2) and aligned(b, -1) else None
 
 
 def _direct_vec4_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
@@ -845,6 +849,28 @@ def _direct_vec4_k_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
     return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "4i"}
 
 
+def _direct_vec4_m_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
+    """Like _direct_vec4_body for an A contiguous along M (a transposed A): per step of K,
+    one vec4 load per 4 rows of A and per 4 columns of B."""
+    groups = v.rn // 4
+    setup = [f"let r{q} = a_base + min(row0 + {4 * q}i, M - 4i);" for q in range(v.rm // 4)]
+    setup += [f"let c{g} = b_base + min(col0 + {4 * g}i, N - 4i);" for g in range(groups)]
+    setup += [f"var acc{i}_{g} = vec4<f32>(0.0);" for i in range(v.rm) for g in range(groups)]
+    step = [f"let a{q} = {a}[(r{q} + k * A_COL_STRIDE) / 4i];" for q in range(v.rm // 4)]
+    step += [f"let b{g} = {b}[(c{g} + k * B_ROW_STRIDE) / 4i];" for g in range(groups)]
+    for i in range(v.rm):
+        step += [f"acc{i}_{g} = fma(vec4<f32>(a{i // 4}[{i % 4}]), b{g}, acc{i}_{g});" for g in range(groups)]
+    store = []
+    for i in range(v.rm):
+        for j in range(v.rn):
+            store += [
+                f"if (row0 + {i}i < M && col0 + {j}i < N) {{",
+                f"    out[out_base + (row0 + {i}i) * N + col0 + {j}i] = epilogue(acc{i}_{j // 4}[{j % 4}], z, row0 + {i}i, col0 + {j}i);",
+                "}",
+            ]
+    return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "1i"}
+
+
 def matmul_source(
     a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: str, bindings: str, detail: str,
     variant: MatmulVariant | None = None,
@@ -883,7 +909,7 @@ def matmul_source(
                 values["bindings"] = values["bindings"].replace(
                     f"var<storage, read> {x.binding}: array<f32>;", f"var<storage, read> {x.binding}: array<vec4<f32>>;"
                 )
-            body = _direct_vec4_body if layout == "n" else _direct_vec4_k_body
+            body = {"kn": _direct_vec4_body, "kk": _direct_vec4_k_body, "mn": _direct_vec4_m_body}[layout]
             values.update(body(v, a.binding, b.binding))
         else:
             values.update(_direct_body(v, t, a.binding, b.binding))
