@@ -736,6 +736,7 @@ MATMUL_VARIANTS = {
         MatmulVariant("direct8x8x8v", "direct", wx=8, wy=8, rm=8, rn=8, vec4=True),
         MatmulVariant("direct32x8x8v", "direct", wx=32, wy=1, rm=8, rn=8, vec4=True),
         MatmulVariant("direct16x8x16v", "direct", wx=16, wy=1, rm=8, rn=16, vec4=True),
+        MatmulVariant("direct8x16x4v", "direct", wx=8, wy=16, rm=4, rn=4, vec4=True),
     )
 }
 DEFAULT_MATMUL = "tiled64"
