@@ -9,22 +9,29 @@ for a differentiable one, are composed of ordinary ops.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING
 
 from .autograd import Function, is_grad_enabled
 from .lazy import LazyBuffer
 from .ops import AttentionArg
+from .shapes import broadcast_shapes
 
 if TYPE_CHECKING:
     from .tensor import Tensor
 
 MAX_HEAD_DIM = 256  # webgpu keeps a query row and an output row per thread in registers
+MAX_BATCH = 65535  # webgpu runs one row of workgroups per batch element (the WebGPU default limit)
 
 
 def fused_attention_enabled() -> bool:
     """Whether scaled_dot_product_attention may use the fused op (`SMOLGRAD_FUSED_ATTENTION=0` turns it off)."""
     return os.environ.get("SMOLGRAD_FUSED_ATTENTION", "1") != "0"
+
+
+def _batch(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> tuple[int, ...]:
+    return broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2], () if bias is None else bias.shape[:-2])
 
 
 def supports(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> bool:
@@ -33,8 +40,9 @@ def supports(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> bool:
         return False
     if bias is not None and (bias.requires_grad or bias.dtype != q.dtype):
         return False  # a learned bias's gradient needs the scores: the composition has them
-    if q.device == "webgpu" and max(q.shape[-1], v.shape[-1]) > MAX_HEAD_DIM:
-        return False
+    if q.device == "webgpu":
+        if max(q.shape[-1], v.shape[-1]) > MAX_HEAD_DIM or math.prod(_batch(q, k, v, bias)) > MAX_BATCH:
+            return False
     return min(q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]) > 0
 
 
@@ -42,9 +50,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float
     """softmax(q k^T * scale + bias) v (top-left causal mask when `causal`) as one fused op;
     q (*B, L, D), k (*B, S, D), v (*B, S, Dv) with broadcastable batch dims, bias
     broadcastable to (*B, L, S) or None."""
-    from .shapes import broadcast_shapes
-
-    batch = broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2], () if bias is None else bias.shape[:-2])
+    batch = _batch(q, k, v, bias)
     L, S = q.shape[-2], k.shape[-2]
     q, k, v = (x.expand(*batch, *x.shape[-2:]) for x in (q, k, v))
     tensors = [q, k, v]
