@@ -76,7 +76,9 @@ class Attention(Function):
     """softmax(q k^T * scale + bias) v over (*B, L, D), (*B, S, D), (*B, S, Dv) [and bias
     (*B, L, S)], equal batch dims."""
 
-    def forward(self, q: LazyBuffer, k: LazyBuffer, v: LazyBuffer, bias: LazyBuffer | None = None, *, scale: float, causal: bool) -> LazyBuffer:
+    def forward(
+        self, q: LazyBuffer, k: LazyBuffer, v: LazyBuffer, bias: LazyBuffer | None = None, *, scale: float, causal: bool
+    ) -> LazyBuffer:
         self.scale, self.causal = scale, causal
         srcs = (q, k, v) if bias is None else (q, k, v, bias)
         packed = LazyBuffer.attention(srcs, AttentionArg("forward", scale, causal, bias is not None))
@@ -102,10 +104,13 @@ class Attention(Function):
             from .tensor import Tensor
 
             delta = (g * out).sum(-1, keepdim=True)
-            srcs = [x.lazydata for x in (q, k, v, lse, delta, g)] + ([] if bias is None else [bias.lazydata])
-            has_bias = bias is not None
-            gq = Tensor._from_lazy(LazyBuffer.attention(tuple(srcs), AttentionArg("backward_q", self.scale, self.causal, has_bias)))
-            kv = Tensor._from_lazy(LazyBuffer.attention(tuple(srcs), AttentionArg("backward_kv", self.scale, self.causal, has_bias)))
+            srcs = tuple(x.lazydata for x in (q, k, v, lse, delta, g) + (() if bias is None else (bias,)))
+
+            def part(name: str) -> Tensor:
+                arg = AttentionArg(name, self.scale, self.causal, bias is not None)
+                return Tensor._from_lazy(LazyBuffer.attention(srcs, arg))
+
+            gq, kv = part("backward_q"), part("backward_kv")
             d = q.shape[-1]
             gk, gv = kv[..., :d], kv[..., d:]
         grads = (gq, gk, gv)
