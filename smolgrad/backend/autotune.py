@@ -75,7 +75,7 @@ def _bucket(x: int, cap: int) -> int:
 def fixed_rule(m: int, n: int, k: int, batch: int, software: bool) -> str:
     """The variant used without tuning."""
     if software:  # a CPU runs threads as SIMD lanes: big register blocks, vec4 loads, no barriers
-        return "direct8x8x8v"
+        return "direct16x1_16x8v"
     if m * batch <= 32 or n <= 32:
         return "tiled32"
     return "tiled64"

@@ -726,17 +726,23 @@ class MatmulVariant:
         return (-(-n // cols), -(-m // rows), batch)
 
 
+def _direct(wx: int, wy: int, rm: int, rn: int, vec4: bool = True) -> MatmulVariant:
+    return MatmulVariant(f"direct{wx}x{wy}_{rm}x{rn}" + ("v" if vec4 else ""), "direct", wx=wx, wy=wy, rm=rm, rn=rn, vec4=vec4)
+
+
+# A few shapes of each kind: wide tiles for GPUs, register blocks of different aspect for
+# CPUs (where each thread is a SIMD lane and big blocks with vec4 loads win) and narrow N.
 MATMUL_VARIANTS = {
     v.name: v
     for v in (
         MatmulVariant("tiled64", "tiled", tile=64),
         MatmulVariant("tiled32", "tiled", tile=32),
-        MatmulVariant("direct64x8", "direct", wx=64, wy=1, rm=8, rn=1),
-        MatmulVariant("direct8x8x8", "direct", wx=8, wy=8, rm=8, rn=8),
-        MatmulVariant("direct8x8x8v", "direct", wx=8, wy=8, rm=8, rn=8, vec4=True),
-        MatmulVariant("direct32x8x8v", "direct", wx=32, wy=1, rm=8, rn=8, vec4=True),
-        MatmulVariant("direct16x8x16v", "direct", wx=16, wy=1, rm=8, rn=16, vec4=True),
-        MatmulVariant("direct8x16x4v", "direct", wx=8, wy=16, rm=4, rn=4, vec4=True),
+        _direct(64, 1, 8, 1, vec4=False),
+        _direct(8, 8, 8, 8),
+        _direct(32, 2, 8, 8),
+        _direct(16, 1, 8, 16),
+        _direct(16, 1, 16, 8),
+        _direct(8, 16, 4, 4),
     )
 }
 DEFAULT_MATMUL = "tiled64"
