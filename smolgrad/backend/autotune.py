@@ -146,7 +146,7 @@ class MatmulTuner:
 
     # ----- timing
     def tune(self, m: int, n: int, k: int, batch: int, transposed: tuple[bool, bool] = (False, False)) -> str:
-        """Time every variant (the faster of two runs) on a shape of this class; the fastest one's name."""
+        """Time every variant (the fastest of three runs) on a shape of this class; the fastest one's name."""
         m, n, k = (min(x, self.max_dim) for x in (m, n, k))
         batch = max(1, min(batch, self.max_flops // (2 * m * n * k)))
         rng = np.random.default_rng(0)
@@ -156,7 +156,7 @@ class MatmulTuner:
         for name, v in wgsl.MATMUL_VARIANTS.items():
             src = tuning_source(v, (batch, m, n), k, transposed)
             grid = v.grid(m, n, batch)
-            times[name] = min(self.backend.time_dispatch(src, [a, b], batch * m * n * 4, grid) for _ in range(2))
+            times[name] = min(self.backend.time_dispatch(src, [a, b], batch * m * n * 4, grid) for _ in range(3))
         self.timings[self.key(m, n, k, batch, "f32", transposed)] = times
         return min(times, key=times.get)
 
