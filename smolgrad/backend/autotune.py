@@ -1,10 +1,11 @@
 """The matmul autotuner of the WebGPU backend: which tiling (wgsl.MATMUL_VARIANTS) to use
 for a matmul, per adapter and shape class.
 
-The first time a large enough matmul of a new shape class (dtype and the power-of-two
-buckets of batch, M, N and K) is run, every variant is compiled and timed once on random
-operands of that class (with GPU timestamps where the adapter has `timestamp-query`, else
-by the wall clock), and the fastest is kept, in memory and on disk in
+The first time a large enough matmul of a new shape class (dtype, the power-of-two buckets
+of batch, M, N and K, and whether A or B is stored transposed) is run, every variant is
+compiled and timed on random operands of that class (the fastest of three dispatches; GPU
+timestamps where the adapter has `timestamp-query`, else the wall clock; M, N and K capped
+at 512 on a CPU adapter, 4096 on a GPU), and the fastest is kept, in memory and on disk in
 `~/.cache/smolgrad/autotune-<adapter>.json`. Small matmuls use a fixed rule instead: timing
 them would cost more than it could save.
 
