@@ -76,7 +76,9 @@ def _bucket(x: int, cap: int) -> int:
 def fixed_rule(m: int, n: int, k: int, batch: int, software: bool) -> str:
     """The variant used without tuning."""
     if software:  # a CPU runs threads as SIMD lanes: big register blocks, vec4 loads, no barriers
-        return "direct16x1_16x8v"
+        # (small ones keep the tiled kernel: it compiles several times faster on lavapipe, and
+        # a changing fused epilogue means a new compile per step)
+        return "direct16x1_16x8v" if 2 * m * n * k * batch >= TUNE_MIN_FLOPS else "tiled64"
     if m * batch <= 32 or n <= 32:
         return "tiled32"
     return "tiled64"

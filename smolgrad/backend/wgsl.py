@@ -756,6 +756,26 @@ def _mul_add(t: str, acc: str, a: str, b: str) -> str:
     return f"{acc} = {acc} | ({a} & {b});"  # bool: or of ands
 
 
+def _store_lines(v: MatmulVariant, value, t: str = "f32") -> list[str]:
+    """Store a direct variant's rm x rn results (`value(i, j)`: the WGSL of each): copied into
+    one array, then stored by a loop with a single call of the epilogue (which can be long:
+    unrolled rm x rn times it made shaders that take lavapipe minutes to compile)."""
+    lines = [f"var res: array<{t}, {v.rm * v.rn}>;"]
+    lines += [f"res[{i * v.rn + j}] = {value(i, j)};" for i in range(v.rm) for j in range(v.rn)]
+    lines += [
+        f"for (var i = 0i; i < {v.rm}i; i++) {{",
+        f"    for (var j = 0i; j < {v.rn}i; j++) {{",
+        "        let row = row0 + i;",
+        "        let col = col0 + j;",
+        "        if (row < M && col < N) {",
+        f"            out[out_base + row * N + col] = epilogue(res[i * {v.rn}i + j], z, row, col);",
+        "        }",
+        "    }",
+        "}",
+    ]
+    return lines
+
+
 def _direct_body(v: MatmulVariant, t: str, a: str, b: str) -> dict[str, str]:
     """The setup, k-loop step and store of a direct variant, unrolled over its rm x rn block
     (rn = 1: a scalar per row; else rn / 4 vec4 accumulators per row)."""
@@ -773,15 +793,7 @@ def _direct_body(v: MatmulVariant, t: str, a: str, b: str) -> dict[str, str]:
         a_val = f"{a}[r{i} + k * A_COL_STRIDE]"
         step.append(f"let a{i} = {a_val if v.rn == 1 else f'{vec}({a_val})'};")
         step += [_mul_add(t, f"acc{i}_{g}", f"a{i}", f"b{g}") for g in range(groups)]
-    store = []
-    for i in range(v.rm):
-        for j in range(v.rn):
-            value = f"acc{i}_0" if v.rn == 1 else f"acc{i}_{j // 4}[{j % 4}]"
-            store += [
-                f"if (row0 + {i}i < M && col0 + {j}i < N) {{",
-                f"    out[out_base + (row0 + {i}i) * N + col0 + {j}i] = epilogue({value}, z, row0 + {i}i, col0 + {j}i);",
-                "}",
-            ]
+    store = _store_lines(v, lambda i, j: f"acc{i}_0" if v.rn == 1 else f"acc{i}_{j // 4}[{j % 4}]", t)
     return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "1i"}
 
 
@@ -824,14 +836,7 @@ def _direct_vec4_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
         step += [f"let b{g}_{kk} = {b}[(c{g} + (k + {kk}i) * B_ROW_STRIDE) / 4i];" for g in range(groups)]
         for i in range(v.rm):
             step += [f"acc{i}_{g} = fma(vec4<f32>(a{i}[{kk}]), b{g}_{kk}, acc{i}_{g});" for g in range(groups)]
-    store = []
-    for i in range(v.rm):
-        for j in range(v.rn):
-            store += [
-                f"if (row0 + {i}i < M && col0 + {j}i < N) {{",
-                f"    out[out_base + (row0 + {i}i) * N + col0 + {j}i] = epilogue(acc{i}_{j // 4}[{j % 4}], z, row0 + {i}i, col0 + {j}i);",
-                "}",
-            ]
+    store = _store_lines(v, lambda i, j: f"acc{i}_{j // 4}[{j % 4}]")
     return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "4i"}
 
 
@@ -845,14 +850,7 @@ def _direct_vec4_k_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
     step = [f"let a{i} = {a}[(r{i} + k) / 4i];" for i in range(v.rm)]
     step += [f"let b{j} = {b}[(c{j} + k) / 4i];" for j in range(v.rn)]
     step += [f"acc{i}_{j} = acc{i}_{j} + dot(a{i}, b{j});" for i in range(v.rm) for j in range(v.rn)]
-    store = []
-    for i in range(v.rm):
-        for j in range(v.rn):
-            store += [
-                f"if (row0 + {i}i < M && col0 + {j}i < N) {{",
-                f"    out[out_base + (row0 + {i}i) * N + col0 + {j}i] = epilogue(acc{i}_{j}, z, row0 + {i}i, col0 + {j}i);",
-                "}",
-            ]
+    store = _store_lines(v, lambda i, j: f"acc{i}_{j}")
     return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "4i"}
 
 
@@ -867,14 +865,7 @@ def _direct_vec4_m_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
     step += [f"let b{g} = {b}[(c{g} + k * B_ROW_STRIDE) / 4i];" for g in range(groups)]
     for i in range(v.rm):
         step += [f"acc{i}_{g} = fma(vec4<f32>(a{i // 4}[{i % 4}]), b{g}, acc{i}_{g});" for g in range(groups)]
-    store = []
-    for i in range(v.rm):
-        for j in range(v.rn):
-            store += [
-                f"if (row0 + {i}i < M && col0 + {j}i < N) {{",
-                f"    out[out_base + (row0 + {i}i) * N + col0 + {j}i] = epilogue(acc{i}_{j // 4}[{j % 4}], z, row0 + {i}i, col0 + {j}i);",
-                "}",
-            ]
+    store = _store_lines(v, lambda i, j: f"acc{i}_{j // 4}[{j % 4}]")
     return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "1i"}
 
 
