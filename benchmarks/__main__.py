@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--filter S] [--device webgpu|numpy|all] [--repeat N] [--out PATH] [--no-torch]`"""
+"""`python -m benchmarks [--quick] [--filter S] [--device webgpu|numpy|all] [--repeat N] [--out PATH] [--no-torch] [--gpu-report [--small]]`"""
 
 import sys
 

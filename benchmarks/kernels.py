@@ -170,6 +170,23 @@ def attention_case(b: int, h: int, t_len: int, d: int, what: str, quick: bool = 
                 flops=4 * b * h * t_len * t_len * d, bytes=4 * F32 * bhtd, quick=quick, elements=b * h * t_len * t_len)
 
 
+def fused_attention_case(b: int, h: int, t_len: int, d: int, what: str, quick: bool = False) -> Case:
+    """F.scaled_dot_product_attention(q, k, v, is_causal=True): one flash-attention kernel on
+    webgpu (the same inputs and flop count as attention_case, the unfused composition)."""
+
+    def build(t):
+        q = t.tensor(_randn(b, h, t_len, d, seed=1))
+        k = t.tensor(_randn(b, h, t_len, d, seed=2))
+        v = t.tensor(_randn(b, h, t_len, d, seed=3))
+        return lambda: t.F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    bhtd = b * h * t_len * d
+    return Case("attention", f"fused {what} B{b} H{h} T{t_len} d{d}", "fused causal attention (B, H, T, d)",
+                b * h * t_len * t_len, (b, h, t_len, d), build, "GFLOP/s",
+                "flops = 4 B H T^2 d (as the unfused case); bytes = 4 x 4BHTd (Q, K, V read, out written)",
+                flops=4 * b * h * t_len * t_len * d, bytes=4 * F32 * bhtd, quick=quick, elements=b * h * t_len * d)
+
+
 # ----- AdamW -----
 
 def adamw_case(n: int, quick: bool = False) -> Case:
@@ -209,5 +226,10 @@ def cases(quick: bool) -> list[Case]:
             layernorm_case(2048, 128, quick=True), layernorm_case(2048, 768), layernorm_case(8192, 768)]
     out += [attention_case(2, 4, 64, 32, "tiny", quick=True), attention_case(16, 4, 128, 32, "GPT default"),
             attention_case(4, 12, 256, 64, "GPT-2 heads"), attention_case(1, 12, 1024, 64, "GPT-2 small")]
+    out += [fused_attention_case(2, 4, 64, 32, "tiny", quick=True), fused_attention_case(16, 4, 128, 32, "GPT default"),
+            fused_attention_case(4, 12, 256, 64, "GPT-2 heads"), fused_attention_case(1, 12, 1024, 64, "GPT-2 small")]
+    # fused against unfused at T = 128, 512, 1024 with a small B * H (issue 14)
+    for t_len in (128, 512, 1024):
+        out += [attention_case(1, 2, t_len, 32, "B*H=2"), fused_attention_case(1, 2, t_len, 32, "B*H=2")]
     out += [adamw_case(M, quick=True)]
     return [c for c in out if c.quick] if quick else out

@@ -275,6 +275,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--torch-threads", type=int, default=None,
                    help="torch.set_num_threads for the PyTorch CPU columns (default: torch's own)")
     p.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    p.add_argument("--gpu-report", action="store_true",
+                   help="the one-page GPU report instead (benchmarks/gpu_report.py): roofline shares, matmul against "
+                        "the published peak, attention fused against unfused, GPT tokens/s against PyTorch CUDA")
+    p.add_argument("--small", action="store_true", help="with --gpu-report: small sizes (for a software adapter)")
     args = p.parse_args(argv)
     if args.repeat is None:
         args.repeat = 5
@@ -288,6 +292,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None, log=print) -> int:
     """Run the benchmarks; returns the exit status (1 when a case failed)."""
     args = parse_args(argv)
+    if args.gpu_report:
+        from . import gpu_report
+
+        return gpu_report.main(args, log)
     step_cases, notes = steps.cases(args.quick)
     selected = select(kernels.cases(args.quick) + step_cases, args.filter)
     if args.list:

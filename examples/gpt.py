@@ -70,24 +70,19 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         qkv = self.qkv(x).reshape(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]                    # each (B, heads, T, head_dim)
-        future = None
         if cache is not None and pos is not None:          # one new position: same shapes at every step
             places = sg.arange(cache.k.shape[2], device=x.device)
             here = (places == pos).reshape(1, 1, -1, 1)     # computed on the device: no host read of pos
             cache.k.copy_(sg.where(here, k, cache.k))
             cache.v.copy_(sg.where(here, v, cache.v))
-            k, v = cache.k, cache.v
-            future = places > pos                           # the cache's positions not written yet
+            # the whole cache, its positions after pos masked out
+            y = F.scaled_dot_product_attention(q, cache.k, cache.v, attn_mask=places <= pos)
         else:
             if cache is not None:                           # the prompt fills the cache's first T positions
                 cache.k[:, :, :T] = k
                 cache.v[:, :, :T] = v
-            if T > 1:
-                future = sg.ones(T, T, dtype=sg.bool, device=x.device).triu(diagonal=1)
-        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(self.head_dim))   # (B, heads, T, keys)
-        if future is not None:
-            scores = scores.masked_fill(future, float("-inf"))
-        y = F.softmax(scores, dim=-1) @ v                   # (B, heads, T, head_dim)
+            # one fused attention kernel on webgpu: the (T, T) scores are never stored
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, heads, T, head_dim)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 

@@ -1,8 +1,8 @@
 // smolgrad kernel: MATMUL (tiled)
 // {{detail}}
-// Workgroup (x, y, z) computes the 64x64 output tile at rows 64*y, columns 64*x of
-// batch z; each of its 16x16 threads computes a 4x4 micro-tile. Slices of K are
-// staged through workgroup memory, 16 at a time. Edges are bounds-checked.
+// Workgroup (x, y, z) computes the TILE x TILE output tile at rows TILE*y, columns
+// TILE*x of batch z; each of its (TILE/4)^2 threads computes a 4x4 micro-tile. Slices of
+// K are staged through workgroup memory, 16 at a time. Edges are bounds-checked.
 
 {{bindings}}
 
@@ -19,13 +19,13 @@
 const M = {{M}};
 const N = {{N}};
 const K = {{K}};
-const TILE = 64i;
+const TILE = {{TILE}}i;
 const TILE_K = 16i;
 
-var<workgroup> a_tile: array<array<vec4<{{T}}>, 16>, 16>;  // [k][row / 4][row % 4]
-var<workgroup> b_tile: array<array<vec4<{{T}}>, 16>, 16>;  // [k][column / 4][column % 4]
+var<workgroup> a_tile: array<array<vec4<{{T}}>, {{WG}}>, 16>;  // [k][row / 4][row % 4]
+var<workgroup> b_tile: array<array<vec4<{{T}}>, {{WG}}>, 16>;  // [k][column / 4][column % 4]
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size({{WG}}, {{WG}})
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) local: vec3<u32>,
@@ -41,9 +41,9 @@ fn main(
 
     var acc: array<vec4<{{T}}>, 4>;  // acc[i][j]: row 4*ty + i, column 4*tx + j (zero-initialised)
     for (var k0 = 0i; k0 < K; k0 += TILE_K) {
-        // stage A[row0.., k0..] (64 x 16) and B[k0.., col0..] (16 x 64): 4 elements per thread each
-        for (var s = 0i; s < 4i; s++) {
-            let e = t + s * 256i;
+        // stage A[row0.., k0..] (TILE x 16) and B[k0.., col0..] (16 x TILE): TILE*16/threads elements per thread each
+        for (var s = 0i; s < {{LOADS}}i; s++) {
+            let e = t + s * {{THREADS}}i;
             let r = e / TILE_K;
             let ka = e % TILE_K;
             var va = {{zero}};

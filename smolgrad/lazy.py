@@ -162,6 +162,15 @@ class LazyBuffer:
             return self.cast(dtypes.float32).scatter_add(index, dim, shape).cast(dtypes.float16)
         return LazyBuffer(shape, self.dtype, self.device, Op.SCATTER_ADD, (self, index), dim)
 
+    @staticmethod
+    def attention(srcs: tuple[LazyBuffer, ...], arg) -> LazyBuffer:
+        """A fused attention node (see ops.AttentionArg for the parts and their shapes)."""
+        q, k, v = srcs[:3]
+        batch, (L, D), (S, Dv) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
+        width = {"forward": Dv + 1, "backward_q": D, "backward_kv": D + Dv}[arg.part]
+        rows = S if arg.part == "backward_kv" else L
+        return LazyBuffer((*batch, rows, width), q.dtype, q.device, Op.ATTENTION, srcs, arg)
+
     def assign(self, value: LazyBuffer, view: View) -> LazyBuffer:
         """This (base) node's value with `value` written where `view` (of value's shape)
         points, computed in place in this node's buffer: the caller guarantees that

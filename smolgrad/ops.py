@@ -6,6 +6,7 @@ Everything a Tensor can do is composed from these. Backends implement each one.
 from __future__ import annotations
 
 from enum import Enum, auto
+from typing import NamedTuple
 
 
 class Op(Enum):
@@ -70,6 +71,8 @@ class Op(Enum):
     # at the view's positions, computed IN PLACE in target's buffer (storage.py decides when
     # that is safe: nothing else may read target's value any more)
     ASSIGN = auto()
+    # fused attention (one kernel, the T x T scores never stored): arg=AttentionArg, see below
+    ATTENTION = auto()
     # random numbers drawn on the device (counter-based: see smolgrad/philox.py)
     RAND = auto()  # srcs=(key0, key1, offset): int32 scalars expanded; arg=stream; floats in [0, 1)
 
@@ -86,3 +89,18 @@ TERNARY = frozenset({Op.WHERE})
 RANDOM = frozenset({Op.RAND})
 ELEMENTWISE = UNARY | BINARY | TERNARY | RANDOM
 REDUCE = frozenset({Op.SUM, Op.RMAX, Op.RMIN})
+
+
+class AttentionArg(NamedTuple):
+    """What an ATTENTION node computes, over q (*B, L, D), k (*B, S, D), v (*B, S, Dv), with
+    s = q k^T * scale (+ bias (*B, L, S) when `bias`) (j > i masked when `causal`) and
+    p = softmax(s) over S:
+    - part "forward": srcs (q, k, v[, bias]) -> (*B, L, Dv + 1): p v, then logsumexp(s);
+    - part "backward_q": srcs (q, k, v, lse, delta, dout[, bias]) -> dq (*B, L, D);
+    - part "backward_kv": the same srcs -> (*B, S, D + Dv): dk, then dv.
+    lse and delta (rowsum(dout * out)) are (*B, L, 1)."""
+
+    part: str
+    scale: float
+    causal: bool
+    bias: bool

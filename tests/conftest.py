@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -17,6 +18,9 @@ import smolgrad as sg
 # pytest runs with --import-mode=importlib (so the installed smolgrad is tested);
 # make tests/helpers.py importable as `helpers` all the same.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# the matmul autotuner's choices go to a folder of this test run, never the user's cache
+os.environ["SMOLGRAD_AUTOTUNE_CACHE"] = tempfile.mkdtemp(prefix="smolgrad-autotune-")
 
 
 @functools.cache

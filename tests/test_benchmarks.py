@@ -112,3 +112,25 @@ def test_mnist_mlp_against_torch_script_runs_and_breaks_a_step_down(capsys):
     assert "smolgrad (numpy, captured):" in out and "per step" in out
     for part in ("graph building, other Python", "scheduling (Python)", "backend run (kernels)", "Python work:"):
         assert part in out
+
+
+def test_gpu_report_small(tmp_path, monkeypatch):
+    """`--gpu-report --small` on whatever adapter is here: every section printed, JSON written."""
+    pytest.importorskip("wgpu")
+    from conftest import require_webgpu
+
+    require_webgpu()
+    monkeypatch.setenv("SMOLGRAD_AUTOTUNE_CACHE", str(tmp_path / "autotune"))
+    out = tmp_path / "report.json"
+    lines: list[str] = []
+    status = runner.main(["--gpu-report", "--small", "--no-torch", "--repeat", "1", "--out", str(out)], log=lines.append)
+    text = "\n".join(lines)
+    assert status == 0, text
+    for heading in ("copy bandwidth (measured)", "memory-bound kernel", "of copy", "matmul", "of peak",
+                    "unfused ms", "fused ms", "speedup", "tokens/s"):
+        assert heading in text, heading
+    report = json.loads(out.read_text())
+    assert report["small"] is True and report["failures"] == []
+    ids = {r["id"] for r in report["results"]}
+    assert any(i.startswith("attention/fused") for i in ids) and any(i.startswith("matmul/") for i in ids)
+    assert all(positive(r["seconds"]) for r in report["results"])

@@ -23,7 +23,7 @@ LAYERS = [
     ("smolgrad.serialization", 1), ("smolgrad.compiled", 1), ("smolgrad.distributed", 1), ("smolgrad.amp", 1),
     ("smolgrad.tensor", 2), ("smolgrad.tensor_", 2), ("smolgrad.indexing", 2), ("smolgrad.creation", 2),
     ("smolgrad.function", 2), ("smolgrad.autograd", 2), ("smolgrad.storage", 2), ("smolgrad.linalg", 2),
-    ("smolgrad.einsum", 2), ("smolgrad.func", 2), ("smolgrad.autocast_mode", 2),
+    ("smolgrad.einsum", 2), ("smolgrad.func", 2), ("smolgrad.autocast_mode", 2), ("smolgrad.fused_attention", 2),
     ("smolgrad.lazy", 3), ("smolgrad.batching", 3),
     ("smolgrad.engine", 4),
     ("smolgrad.backend", 5), ("smolgrad.device", 5), ("smolgrad.shaders", 5),

@@ -29,6 +29,7 @@ from ..engine.kernel import Acc, Apply, Const, Expr, Kernel, Load, Operand
 from ..view import View
 from . import blas_threads
 from .base import Backend, debug_level, index_out_of_range
+from .numpy_attention import attention
 
 PLAN_CACHE_SIZE = 1024  # compiled kernels kept (see NumpyBackend._plan)
 BLOCKED_COPY_MIN = 16 * 1024  # elements from which a permuted operand is copied in blocks
@@ -814,6 +815,8 @@ def run_kernel(k: Kernel, buffers: list, plan: _Plan | None = None, empty=_empty
         acc = gather(xs[0], xs[1], k.arg)
     elif k.op is Op.SCATTER_ADD:
         acc = scatter_add(xs[0], xs[1], k.arg, k.shape, k.out.dtype.np)
+    elif k.op is Op.ATTENTION:
+        acc = attention(k.arg, xs)
     elif k.kind != "elementwise":
         raise NotImplementedError(f"numpy backend: no kernel for {k.op.name}")
     if acc is not None:  # a reduction's epilogue may see its result reshaped (e.g. keepdim dropped)

@@ -24,7 +24,7 @@ from .. import profiler
 from ..dtypes import DType, float32
 from ..engine.kernel import Kernel, Load, Operand
 from ..view import View
-from . import wgsl
+from . import autotune, wgsl, wgsl_attention
 from .base import Backend, index_out_of_range
 
 try:
@@ -267,6 +267,8 @@ class WebGPUBackend(Backend):
         # more work per lane and fewer combining steps pay there
         software = self.adapter_info.get("adapter_type") == "CPU"
         self.reduce_work = REDUCE_WORK_CPU if software else REDUCE_WORK_GPU
+        self.workgroup_bytes = int(limits.get("max-compute-workgroup-storage-size", 16384))
+        self.matmul_tuner = autotune.MatmulTuner(self)
         super().__init__()  # self.stats
         self.pool = BufferPool(self.device, self.stats, self.max_binding)
         self._pipelines: dict[str, Any] = {}
@@ -715,6 +717,8 @@ class WebGPUBackend(Backend):
                 pads, value = k.arg
                 src = wgsl.pad_source(inputs[0], pads, value, k.shape, k.out.dtype, decls)
                 self._dispatch(compute, k, src, outs, bound, numel, self._grid(wgsl.groups_for(numel)))
+        elif k.kind == "attention":
+            self._encode_attention(compute, k, outs, buffers)
         else:
             raise NotImplementedError(f"webgpu: no kernel for {k.kind}")
 
@@ -790,19 +794,77 @@ class WebGPUBackend(Backend):
         batch = math.prod(k.shape[:-2])
         if m == 0 or n == 0 or batch == 0:
             return
-        grid = (-(-n // 64), -(-m // 64), batch)
+        t = wgsl.wgsl_type(k.srcs[0].dtype)
+        transposed = tuple(s.view.strides[-1] != 1 and s.view.strides[-2] == 1 for s in k.srcs[:2])
+        variant = self.matmul_tuner.variant(m, n, k.srcs[0].view.shape[-1], batch, t, transposed)
+        grid = variant.grid(m, n, batch)
         if max(grid) > self.max_groups:
             raise RuntimeError(f"matmul of shape {k.shape} needs a grid {grid} beyond {self.max_groups} per dimension")
         inputs, decls, bound = self._bind(k.srcs, sorted({0, 1} | set(wgsl.loads_in(k.exprs))), buffers)
 
         def make() -> str:
-            t = wgsl.wgsl_type(k.srcs[0].dtype)
             epilogue = wgsl.matmul_epilogue_fn(k.exprs[0], inputs, k.shape, t)
             bindings = wgsl.bindings_code([wgsl.storage_type(k.out.dtype)], decls)
-            return wgsl.matmul_source(inputs[0], inputs[1], k.shape, epilogue, bindings, wgsl.kernel_detail(k))
+            return wgsl.matmul_source(inputs[0], inputs[1], k.shape, epilogue, bindings, wgsl.kernel_detail(k), variant)
 
-        src = self._source(k, "matmul", inputs, make)
+        src = self._source(k, ("matmul", variant.name), inputs, make)
         self._dispatch(compute, k, src, outs, bound, m * n * batch, grid)
+
+    def time_dispatch(self, source: str, arrays: list[np.ndarray], out_bytes: int, grid) -> float:
+        """Seconds one dispatch of `source` takes (output binding 0 of `out_bytes`, then the
+        arrays as inputs), timed once after a warm-up: by GPU timestamps where the adapter
+        has them, else by the wall clock. It runs on buffers of its own, submitted apart
+        from any kernels being encoded (the autotuner calls it while encoding)."""
+        usage = wgpu.BufferUsage.STORAGE
+        buffers = [self.device.create_buffer(size=max(MIN_BYTES, out_bytes), usage=usage)]
+        buffers += [self.device.create_buffer_with_data(data=a, usage=usage) for a in arrays]
+        pipeline = self.pipeline(source, 1, len(arrays))
+        bgl, _ = self._layout(1, len(arrays))
+        entries = [{"binding": i, "resource": {"buffer": b, "offset": 0, "size": b.size}} for i, b in enumerate(buffers)]
+        group = self.device.create_bind_group(layout=bgl, entries=entries)
+
+        def submit(timed: bool):
+            encoder = self.device.create_command_encoder()
+            timer = _DispatchTimer(self.device, encoder, 1) if timed else None
+            compute = timer.begin_pass() if timer else encoder.begin_compute_pass()
+            compute.set_pipeline(pipeline)
+            compute.set_bind_group(0, group)
+            compute.dispatch_workgroups(*grid)
+            compute.end()
+            if timer:
+                timer.resolve_into(self._staging_buffer(16))
+            self.device.queue.submit([encoder.finish()])
+            return timer
+
+        try:
+            submit(False)  # warm-up
+            if "timestamp-query" in self.device.features:
+                return float(submit(True).read(self._staging_buffer(16))[0])
+            start = time.perf_counter()
+            submit(False)
+            self.synchronize()
+            return time.perf_counter() - start
+        finally:
+            for b in buffers:
+                b.destroy()
+
+    def _encode_attention(self, compute, k: Kernel, outs: list, buffers: list) -> None:
+        if math.prod(k.shape) == 0:
+            return
+        grid = wgsl_attention.grid(k.arg, k.shape)
+        if max(grid) > self.max_groups:
+            raise RuntimeError(
+                f"scaled_dot_product_attention: output {k.shape} needs a grid {grid} beyond {self.max_groups} "
+                "workgroups per dimension; split the batch"
+            )
+        inputs, decls, bound = self._bind(k.srcs, list(range(len(k.srcs))), buffers)
+        floats = self.workgroup_bytes // 4
+
+        def make() -> str:
+            return wgsl_attention.attention_source(k.arg, inputs, decls, wgsl.kernel_detail(k), floats)
+
+        src = self._source(k, ("attention", k.arg, k.shape), inputs, make)
+        self._dispatch(compute, k, src, outs, bound, math.prod(k.shape), grid)
 
     def _encode_scatter_add(self, compute, k: Kernel, outs: list, buffers: list) -> None:
         numel = math.prod(k.shape)

@@ -901,9 +901,189 @@ def reduce_source(
     )
 
 
-def matmul_source(a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: str, bindings: str, detail: str) -> str:
-    """Batched tiled matmul; each operand read through its own (strided) view, each
-    result passed through `epilogue_fn` (see matmul_epilogue_fn) before it is stored."""
+@dataclass(frozen=True)
+class MatmulVariant:
+    """One way to tile a matmul (the autotuner picks among these per adapter and shape class).
+
+    kind "tiled":  workgroups of (tile/4)^2 threads, a tile x tile output block each, A and
+                   B staged through workgroup memory 16 columns of K at a time, 4x4 per thread;
+    kind "direct": workgroups of wx x wy threads, rm rows x rn (1 or a multiple of 4) columns
+                   per thread, A and B read straight from memory (no barriers: suits small K,
+                   and CPUs); with `vec4`, A and B are read 4 floats at a time where their
+                   layouts allow it (see vec4_layout), else one at a time."""
+
+    name: str
+    kind: str
+    tile: int = 64
+    wx: int = 16
+    wy: int = 16
+    rm: int = 4
+    rn: int = 4
+    vec4: bool = False
+
+    @property
+    def block(self) -> tuple[int, int]:
+        """(rows, columns) of the output one workgroup computes."""
+        if self.kind == "tiled":
+            return self.tile, self.tile
+        return self.wy * self.rm, self.wx * self.rn
+
+    def grid(self, m: int, n: int, batch: int) -> tuple[int, int, int]:
+        rows, cols = self.block
+        return (-(-n // cols), -(-m // rows), batch)
+
+
+def _direct(wx: int, wy: int, rm: int, rn: int, vec4: bool = True) -> MatmulVariant:
+    return MatmulVariant(f"direct{wx}x{wy}_{rm}x{rn}" + ("v" if vec4 else ""), "direct", wx=wx, wy=wy, rm=rm, rn=rn, vec4=vec4)
+
+
+# A few shapes of each kind: wide tiles for GPUs, register blocks of different aspect for
+# CPUs (where each thread is a SIMD lane and big blocks with vec4 loads win) and narrow N.
+MATMUL_VARIANTS = {
+    v.name: v
+    for v in (
+        MatmulVariant("tiled64", "tiled", tile=64),
+        MatmulVariant("tiled32", "tiled", tile=32),
+        _direct(64, 1, 8, 1, vec4=False),
+        _direct(8, 8, 8, 8),
+        _direct(32, 2, 8, 8),
+        _direct(16, 1, 8, 16),
+        _direct(16, 1, 16, 8),
+        _direct(8, 16, 4, 4),
+    )
+}
+DEFAULT_MATMUL = "tiled64"
+
+
+def _mul_add(t: str, acc: str, a: str, b: str) -> str:
+    if t == "f32":
+        return f"{acc} = fma({a}, {b}, {acc});"
+    if t == "i32":
+        return f"{acc} = {acc} + {a} * {b};"
+    return f"{acc} = {acc} | ({a} & {b});"  # bool: or of ands
+
+
+def _store_lines(v: MatmulVariant, value, t: str = "f32") -> list[str]:
+    """Store a direct variant's rm x rn results (`value(i, j)`: the WGSL of each): copied into
+    one array, then stored by a loop with a single call of the epilogue (which can be long:
+    unrolled rm x rn times it made shaders that take lavapipe minutes to compile)."""
+    lines = [f"var res: array<{t}, {v.rm * v.rn}>;"]
+    lines += [f"res[{i * v.rn + j}] = {value(i, j)};" for i in range(v.rm) for j in range(v.rn)]
+    lines += [
+        f"for (var i = 0i; i < {v.rm}i; i++) {{",
+        f"    for (var j = 0i; j < {v.rn}i; j++) {{",
+        "        let row = row0 + i;",
+        "        let col = col0 + j;",
+        "        if (row < M && col < N) {",
+        f"            out[out_base + row * N + col] = epilogue(res[i * {v.rn}i + j], z, row, col);",
+        "        }",
+        "    }",
+        "}",
+    ]
+    return lines
+
+
+def _direct_body(v: MatmulVariant, t: str, a: str, b: str) -> dict[str, str]:
+    """The setup, k-loop step and store of a direct variant, unrolled over its rm x rn block
+    (rn = 1: a scalar per row; else rn / 4 vec4 accumulators per row)."""
+    vec = t if v.rn == 1 else f"vec4<{t}>"
+    groups = 1 if v.rn == 1 else v.rn // 4
+    width = 1 if v.rn == 1 else 4
+    setup = [f"let r{i} = a_base + min(row0 + {i}i, M - 1) * A_ROW_STRIDE;" for i in range(v.rm)]
+    setup += [f"let c{j} = b_base + min(col0 + {j}i, N - 1) * B_COL_STRIDE;" for j in range(v.rn)]
+    setup += [f"var acc{i}_{g} = {vec}({literal(0, t)});" for i in range(v.rm) for g in range(groups)]
+    step = []
+    for g in range(groups):
+        loads = [f"{b}[c{g * width + j} + k * B_ROW_STRIDE]" for j in range(width)]
+        step.append(f"let b{g} = {loads[0] if v.rn == 1 else f'{vec}(' + ', '.join(loads) + ')'};")
+    for i in range(v.rm):
+        a_val = f"{a}[r{i} + k * A_COL_STRIDE]"
+        step.append(f"let a{i} = {a_val if v.rn == 1 else f'{vec}({a_val})'};")
+        step += [_mul_add(t, f"acc{i}_{g}", f"a{i}", f"b{g}") for g in range(groups)]
+    store = _store_lines(v, lambda i, j: f"acc{i}_0" if v.rn == 1 else f"acc{i}_{j // 4}[{j % 4}]", t)
+    return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "1i"}
+
+
+def vec4_layout(a: Input, b: Input, epilogue_fn: str) -> str | None:
+    """How a direct matmul may read A and B as vec4s, if at all:
+    "kn": A 4 k's at a time, B 4 columns at a time (both row-major);
+    "kk": A and B 4 k's at a time (a transposed B, as nn.Linear's weight): dot products;
+    "mn": A 4 rows at a time (a transposed A, as in nn.Linear's weight gradient g^T x),
+          B 4 columns at a time.
+    Needs float32, the vec4's dim contiguous and a multiple of 4, every other stride and the
+    offset a multiple of 4, and neither buffer read by the epilogue (its binding is then
+    declared array<vec4<f32>>)."""
+    m, k = a.view.shape[-2:]
+    n = b.view.shape[-1]
+    if a.dtype.wgsl != "f32" or b.dtype.wgsl != "f32" or 0 in (m, k, n):
+        return None  # (an empty operand's buffer is smaller than one vec4)
+
+    def aligned(x: Input, unit: int) -> bool:
+        strides = list(x.view.strides)
+        if x.view.shape[unit] % 4 or strides.pop(unit) != 1 or x.view.offset % 4 or any(s % 4 for s in strides):
+            return False
+        return not re.search(rf"\b{x.binding}\[", epilogue_fn)
+
+    if aligned(a, -1):
+        if aligned(b, -1):
+            return "kn"
+        return "kk" if aligned(b, -2) else None
+    return "mn" if aligned(a, -2) and aligned(b, -1) else None
+
+
+def _direct_vec4_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
+    """Like _direct_body, reading A and B as vec4 (a and b bound as array<vec4<f32>>): per 4
+    steps of K, one load per row of A and one per 4 columns of B and 4 k's."""
+    groups = v.rn // 4
+    setup = [f"let r{i} = a_base + min(row0 + {i}i, M - 1) * A_ROW_STRIDE;" for i in range(v.rm)]
+    setup += [f"let c{g} = b_base + min(col0 + {4 * g}i, N - 4i);" for g in range(groups)]
+    setup += [f"var acc{i}_{g} = vec4<f32>(0.0);" for i in range(v.rm) for g in range(groups)]
+    step = [f"let a{i} = {a}[(r{i} + k) / 4i];" for i in range(v.rm)]
+    for kk in range(4):
+        step += [f"let b{g}_{kk} = {b}[(c{g} + (k + {kk}i) * B_ROW_STRIDE) / 4i];" for g in range(groups)]
+        for i in range(v.rm):
+            step += [f"acc{i}_{g} = fma(vec4<f32>(a{i}[{kk}]), b{g}_{kk}, acc{i}_{g});" for g in range(groups)]
+    store = _store_lines(v, lambda i, j: f"acc{i}_{j // 4}[{j % 4}]")
+    return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "4i"}
+
+
+def _direct_vec4_k_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
+    """Like _direct_vec4_body for a B contiguous along K (a transposed B, as nn.Linear's
+    weight): per 4 steps of K, one vec4 load per row of A and per column of B, and a dot
+    product per output."""
+    setup = [f"let r{i} = a_base + min(row0 + {i}i, M - 1) * A_ROW_STRIDE;" for i in range(v.rm)]
+    setup += [f"let c{j} = b_base + min(col0 + {j}i, N - 1) * B_COL_STRIDE;" for j in range(v.rn)]
+    setup += [f"var acc{i}_{j} = 0.0;" for i in range(v.rm) for j in range(v.rn)]
+    step = [f"let a{i} = {a}[(r{i} + k) / 4i];" for i in range(v.rm)]
+    step += [f"let b{j} = {b}[(c{j} + k) / 4i];" for j in range(v.rn)]
+    step += [f"acc{i}_{j} = acc{i}_{j} + dot(a{i}, b{j});" for i in range(v.rm) for j in range(v.rn)]
+    store = _store_lines(v, lambda i, j: f"acc{i}_{j}")
+    return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "4i"}
+
+
+def _direct_vec4_m_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
+    """Like _direct_vec4_body for an A contiguous along M (a transposed A): per step of K,
+    one vec4 load per 4 rows of A and per 4 columns of B."""
+    groups = v.rn // 4
+    setup = [f"let r{q} = a_base + min(row0 + {4 * q}i, M - 4i);" for q in range(v.rm // 4)]
+    setup += [f"let c{g} = b_base + min(col0 + {4 * g}i, N - 4i);" for g in range(groups)]
+    setup += [f"var acc{i}_{g} = vec4<f32>(0.0);" for i in range(v.rm) for g in range(groups)]
+    step = [f"let a{q} = {a}[(r{q} + k * A_COL_STRIDE) / 4i];" for q in range(v.rm // 4)]
+    step += [f"let b{g} = {b}[(c{g} + k * B_ROW_STRIDE) / 4i];" for g in range(groups)]
+    for i in range(v.rm):
+        step += [f"acc{i}_{g} = fma(vec4<f32>(a{i // 4}[{i % 4}]), b{g}, acc{i}_{g});" for g in range(groups)]
+    store = _store_lines(v, lambda i, j: f"acc{i}_{j // 4}[{j % 4}]")
+    return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "1i"}
+
+
+def matmul_source(
+    a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: str, bindings: str, detail: str,
+    variant: MatmulVariant | None = None,
+) -> str:
+    """Batched matmul (tiled as `variant`, by default DEFAULT_MATMUL); each operand read through
+    its own (strided) view, each result passed through `epilogue_fn` (see matmul_epilogue_fn)
+    before it is stored."""
+    v = variant or MATMUL_VARIANTS[DEFAULT_MATMUL]
     t = wgsl_type(a.dtype)
     batch_shape = tuple(out_shape[:-2])
     m, k = a.view.shape[-2:]
@@ -915,28 +1095,43 @@ def matmul_source(a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: s
         rs, cs = x.view.strides[-2], x.view.strides[-1]
         return batch + f"\n\nconst {prefix.upper()}_ROW_STRIDE = {rs}i;\nconst {prefix.upper()}_COL_STRIDE = {cs}i;"
 
-    if t == "f32":
-        mul_add = "acc[i] = fma(vec4<f32>(a_val), b_reg, acc[i]);"
-    elif t == "i32":
-        mul_add = "acc[i] = acc[i] + vec4<i32>(a_val) * b_reg;"
-    else:  # bool: or of ands
-        mul_add = "acc[i] = acc[i] | (vec4<u32>(a_val) & b_reg);"
-    return render(
-        load_shader("matmul"),
-        detail=f"{a.view.shape} @ {b.view.shape} -> {tuple(out_shape)}; {detail}",
+    values = dict(
+        detail=f"{a.view.shape} @ {b.view.shape} -> {tuple(out_shape)}; variant {v.name}; {detail}",
         bindings=bindings,
         epilogue_fn=epilogue_fn,
         helpers=helpers_for(epilogue_fn),
         a_fns=operand_fns(a, "a"),
         b_fns=operand_fns(b, "b"),
+        M=f"{m}i",
+        N=f"{n}i",
+        K=f"{k}i",
+    )
+    if v.kind == "direct":
+        values.update(WX=v.wx, WY=v.wy, RM=v.rm, RN=v.rn)
+        layout = vec4_layout(a, b, epilogue_fn) if v.vec4 else None
+        if layout is not None:
+            for x in (a, b):
+                values["bindings"] = values["bindings"].replace(
+                    f"var<storage, read> {x.binding}: array<f32>;", f"var<storage, read> {x.binding}: array<vec4<f32>>;"
+                )
+            body = {"kn": _direct_vec4_body, "kk": _direct_vec4_k_body, "mn": _direct_vec4_m_body}[layout]
+            values.update(body(v, a.binding, b.binding))
+        else:
+            values.update(_direct_body(v, t, a.binding, b.binding))
+        return render(load_shader("matmul_direct"), **values)
+    wg = v.tile // 4
+    return render(
+        load_shader("matmul"),
         a=a.binding,
         b=b.binding,
         T=t,
         zero=literal(0, t),
-        M=f"{m}i",
-        N=f"{n}i",
-        K=f"{k}i",
-        mul_add=mul_add,
+        mul_add=_mul_add(t, "acc[i]", f"vec4<{t}>(a_val)", "b_reg"),
+        TILE=v.tile,
+        WG=wg,
+        THREADS=wg * wg,
+        LOADS=v.tile * 16 // (wg * wg),
+        **values,
     )
 
 

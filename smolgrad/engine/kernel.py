@@ -89,7 +89,7 @@ class Kernel:
     kind "reduce":      op (SUM/RMAX/RMIN) over `arg` axes of `pre` evaluated over
                         `pre_shape`; then outs[0] = exprs[0] with Acc = the reduction.
     kind "matmul":      Acc = srcs[0] @ srcs[1]; outs[0] = exprs[0] (the epilogue).
-    kind "gather", "scatter_add", "pad": `op` over srcs with `arg`; exprs[0] is Acc.
+    kind "gather", "scatter_add", "pad", "attention": `op` over srcs with `arg`; exprs[0] is Acc.
     kind "assign":      outs[0] is srcs[0]'s slot, its buffer updated in place: exprs[0],
                         evaluated over the region `arg` (a View into that buffer, also
                         srcs[0].view), is stored through that view; nothing else is

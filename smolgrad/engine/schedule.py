@@ -114,7 +114,14 @@ class _Plan:
     uses: dict[int, list[_Use]] = field(default_factory=dict)  # fused (not stored) nodes
 
 
-KIND_OF = {Op.MATMUL: "matmul", Op.GATHER: "gather", Op.SCATTER_ADD: "scatter_add", Op.PAD: "pad", Op.ASSIGN: "assign"}
+KIND_OF = {
+    Op.MATMUL: "matmul",
+    Op.GATHER: "gather",
+    Op.SCATTER_ADD: "scatter_add",
+    Op.PAD: "pad",
+    Op.ASSIGN: "assign",
+    Op.ATTENTION: "attention",
+}
 
 
 def _kind(node: LazyBuffer) -> str:
@@ -275,7 +282,7 @@ def _build(plan: _Plan, gids: set[int], roots: list[LazyBuffer]) -> tuple[_Draft
     b = _Builder(plan, gids, roots)
     core = next((plan.groups[g].core for g in gids if plan.groups[g].core is not None), None)
     kind = next((plan.groups[g].kind for g in gids if plan.groups[g].kind != "elementwise"), "elementwise")
-    if kind in ("matmul", "gather", "scatter_add", "pad"):
+    if kind in ("matmul", "gather", "scatter_add", "pad", "attention"):
         for s in core.srcs:  # the core's operands come first, one each (x @ x reads x twice)
             b.srcs.append(_Src(s.base, s.view, s.base.dtype))
     if kind == "assign":  # the updated buffer first (never loaded), then the value's operands

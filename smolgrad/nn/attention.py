@@ -1,14 +1,16 @@
 """Attention: F.scaled_dot_product_attention, F.multi_head_attention_forward and
-nn.MultiheadAttention, composed of Tensor ops (matmul, softmax, where, dropout).
+nn.MultiheadAttention.
 
-A fused attention kernel is a separate piece of work; these compositions are the
-reference it will be tested against."""
+scaled_dot_product_attention without dropout runs as one fused op (smolgrad.fused_attention:
+a flash-attention kernel on webgpu); with dropout, and where the fused op cannot run, it is
+composed of Tensor ops (matmul, softmax, where, dropout), the reference the fused op is
+tested against."""
 
 from __future__ import annotations
 
 import math
 
-from .. import creation
+from .. import creation, fused_attention
 from ..autocast_mode import autocast_op
 from ..tensor import Tensor, where
 from . import init
@@ -110,16 +112,18 @@ def scaled_dot_product_attention(
         key, value = _repeat_heads(key, hq // hk), _repeat_heads(value, hq // hv)
     L, S = query.shape[-2], key.shape[-2]
     bias = None
-    if is_causal:
-        if attn_mask is not None:
-            raise RuntimeError(f"{op}: an explicit attn_mask should not be set when is_causal=True")
-        causal = creation.ones(L, S, dtype="bool", device=query.device).tril()
-        bias = _mask_bias(op, causal, query, masked_when=False)
-    elif attn_mask is not None:
+    if is_causal and attn_mask is not None:
+        raise RuntimeError(f"{op}: an explicit attn_mask should not be set when is_causal=True")
+    if attn_mask is not None:
         bias = _mask_bias(op, attn_mask, query, masked_when=False)
         if bias.ndim > 0 and (bias.shape[-1] not in (1, S) or (bias.ndim > 1 and bias.shape[-2] not in (1, L))):
             raise RuntimeError(f"{op}: attn_mask of shape {attn_mask.shape} does not broadcast to the scores' (..., {L}, {S})")
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    if dropout_p == 0.0 and fused_attention.supports(query, key, value, bias):
+        return fused_attention.attention(query, key, value, bias, scale, is_causal)
+    if is_causal:
+        causal = creation.ones(L, S, dtype="bool", device=query.device).tril()
+        bias = _mask_bias(op, causal, query, masked_when=False)
     return _attend(query, key, value, bias, dropout_p, scale)[0]
 
 

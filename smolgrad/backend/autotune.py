@@ -1,0 +1,180 @@
+"""The matmul autotuner of the WebGPU backend: which tiling (wgsl.MATMUL_VARIANTS) to use
+for a matmul, per adapter and shape class.
+
+The first time a large enough matmul of a new shape class (dtype, the power-of-two buckets
+of batch, M, N and K, and whether A or B is stored transposed) is run, every variant is
+compiled and timed on random operands of that class (the fastest of three dispatches; GPU
+timestamps where the adapter has `timestamp-query`, else the wall clock; M, N and K capped
+at 512 on a CPU adapter, 4096 on a GPU), and the fastest is kept, in memory and on disk in
+`~/.cache/smolgrad/autotune-<adapter>.json`. Small matmuls use a fixed rule instead: timing
+them would cost more than it could save.
+
+`SMOLGRAD_AUTOTUNE=0` turns tuning off (the fixed rule everywhere; cached choices unused);
+`SMOLGRAD_AUTOTUNE_CACHE=<folder>` keeps the cache file there instead. `forced(name)` makes
+every matmul use one variant (tests run each variant that way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..dtypes import float32
+from ..engine.kernel import Acc
+from ..view import View
+from . import wgsl
+
+TUNE_MIN_FLOPS = 2 * 256**3  # smaller matmuls take the fixed rule
+CPU_MAX_DIM = 512  # a tuning run's M, N and K are at most this on a CPU (software) adapter ...
+GPU_MAX_DIM = 4096  # ... and this on a GPU
+TUNE_MAX_FLOPS = {"CPU": 2 * 512**3, "GPU": 2 * 4096**3}  # batch is cut to stay under this
+CACHE_VERSION = 1
+
+_forced: str | None = None
+
+
+@contextlib.contextmanager
+def forced(name: str) -> Iterator[None]:
+    """Use matmul variant `name` for every matmul in this block (for tests and benchmarks)."""
+    global _forced
+    if name not in wgsl.MATMUL_VARIANTS:
+        raise ValueError(f"unknown matmul variant {name!r}; the variants are {sorted(wgsl.MATMUL_VARIANTS)}")
+    saved, _forced = _forced, name
+    try:
+        yield
+    finally:
+        _forced = saved
+
+
+def enabled() -> bool:
+    return os.environ.get("SMOLGRAD_AUTOTUNE", "1") != "0"
+
+
+def cache_dir() -> Path:
+    folder = os.environ.get("SMOLGRAD_AUTOTUNE_CACHE")
+    return Path(folder) if folder else Path.home() / ".cache" / "smolgrad"
+
+
+def cache_path(adapter_info: dict) -> Path:
+    name = f"{adapter_info.get('device', '')}-{adapter_info.get('backend_type', '')}-{adapter_info.get('driver', '')}"
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", name).strip("-").lower() or "adapter"
+    return cache_dir() / f"autotune-{slug[:100]}.json"
+
+
+def _bucket(x: int, cap: int) -> int:
+    """ceil(log2(min(x, cap))): the shape class of one dimension."""
+    return max(0, math.ceil(math.log2(max(1, min(x, cap)))))
+
+
+def fixed_rule(m: int, n: int, k: int, batch: int, software: bool) -> str:
+    """The variant used without tuning."""
+    if software:  # a CPU runs threads as SIMD lanes: big register blocks, vec4 loads, no barriers
+        # (small ones keep the tiled kernel: it compiles several times faster on lavapipe, and
+        # a changing fused epilogue means a new compile per step)
+        return "direct16x1_16x8v" if 2 * m * n * k * batch >= TUNE_MIN_FLOPS else "tiled64"
+    if m * batch <= 32 or n <= 32:
+        return "tiled32"
+    return "tiled64"
+
+
+class MatmulTuner:
+    """Chooses (and remembers) a matmul variant for each shape class on one WebGPU backend."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        info = backend.adapter_info
+        self.software = info.get("adapter_type") == "CPU"
+        self.max_dim = CPU_MAX_DIM if self.software else GPU_MAX_DIM
+        self.max_flops = TUNE_MAX_FLOPS["CPU" if self.software else "GPU"]
+        self.path = cache_path(info)
+        self.choices: dict[str, str] | None = None  # loaded on first use
+        self.timings: dict[str, dict[str, float]] = {}  # class -> variant -> seconds (this process)
+
+    def key(self, m: int, n: int, k: int, batch: int, t: str, transposed: tuple[bool, bool] = (False, False)) -> str:
+        b = [_bucket(x, self.max_dim) for x in (batch, m, n, k)]
+        return f"{t} b{b[0]} m{b[1]} n{b[2]} k{b[3]}" + (" aT" if transposed[0] else "") + (" bT" if transposed[1] else "")
+
+    def variant(self, m: int, n: int, k: int, batch: int, t: str, transposed: tuple[bool, bool] = (False, False)) -> wgsl.MatmulVariant:
+        """The variant for this matmul: forced, tuned (cached) or by the fixed rule.
+        `transposed`: whether A and B are stored column by column (nn.Linear's weight and its
+        gradient's g^T), which the variants read differently."""
+        if _forced is not None:
+            return wgsl.MATMUL_VARIANTS[_forced]
+        rule = fixed_rule(m, n, k, batch, self.software)
+        if not enabled() or t != "f32" or 2 * m * n * k * batch < TUNE_MIN_FLOPS:
+            return wgsl.MATMUL_VARIANTS[rule]
+        key = self.key(m, n, k, batch, t, transposed)
+        choices = self._load()
+        name = choices.get(key)
+        if name not in wgsl.MATMUL_VARIANTS:
+            name = self.tune(m, n, k, batch, transposed)
+            choices[key] = name
+            self._save()
+        return wgsl.MATMUL_VARIANTS[name]
+
+    # ----- the cache file
+    def _load(self) -> dict[str, str]:
+        if self.choices is None:
+            self.choices = {}
+            try:
+                data = json.loads(self.path.read_text())
+                # choices made among other variants (an older smolgrad) are tuned again
+                if data.get("version") == CACHE_VERSION and data.get("variants") == sorted(wgsl.MATMUL_VARIANTS):
+                    self.choices = {str(k): str(v) for k, v in data.get("choices", {}).items()}
+            except (OSError, ValueError, AttributeError):
+                pass  # no cache yet, or an unreadable one: tune again
+        return self.choices
+
+    def _save(self) -> None:
+        data = {
+            "version": CACHE_VERSION,
+            "adapter": self.backend.adapter_info.get("device", ""),
+            "variants": sorted(wgsl.MATMUL_VARIANTS),
+            "choices": self.choices,
+        }
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            tmp.replace(self.path)
+        except OSError:
+            pass  # a read-only home: keep the choice for this process only
+
+    # ----- timing
+    def tune(self, m: int, n: int, k: int, batch: int, transposed: tuple[bool, bool] = (False, False)) -> str:
+        """Time every variant (the fastest of three runs) on a shape of this class; the fastest one's name."""
+        m, n, k = (min(x, self.max_dim) for x in (m, n, k))
+        batch = max(1, min(batch, self.max_flops // (2 * m * n * k)))
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal(batch * m * k).astype(np.float32)
+        b = rng.standard_normal(batch * k * n).astype(np.float32)
+        times = {}
+        for name, v in wgsl.MATMUL_VARIANTS.items():
+            src = tuning_source(v, (batch, m, n), k, transposed)
+            grid = v.grid(m, n, batch)
+            times[name] = min(self.backend.time_dispatch(src, [a, b], batch * m * n * 4, grid) for _ in range(3))
+        self.timings[self.key(m, n, k, batch, "f32", transposed)] = times
+        return min(times, key=times.get)
+
+
+def tuning_source(
+    v: wgsl.MatmulVariant, shape: tuple[int, int, int], k: int, transposed: tuple[bool, bool] = (False, False)
+) -> str:
+    """The shader of variant `v` for float32 operands (batch, m, k) @ (batch, k, n), row-major
+    or, where `transposed` says, column-major."""
+    batch, m, n = shape
+    a_view = View((batch, m, k), (m * k, 1, m)) if transposed[0] else View.contiguous((batch, m, k))
+    a = wgsl.Input("in1", a_view, float32)
+    b_view = View((batch, k, n), (k * n, 1, k)) if transposed[1] else View.contiguous((batch, k, n))
+    b = wgsl.Input("in2", b_view, float32)
+    epilogue = wgsl.matmul_epilogue_fn(Acc(float32), [], shape, "f32")
+    bindings = wgsl.bindings_code(["f32"], [("in1", "f32"), ("in2", "f32")])
+    return wgsl.matmul_source(a, b, shape, epilogue, bindings, "autotune", v)
+
