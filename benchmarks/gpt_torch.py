@@ -3,7 +3,9 @@ of the same model, side by side in one run: same config, initial weights (copied
 smolgrad's), data, tokenizer, batches, schedule and steps. Prints both validation-loss
 curves and tokens/s. Runs only where torch is installed (it is no dependency of smolgrad).
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/gpt_torch.py --data ../shared/data/tinystories/tinystories_train_sample_2MiB.txt --steps 200
+    python benchmarks/gpt_torch.py --data ../shared/data/tinystories/tinystories_train_sample_2MiB.txt --steps 200
+
+smolgrad's step is captured with smolgrad.compile, as train_gpt.py runs it (--no-compile: eager).
 """
 
 from __future__ import annotations
@@ -86,9 +88,12 @@ def main() -> int:
     p.add_argument("--eval-every", type=int, default=50)
     p.add_argument("--eval-batches", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch's threads; set OPENBLAS_NUM_THREADS to match for numpy (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch's threads; set OPENBLAS_NUM_THREADS to match for numpy (default: each library's own)")
+    p.add_argument("--no-compile", action="store_true", help="smolgrad's steps eagerly (default: captured with smolgrad.compile)")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     config = CONFIGS[args.config]
     stories, source = load_stories(args.data)
@@ -98,7 +103,8 @@ def main() -> int:
     val_batches = eval_batches(val_ids, args.batch_size, config.context, args.eval_batches)
     warmup = min(100, max(1, args.steps // 20))
     print(f"{source}: {len(train_ids)} train / {len(val_ids)} val tokens; config {args.config}; {args.steps} steps of "
-          f"{args.batch_size} x {config.context} tokens; torch {torch.__version__}, {args.threads} thread(s)")
+          f"{args.batch_size} x {config.context} tokens; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+          f"smolgrad's step {'eager' if args.no_compile else 'captured'}")
 
     sg.manual_seed(args.seed)
     sm = GPT(config).to("numpy")
@@ -109,6 +115,17 @@ def main() -> int:
                               lr=args.lr, betas=(0.9, 0.95))
     s_sched = soptim.lr_scheduler.LambdaLR(s_opt, lr_lambda(warmup, args.steps))
     t_sched = torch.optim.lr_scheduler.LambdaLR(t_opt, lr_lambda(warmup, args.steps))
+
+    def s_step(x, y):
+        loss = SF.cross_entropy(sm(x).reshape(-1, config.vocab_size), y.reshape(-1))
+        s_opt.zero_grad()
+        loss.backward()
+        snn.utils.clip_grad_norm_(sm.parameters(), 1.0)
+        s_opt.step()
+        return loss
+
+    if not args.no_compile:
+        s_step = sg.compile(s_step)
 
     def s_eval():
         total = 0.0
@@ -132,11 +149,7 @@ def main() -> int:
     for step in range(args.steps):
         x, y = random_batch(train_ids, args.batch_size, config.context, np.random.default_rng((args.seed, step)))
         t0 = time.perf_counter()
-        loss = SF.cross_entropy(sm(sg.tensor(x)).reshape(-1, config.vocab_size), sg.tensor(y).reshape(-1))
-        s_opt.zero_grad()
-        loss.backward()
-        snn.utils.clip_grad_norm_(sm.parameters(), 1.0)
-        s_opt.step()
+        loss = s_step(sg.tensor(x), sg.tensor(y))
         s_sched.step()
         loss.item()
         t1 = time.perf_counter()
@@ -148,12 +161,12 @@ def main() -> int:
         t_sched.step()
         tl.item()
         t2 = time.perf_counter()
-        if step >= 2:  # leave out the first steps (kernel compilation, allocator warm-up)
+        if step >= 3:  # leave out the first steps (kernel compilation, allocator warm-up, the step's recordings)
             s_time += t1 - t0
             t_time += t2 - t1
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             print(f"{step + 1:5d}  {s_eval():12.4f}  {t_eval():10.4f}", flush=True)
-    tokens = (args.steps - 2) * args.batch_size * config.context
+    tokens = (args.steps - 3) * args.batch_size * config.context
     s_rate, t_rate = tokens / s_time, tokens / t_time
     print(f"tokens/s: smolgrad (numpy) {s_rate:.0f}, torch CPU {t_rate:.0f}; smolgrad at {s_rate / t_rate:.2f}x torch")
     return 0
