@@ -195,6 +195,7 @@ def test_grids_fold_into_two_dimensions(path, monkeypatch):
 
 
 def test_long_reduction_of_few_outputs_takes_two_passes(path, monkeypatch):
+    monkeypatch.setenv("SMOLGRAD_FUSION", "1")  # (counts the dispatches of one fused kernel)
     monkeypatch.setattr(path, "reduce_work", 1)
     x = rand(2, 5003, seed=12)
     t = sg.tensor(x, device="webgpu")
@@ -268,8 +269,9 @@ def test_source_uses_subgroup_shuffles_only_when_planned():
     assert "workgroupBarrier" not in source(ReducePlan(1))
 
 
-def test_row_values_are_read_once_per_row(webgpu):
+def test_row_values_are_read_once_per_row(webgpu, monkeypatch):
     """softmax's sum of exp(x - max): the row's max is loaded once per segment, not per element."""
+    monkeypatch.setenv("SMOLGRAD_FUSION", "1")  # (looks at the fused kernel's source)
     backend = get_backend(webgpu)
     x = sg.tensor(rand(6, 300, seed=15), device=webgpu)
     x.softmax(-1).numpy()
