@@ -19,8 +19,9 @@ Guards (a miss records again, at most `max_recordings` times per function): the 
 arguments' shapes, dtypes, devices, layouts and requires_grad; the other arguments'
 values; the identity, layout and grad of every parameter, buffer and optimizer state
 tensor reachable from the arguments, the function's closure and the globals it names
-(modules, optimizers, schedulers, lists, dicts); the modules' train/eval mode; grad mode
-and fusion.
+(modules, optimizers, schedulers, lists, dicts, users' objects); the Python numbers and
+strings among those globals, the closure and the modules' and objects' attributes (a
+kernel may have baked them in); the modules' train/eval mode; grad mode and fusion.
 
 What a replay does not do, by design (as with CUDA graphs and TinyJit):
 - it runs no Python of the step: values the step computes on the host each call must
@@ -198,22 +199,35 @@ _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType
            functools.partial, np.ndarray, str, bytes)
 
 
-def _walk(roots: list) -> tuple[list[Tensor], list]:
+_SCALARS = (int, float, bool, complex, str, type(None))
+
+
+def _walk(roots: list) -> tuple[list[Tensor], list, list]:
     """The tensors (parameters, buffers, optimizer state, tensors held by objects and
-    containers) and the modules reachable from `roots`, in a deterministic order."""
+    containers), the modules, and the Python scalars (the closure's and named globals',
+    and modules' and users' objects' attributes) reachable from `roots`, in a
+    deterministic order. A scalar a kernel may have baked in is a guard: a new value
+    records again rather than replaying the old one. (Optimizers and schedulers are
+    looked into for their tensors only: their changing lr reaches kernels as a tensor.)"""
     from .nn.module import Module
     from .optim.lr_scheduler import LRScheduler
     from .optim.optimizer import Optimizer
 
     tensors: list[Tensor] = []
     modules: list = []
+    scalars: list = []
     seen: set[int] = set()
-    stack = [(r, 0) for r in reversed(roots)]
+    stack = [(r, 0, True) for r in reversed(roots)]  # (object, depth, whether a scalar there is guarded)
     while stack:
-        obj, depth = stack.pop()
-        if id(obj) in seen or depth > MAX_WALK_DEPTH or obj is None or isinstance(obj, (int, float, bool, complex)):
+        obj, depth, guarded = stack.pop()
+        if isinstance(obj, _SCALARS):
+            if guarded:
+                scalars.append(repr(obj) if isinstance(obj, float) else obj)
+            continue
+        if id(obj) in seen or depth > MAX_WALK_DEPTH:
             continue
         seen.add(id(obj))
+        attributes = False  # whether the children are an object's attributes (their scalars guarded)
         if isinstance(obj, Tensor):
             tensors.append(obj)  # (its grad is tracked through it)
             continue
@@ -221,6 +235,7 @@ def _walk(roots: list) -> tuple[list[Tensor], list]:
             modules.append(obj)
             children = [*obj._parameters.values(), *obj._buffers.values(), *obj._modules.values()]
             children += [v for k, v in vars(obj).items() if k not in ("_parameters", "_buffers", "_modules")]
+            attributes = True
         elif isinstance(obj, Optimizer):
             children = [p for g in obj.param_groups for p in g["params"]]
             children += [v for state in obj.state.values() for v in state.values() if isinstance(v, Tensor)]
@@ -234,8 +249,9 @@ def _walk(roots: list) -> tuple[list[Tensor], list]:
             continue
         else:  # an object of the user's: the tensors it holds are state too (self.w in a method)
             children = list(vars(obj).values())
-        stack += [(c, depth + 1) for c in reversed(children)]
-    return tensors, modules
+            attributes = True
+        stack += [(c, depth + 1, attributes) for c in reversed(children)]
+    return tensors, modules, scalars
 
 
 def _tensor_guard(t: Tensor) -> tuple:
@@ -445,11 +461,11 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if self.eager_reason is not None or engine.observers:
             return self.fn(*args, **kwargs)  # (a compiled function inside a recording is recorded as part of it)
-        state, modules = _walk(_roots(self.fn, args, kwargs))
+        state, modules, scalars = _walk(_roots(self.fn, args, kwargs))
         arg_tensors: list[Tensor] = []
         _flatten((args, kwargs), arg_tensors)
         realize(*[t.lazydata for t in arg_tensors], *[t.lazydata for t in state])
-        key = self._guard(args, kwargs, state, modules, arg_tensors)
+        key = self._guard(args, kwargs, state, modules, arg_tensors, scalars)
         step = self._steps.get(key)
         if step is not None:
             self.replays += 1
@@ -462,7 +478,7 @@ class CompiledFunction:
         each call is the same input)."""
         return ("arg", args_by_id[id(t)]) if id(t) in args_by_id else ("state", id(t))
 
-    def _guard(self, args, kwargs, state: list[Tensor], modules: list, arg_tensors: list[Tensor]) -> Hashable:
+    def _guard(self, args, kwargs, state: list[Tensor], modules: list, arg_tensors: list[Tensor], scalars: list) -> Hashable:
         args_by_id = {id(t): i for i, t in enumerate(arg_tensors)}
         return (
             is_grad_enabled(),
@@ -471,6 +487,7 @@ class CompiledFunction:
             _value_guard(tuple(sorted(kwargs.items()))),
             tuple((self._identity(t, args_by_id), _tensor_guard(t), None if t.grad is None else _tensor_guard(t.grad)) for t in state),
             tuple((id(m), m.training) for m in modules),
+            tuple(scalars),
         )
 
     def _record(self, key, args, kwargs, arg_tensors: list[Tensor], state: list[Tensor]):

@@ -232,6 +232,30 @@ def test_a_baked_python_value_that_changes_is_never_replayed(device):
     assert any("max_recordings" in str(w.message) for w in caught)
 
 
+SCALE = 2.0
+
+
+def test_a_python_number_changed_after_replays_start_records_again(device):
+    """A global (or closure, or attribute) number baked into a kernel is a guard: changing it
+    once the step replays gives the new value, never the recorded one."""
+    global SCALE
+
+    @sg.compile
+    def scaled(x):
+        return x * SCALE
+
+    x = sg.tensor(np.arange(3, dtype=np.float32), device=device)
+    try:
+        for _ in range(4):
+            assert_close(scaled(x), np.arange(3) * 2.0)
+        assert scaled.replays >= 1
+        SCALE = 5.0
+        for _ in range(3):
+            assert_close(scaled(x), np.arange(3) * 5.0)
+    finally:
+        SCALE = 2.0
+
+
 def test_decorator_forms_and_methods(device):
     class Trainer:
         def __init__(self):
