@@ -346,9 +346,8 @@ class _Step:
                 if slot not in rec.external:
                     keep.add(slot)
                 return ("slot", slot, lb.base.shape, lb.dtype, view)
-            for i, t in enumerate(args):
-                if t.lazydata.base is lb.base:
-                    return ("arg", i, view)
+            if id(lb.base) in arg_of:
+                return ("arg", arg_of[id(lb.base)], view)
             return ("node", lb)  # a constant, or a buffer from before the step: the same every call
 
         self.returned = [result(t.lazydata) for t in returned]

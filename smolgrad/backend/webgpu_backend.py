@@ -525,13 +525,8 @@ class WebGPUBackend(Backend):
         encoder = self.device.create_command_encoder()
         compute = encoder.begin_compute_pass()
         for k, dispatches in plan:
-            if k.kind == "assign":
-                buffers[k.outs[0].slot] = buffers[k.srcs[0].slot]
-            else:
-                for o in k.outs:
-                    if buffers[o.slot] is None:
-                        nbytes = math.prod(o.shape) * element_size(o.dtype)
-                        buffers[o.slot] = self.pool.allocate(nbytes, f"{k.name} output of shape {o.shape}")
+            for o, buf in zip(k.outs, self._outputs(k, buffers)):
+                buffers[o.slot] = buf
             if k.kind in ("gather", "scatter_add"):
                 self._errors_pending = True
             for d in dispatches:  # [pipeline, bindings, outputs, grid, last bound buffers, their bind group]
@@ -567,19 +562,23 @@ class WebGPUBackend(Backend):
             self.check_dtype(o.dtype)  # raises a clear TypeError for float64 (and float16 without shader-f16)
         for s in k.srcs:
             self.check_dtype(s.dtype)
-        if k.kind == "assign":  # updates the buffer of srcs[0] in place
-            outs = [buffers[k.srcs[0].slot]]
-        else:  # a planned buffer (step capture), else a new one
-            outs = [
-                buffers[o.slot]
-                or self.pool.allocate(math.prod(o.shape) * element_size(o.dtype), f"{k.name} output of shape {o.shape}")
-                for o in k.outs
-            ]
+        outs = self._outputs(k, buffers)
         self._encode(compute, k, outs, keep_alive, buffers)
         self._track_suspects(k, outs, buffers)
         for o, buf in zip(k.outs, outs):
             buffers[o.slot] = buf
         self.stats["kernels"] += 1
+
+    def _outputs(self, k: Kernel, buffers: list) -> list:
+        """The buffers kernel `k` writes: an assign's target (updated in place), else each
+        output slot's planned buffer (step capture) or a new one."""
+        if k.kind == "assign":
+            return [buffers[k.srcs[0].slot]]
+        return [
+            buffers[o.slot]
+            or self.pool.allocate(math.prod(o.shape) * element_size(o.dtype), f"{k.name} output of shape {o.shape}")
+            for o in k.outs
+        ]
 
     def _run_profiled(self, kernels: list[Kernel], buffers: list) -> None:
         """Run while a profile is active: with timestamp-query, each dispatch gets its own

@@ -125,7 +125,7 @@ class Program:
         if hasattr(backend, "pool"):  # the static plan: on webgpu, where buffers cost
             if self._arena is None:
                 self._arena = [backend.pool.allocate(n, "step capture arena") for n in self.arena_bytes]
-                sizes = {o.slot: max(4, math.prod(o.shape) * 4) for k in self.kernels for o in k.outs}
+                sizes = {o.slot: _nbytes(o) for k in self.kernels for o in k.outs}
                 self._pairs = {s: [backend.pool.allocate(sizes[s], "step capture state") for _ in range(2)]
                                for s in self.double}
             for slot, i in self.plan.items():
@@ -140,24 +140,34 @@ class Program:
         backend.run_program(self.kernels, buffers, self._memo)
         return buffers
 
-    def planned_slots(self) -> dict[int, int]:
-        """slot -> arena buffer index, for tests of the plan."""
-        return dict(self.plan)
+
+def _nbytes(out: Out) -> int:
+    """Bytes of a planned buffer for output `out` (4 per element: enough for every dtype a
+    device stores)."""
+    return max(4, math.prod(out.shape) * 4)
+
+
+def lifetimes(kernels: list[Kernel]) -> tuple[dict[int, int], dict[int, int]]:
+    """For each computed slot, the index of the kernel that first writes it; for every slot,
+    the index of the last kernel that reads or writes it."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for i, k in enumerate(kernels):
+        for s in k.srcs:
+            last[s.slot] = i
+        for o in k.outs:
+            first.setdefault(o.slot, i)
+            last[o.slot] = i
+    return first, last
 
 
 def last_reads(kernels: list[Kernel], kept: set[int]) -> dict[int, list[int]]:
     """kernel index -> the computed slots (not in `kept`) that no later kernel reads."""
-    last: dict[int, int] = {}
-    for i, k in enumerate(kernels):
-        for o in k.outs:
-            last[o.slot] = i
-        for s in k.srcs:
-            last[s.slot] = i
+    first, last = lifetimes(kernels)
     out: dict[int, list[int]] = {}
-    computed = {o.slot for k in kernels for o in k.outs}
-    for slot, i in last.items():
-        if slot in computed and slot not in kept:
-            out.setdefault(i, []).append(slot)
+    for slot in first:
+        if slot not in kept:
+            out.setdefault(last[slot], []).append(slot)
     return out
 
 
@@ -168,20 +178,12 @@ def plan_memory(kernels: list[Kernel], slots: int, unplanned: set[int]) -> tuple
     it; a buffer is reused only by a slot written after the last read of its previous
     slot (so never by an output of the kernel that reads it last). In-place writes
     (`assign`) and the slots they update are left out of the plan, as are `unplanned`."""
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    size: dict[int, int] = {}
+    first, last = lifetimes(kernels)
     excluded = set(unplanned)
-    for i, k in enumerate(kernels):
+    for k in kernels:
         if k.kind == "assign":
             excluded.add(k.srcs[0].slot)
             excluded.update(o.slot for o in k.outs)
-        for s in k.srcs:
-            last[s.slot] = i
-        for o in k.outs:
-            first.setdefault(o.slot, i)
-            last.setdefault(o.slot, i)
-            size[o.slot] = max(4, math.prod(o.shape) * 4)
     plan: dict[int, int] = {}
     arena: list[int] = []
     free: list[int] = []  # arena buffers free for reuse
@@ -191,7 +193,7 @@ def plan_memory(kernels: list[Kernel], slots: int, unplanned: set[int]) -> tuple
             s = o.slot
             if s in excluded or s in plan or first[s] != i:
                 continue
-            need = size[s]
+            need = _nbytes(o)
             fit = min((b for b in free if arena[b] >= need), key=lambda b: arena[b], default=None)
             if fit is None or arena[fit] > 2 * need:  # (a much larger buffer would waste memory)
                 fit = len(arena)
