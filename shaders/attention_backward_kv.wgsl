@@ -5,23 +5,7 @@
 // p = exp(s - lse_i) and ds = p (dout_i . v_j - delta_i): dv_j = sum_i p dout_i and
 // dk_j = scale sum_i ds q_i. Output row: dk (D values), then dv (DV values).
 
-{{bindings}}
-
-{{helpers}}
-
-{{operand_fns}}
-
-{{vector_fns}}
-
-const L = {{L}};
-const S = {{S}};
-const D = {{D}};
-const DV = {{DV}};
-const BR = {{BR}};
-const BC = {{BC}};
-const W = {{W}}i;  // floats per {{V}}: 4 when D and DV are multiples of 4
-const D4 = D / W;
-const DV4 = DV / W;
+{{common}}
 
 var<workgroup> q_tile: array<{{V}}, {{q_tile_size}}>;  // scaled
 var<workgroup> do_tile: array<{{V}}, {{do_tile_size}}>;

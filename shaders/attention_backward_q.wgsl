@@ -4,23 +4,7 @@
 // workgroup memory BC rows at a time. The probabilities are recomputed from the saved
 // logsumexp: p = exp(s - lse_i); ds = p (dout_i . v_j - delta_i); dq_i = scale sum_j ds k_j.
 
-{{bindings}}
-
-{{helpers}}
-
-{{operand_fns}}
-
-{{vector_fns}}
-
-const L = {{L}};
-const S = {{S}};
-const D = {{D}};
-const DV = {{DV}};
-const BR = {{BR}};
-const BC = {{BC}};
-const W = {{W}}i;  // floats per {{V}}: 4 when D and DV are multiples of 4
-const D4 = D / W;
-const DV4 = DV / W;
+{{common}}
 
 var<workgroup> k_tile: array<{{V}}, {{k_tile_size}}>;
 var<workgroup> v_tile: array<{{V}}, {{v_tile_size}}>;

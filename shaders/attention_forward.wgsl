@@ -6,23 +6,7 @@
 // sum l of its row's exp(score - m) and rescales its output when m grows (online softmax),
 // so the L x S scores are never stored. Output row: p v (DV values), then logsumexp.
 
-{{bindings}}
-
-{{helpers}}
-
-{{operand_fns}}
-
-{{vector_fns}}
-
-const L = {{L}};
-const S = {{S}};
-const D = {{D}};
-const DV = {{DV}};
-const BR = {{BR}};
-const BC = {{BC}};
-const W = {{W}}i;  // floats per {{V}}: 4 when D and DV are multiples of 4
-const D4 = D / W;
-const DV4 = DV / W;
+{{common}}
 
 var<workgroup> k_tile: array<{{V}}, {{k_tile_size}}>;
 var<workgroup> v_tile: array<{{V}}, {{v_tile_size}}>;

@@ -93,4 +93,5 @@ def attention_source(arg: AttentionArg, inputs: list[Input], bindings: list[tupl
         bias_at = "qi, min(j, S - 1)"
     values.update(BC=f"{bc}i", add_bias=f"x = x + {ops['bias'].binding}[bias_at(z, {bias_at})];" if arg.bias else "")
     values["helpers"] = helpers_for(fns)
+    values["common"] = render(load_shader("attention_common"), **values)
     return render(load_shader(f"attention_{arg.part}"), **values)
