@@ -1,5 +1,14 @@
-"""The ATTENTION kernel kind on the NumPy device: the unfused math (the scores are
-materialised; NumPy has no workgroup memory to keep them in). See ops.AttentionArg."""
+"""The ATTENTION kernel kind on the NumPy device (see ops.AttentionArg).
+
+NumPy has no workgroup memory to keep the scores in, so they are materialised, but a few
+heads at a time (CHUNK score elements): the scores, probabilities and their gradient
+are worked on in place in two arrays that stay in the CPU's cache, instead of a fresh
+(B, H, L, S) array per op streaming through memory.
+
+The scores are held transposed, keys by queries (S, L): the softmax's reductions then
+run down the columns, which NumPy vectorises (a max along short rows is 4x slower), the
+row sums are a matrix-vector product, and only the small (L, D) and (S, D) operands and
+results are ever transposed."""
 
 from __future__ import annotations
 
@@ -7,21 +16,52 @@ import numpy as np
 
 from ..ops import AttentionArg
 
+CHUNK = 64 * 1024  # score elements worked on at a time (256 KiB in float32)
 
-def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+
+def _t(x: np.ndarray) -> np.ndarray:
+    return np.swapaxes(x, -1, -2)
+
+
+def _mm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """a @ b with both in row order first (NumPy's batched matmul is several times slower on
     transposed or strided matrices, such as the heads of a qkv projection)."""
-    return np.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b))
+    return np.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b), out=out)
 
 
-def _scores(arg: AttentionArg, q: np.ndarray, k: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """q k^T * scale (+ bias), -inf above the diagonal when causal."""
-    s = _mm(q * q.dtype.type(arg.scale), np.swapaxes(k, -1, -2))
+class _Chunks:
+    """The batch cut into chunks of a few whole matrices, and two (S, L) scratch arrays."""
+
+    def __init__(self, batch: tuple[int, ...], L: int, S: int, dtype: np.dtype):
+        self.batch = batch
+        self.step = max(1, CHUNK // (L * S)) if batch else 1
+        shape = (min(self.step, batch[-1]), S, L) if batch else (S, L)
+        self.buffers = [np.empty(shape, dtype) for _ in range(2)]
+
+    def __iter__(self):
+        """Basic indexes over the batch dims, each covering a few whole matrices."""
+        if not self.batch:
+            yield ()
+            return
+        for lead in np.ndindex(*self.batch[:-1]):
+            for i in range(0, self.batch[-1], self.step):
+                yield (*lead, slice(i, i + self.step))
+
+    def scratch(self, i: int, c: tuple) -> np.ndarray:
+        """Scratch array i (0 or 1) for chunk c."""
+        if not self.batch:
+            return self.buffers[i]
+        n = len(range(*c[-1].indices(self.batch[-1])))
+        return self.buffers[i][:n]
+
+
+def _scores_t(arg: AttentionArg, q, k, bias, above, c: tuple, out: np.ndarray) -> np.ndarray:
+    """s^T (S, L) for chunk c: k q^T * scale (+ bias^T), -inf where key j > query i when causal."""
+    s = _mm(k[c], _t(q[c] * q.dtype.type(arg.scale)), out=out)
     if bias is not None:
-        s = s + bias
-    if arg.causal:
-        L, S = s.shape[-2:]
-        s = np.where(np.tri(L, S, dtype=bool), s, s.dtype.type(-np.inf))
+        np.add(s, _t(bias[c]), out=s)
+    if above is not None:
+        np.copyto(s, s.dtype.type(-np.inf), where=above)
     return s
 
 
@@ -29,19 +69,37 @@ def attention(arg: AttentionArg, xs: list[np.ndarray]) -> np.ndarray:
     """The value of an ATTENTION node from its operands' arrays."""
     q, k, v = xs[:3]
     bias = xs[-1] if arg.bias else None
-    s = _scores(arg, q, k, bias)
+    batch, L, S, d = q.shape[:-2], q.shape[-2], k.shape[-2], q.shape[-1]
+    chunks = _Chunks(batch, L, S, q.dtype)
+    above = np.tri(S, L, -1, dtype=bool) if arg.causal else None  # (key j, query i) with j > i
+    ones = np.ones(S, q.dtype)
     if arg.part == "forward":
-        m = s.max(axis=-1, keepdims=True)
-        p = np.exp(s - m)
-        total = p.sum(axis=-1, keepdims=True)
-        out = _mm(p, v) / total
-        return np.concatenate([out, m + np.log(total)], axis=-1)
+        out = np.empty((*batch, L, v.shape[-1] + 1), q.dtype)
+        for c in chunks:
+            p = _scores_t(arg, q, k, bias, above, c, chunks.scratch(0, c))
+            m = p.max(axis=-2, keepdims=True)  # (.., 1, L)
+            np.subtract(p, m, out=p)
+            np.exp(p, out=p)
+            total = np.matmul(ones, p)[..., None]  # (.., L, 1)
+            o = out[c]
+            np.divide(_t(_mm(_t(v[c]), p)), total, out=o[..., :-1])
+            np.add(_t(m), np.log(total), out=o[..., -1:])
+        return out
     lse, delta, dout = xs[3:6]
-    p = np.exp(s - lse)
-    ds = p * (_mm(dout, np.swapaxes(v, -1, -2)) - delta)
     scale = q.dtype.type(arg.scale)
-    if arg.part == "backward_q":
-        return _mm(ds, k) * scale
-    dk = _mm(np.swapaxes(ds, -1, -2), q) * scale
-    dv = _mm(np.swapaxes(p, -1, -2), dout)
-    return np.concatenate([dk, dv], axis=-1)
+    width, rows = (d, L) if arg.part == "backward_q" else (d + v.shape[-1], S)
+    out = np.empty((*batch, rows, width), q.dtype)
+    for c in chunks:
+        p = _scores_t(arg, q, k, bias, above, c, chunks.scratch(0, c))
+        np.subtract(p, _t(lse[c]), out=p)
+        np.exp(p, out=p)
+        ds = _mm(v[c], _t(dout[c]), out=chunks.scratch(1, c))  # dp^T
+        np.subtract(ds, _t(delta[c]), out=ds)
+        np.multiply(ds, p, out=ds)  # ds^T = p^T * (dp^T - delta^T)
+        o = out[c]
+        if arg.part == "backward_q":  # dq = ds k = (k^T ds^T)^T
+            np.multiply(_t(_mm(_t(k[c]), ds)), scale, out=o)
+        else:  # dk = ds^T q, dv = p^T dout
+            np.multiply(_mm(ds, q[c]), scale, out=o[..., :d])
+            np.copyto(o[..., d:], _mm(p, dout[c]))
+    return out
