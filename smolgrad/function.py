@@ -243,10 +243,20 @@ class Contiguous(Function):
         return Contiguous.apply(t)
 
 
+def _erf(x: LazyBuffer) -> LazyBuffer:
+    """erf(x) from the rational approximation of erfc in Numerical Recipes (erfcc:
+    fractional error below 1.2e-7 everywhere)."""
+    z = x.e(Op.ABS)
+    t = x.const_like(1.0).e(Op.DIV, x.const_like(1.0).e(Op.ADD, z.e(Op.MUL, x.const_like(0.5))))
+    poly = x.const_like(Erf.COEFFS[-1])
+    for c in reversed(Erf.COEFFS[:-1]):  # Horner: c0 + t*(c1 + t*(... + t*c9))
+        poly = poly.e(Op.MUL, t).e(Op.ADD, x.const_like(c))
+    erfc = t.e(Op.MUL, poly.e(Op.SUB, z.e(Op.MUL, z)).e(Op.EXP))
+    return x.e(Op.SIGN).e(Op.MUL, x.const_like(1.0).e(Op.SUB, erfc))
+
+
 class Erf(Function):
-    """The error function, from the rational approximation of erfc in Numerical Recipes
-    (erfcc: fractional error below 1.2e-7 everywhere); the gradient is the exact
-    2/sqrt(pi) * exp(-x^2)."""
+    """The error function (see _erf); the gradient is the exact 2/sqrt(pi) * exp(-x^2)."""
 
     COEFFS = (
         -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
@@ -255,13 +265,7 @@ class Erf(Function):
 
     def forward(self, x: LazyBuffer) -> LazyBuffer:
         self.save_for_backward(x)
-        z = x.e(Op.ABS)
-        t = x.const_like(1.0).e(Op.DIV, x.const_like(1.0).e(Op.ADD, z.e(Op.MUL, x.const_like(0.5))))
-        poly = x.const_like(self.COEFFS[-1])
-        for c in reversed(self.COEFFS[:-1]):  # Horner: c0 + t*(c1 + t*(... + t*c9))
-            poly = poly.e(Op.MUL, t).e(Op.ADD, x.const_like(c))
-        erfc = t.e(Op.MUL, poly.e(Op.SUB, z.e(Op.MUL, z)).e(Op.EXP))
-        return x.e(Op.SIGN).e(Op.MUL, x.const_like(1.0).e(Op.SUB, erfc))
+        return _erf(x)
 
     def _density(self):
         (x,) = self.saved_tensors
@@ -272,6 +276,36 @@ class Erf(Function):
 
     def jvp(self, t):
         return t * self._density()
+
+
+class Gelu(_Smooth):
+    """GELU as one op that saves only its input (composed of ops, autograd would keep
+    every intermediate for the backward pass: six arrays the size of the input):
+    - approximate "none": x Phi(x) = x/2 (1 + erf(x/sqrt 2)), derivative Phi(x) + x phi(x);
+    - approximate "tanh": x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), derivative
+      (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
+
+    K = 0.7978845608028654  # sqrt(2/pi)
+    A = 0.044715
+
+    def forward(self, x: LazyBuffer, *, approximate: str) -> LazyBuffer:
+        self.approximate = approximate
+        self.save_for_backward(x)
+        half_x = x.e(Op.MUL, x.const_like(0.5))
+        if approximate == "tanh":
+            cube = x.e(Op.MUL, x).e(Op.MUL, x)
+            u = x.e(Op.ADD, cube.e(Op.MUL, x.const_like(self.A))).e(Op.MUL, x.const_like(self.K))
+            phi = u.e(Op.TANH)
+        else:
+            phi = _erf(x.e(Op.MUL, x.const_like(0.7071067811865476)))
+        return half_x.e(Op.MUL, x.const_like(1.0).e(Op.ADD, phi))
+
+    def derivative(self, x):
+        if self.approximate == "tanh":
+            t = ((x + self.A * x * x * x) * self.K).tanh()
+            return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * (self.K * (1.0 + 3 * self.A * x * x))
+        cdf = 0.5 * (1.0 + (x * 0.7071067811865476).erf())
+        return cdf + x * (-0.5 * x * x).exp() * 0.3989422804014327  # phi(x) = exp(-x^2/2) / sqrt(2 pi)
 
 
 # ----- binary -----

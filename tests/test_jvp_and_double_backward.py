@@ -40,6 +40,8 @@ CASES = {
     "abs": (lambda x: x.abs() * x, [_u(3, 4)]),
     "sign": (lambda x: x.sign() * x, [_u(3, 4)]),
     "erf": (lambda x: x.erf(), [_u(3, 4)]),
+    "gelu": (lambda x: F.gelu(x), [_u(3, 4)]),
+    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), [_u(3, 4)]),
     "contiguous": (lambda x: (x.T.contiguous() * x.T), [_u(3, 4)]),
     "add": (lambda x, y: (x + y) * x, [_u(3, 4), _u(3, 4)]),
     "sub": (lambda x, y: (x - y) * y, [_u(3, 4), _u(3, 4)]),

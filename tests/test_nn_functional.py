@@ -49,6 +49,28 @@ def test_gelu_gradients(approximate):
     gradcheck(lambda t: F.gelu(t, approximate=approximate), rand(3, 4, low=-3, high=3))
 
 
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_keeps_only_its_input_for_backward(device, approximate):
+    # composed of ops, autograd kept six intermediates, each written out by the forward kernel
+    x = sg.tensor(rand(1000), device=device, requires_grad=True)
+    with sg.profile() as prof:
+        y = F.gelu(x, approximate=approximate)
+        y.detach().numpy()
+    assert len(prof.events) == 1 and prof.events[0].bytes == 2 * 4 * 1000  # x read, y written
+    y.sum().backward()
+    a = x.detach().numpy().astype(np.float64)
+    if approximate == "tanh":
+        t = np.tanh(np.sqrt(2 / np.pi) * (a + 0.044715 * a**3))
+        expected = 0.5 * (1 + t) + 0.5 * a * (1 - t * t) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * a * a)
+    else:
+        expected = 0.5 * (1 + erf_np(a / np.sqrt(2))) + a * np.exp(-a * a / 2) / np.sqrt(2 * np.pi)
+    assert_close(x.grad, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gelu_of_integers_is_computed_in_float32():
+    assert_close(F.gelu(sg.tensor([0, 1, -2])), [0.0, 0.8413447, -0.04550026], atol=1e-6)
+
+
 def test_gelu_rejects_unknown_approximation():
     with pytest.raises(ValueError, match="'none' or 'tanh'"):
         F.gelu(sg.zeros(2), approximate="fast")

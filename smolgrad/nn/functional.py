@@ -14,6 +14,7 @@ import numpy as np
 from .. import dtypes
 from ..autocast_mode import autocast_op
 from ..function import CrossEntropy as CrossEntropyOp
+from ..function import Gelu as GeluOp
 from ..function import Linear as LinearOp
 from ..function import Windows
 from ..tensor import Tensor, arange, check_same_device, where
@@ -60,12 +61,10 @@ def silu(input: Tensor) -> Tensor:
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x * Phi(x), Phi the standard normal CDF (approximate='none'), or the tanh
     approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (approximate='tanh')."""
-    if approximate == "none":
-        return 0.5 * input * (1.0 + (input * (1.0 / math.sqrt(2.0))).erf())
-    if approximate == "tanh":
-        inner = math.sqrt(2.0 / math.pi) * (input + 0.044715 * input * input * input)
-        return 0.5 * input * (1.0 + inner.tanh())
-    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    x = input if input.dtype.is_floating_point else input.float()
+    return GeluOp.apply(x, approximate=approximate)
 
 
 @autocast_op("float32")
