@@ -337,6 +337,7 @@ class _Step:
             else:  # a computed buffer from outside the step (buffers never change)
                 self.sources.append((slot, "captured", node))
         self.uploads = {id(n): rec.uploads[id(n)] for _, kind, n in self.sources if kind == "upload"}
+        self.fed: dict[int, Any] = {}  # slot -> the buffer its fed values are written into
         keep: set[int] = set()
 
         def result(lb: LazyBuffer) -> tuple:
@@ -410,9 +411,14 @@ class _Step:
                 given[slot] = state[what].lazydata.base.realized
             elif kind == "grad":
                 given[slot] = state[what].grad.lazydata.base.realized
-            elif kind == "feed":
+            elif kind == "feed":  # into the same buffer every replay (its bind groups stay valid)
                 producer, dtype = what
-                given[slot] = backend.upload(np.asarray(producer(), dtype=dtype.np).reshape(-1), dtype)
+                values = np.asarray(producer(), dtype=dtype.np).reshape(-1)
+                if slot in self.fed:
+                    backend.write(self.fed[slot], values, dtype)
+                else:
+                    self.fed[slot] = backend.upload(values, dtype)
+                given[slot] = self.fed[slot]
             else:
                 given[slot] = what.realized
         for i in self.dropped_grads:

@@ -78,6 +78,11 @@ class Backend(ABC):
         """Store a 1-D host array of `dtype` and return the buffer."""
 
     @abstractmethod
+    def write(self, buf: Any, flat: np.ndarray, dtype: DType) -> None:
+        """Overwrite `buf` (from `upload` of as many elements) with a 1-D host array of
+        `dtype`, ordered after the work already submitted."""
+
+    @abstractmethod
     def download(self, buf: Any, dtype: DType, offset: int, count: int) -> np.ndarray:
         """Return elements [offset, offset+count) of `buf` as a new 1-D host array."""
 

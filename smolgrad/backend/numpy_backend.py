@@ -838,6 +838,9 @@ class NumpyBackend(Backend):
     def upload(self, flat: np.ndarray, dtype: DType) -> np.ndarray:
         return self._track(np.array(flat, dtype=dtype.np, copy=True).reshape(-1))
 
+    def write(self, buf: np.ndarray, flat: np.ndarray, dtype: DType) -> None:
+        np.copyto(buf, np.asarray(flat).reshape(-1), casting="unsafe")
+
     def download(self, buf: np.ndarray, dtype: DType, offset: int, count: int) -> np.ndarray:
         return buf[offset : offset + count].copy()
 

@@ -35,6 +35,7 @@ except ImportError as e:  # pragma: no cover - device.py reports this
 MIN_BYTES = 4  # zero-size tensors still get a (tiny) buffer
 MAX_GROUPS_DEFAULT = 65535
 BIND_GROUP_CACHE_SIZE = 2048
+RECENT_BIND_GROUPS = 3  # bind groups a captured step's dispatch remembers (double buffers alternate)
 SOURCE_CACHE_SIZE = 1024  # generated WGSL texts kept (see WebGPUBackend._source)
 REDUCE_WORK_GPU = 8  # values per lane of a reduction (see wgsl.reduce_plan)
 REDUCE_WORK_CPU = 128
@@ -315,11 +316,15 @@ class WebGPUBackend(Backend):
         self.check_dtype(dtype)
         data = to_device_array(np.asarray(flat).reshape(-1), dtype)
         buf = self.pool.allocate(data.nbytes, f"tensor of {data.size} {dtype.name} elements")
+        self.write(buf, data, dtype)
+        return buf
+
+    def write(self, buf: WebGPUBuffer, flat: np.ndarray, dtype: DType) -> None:
+        data = to_device_array(np.asarray(flat).reshape(-1), dtype)
         if data.nbytes % 4:  # copies move whole 4-byte words (an odd count of float16)
             data = np.concatenate([data, np.zeros(1, data.dtype)])
-        if data.nbytes:
+        if data.nbytes:  # (a queue operation: after the submits before it, before those after)
             self.device.queue.write_buffer(buf.buffer, 0, data)
-        return buf
 
     def download(self, buf: WebGPUBuffer, dtype: DType, offset: int, count: int) -> np.ndarray:
         wgsl.wgsl_type(dtype)
@@ -524,18 +529,23 @@ class WebGPUBackend(Backend):
             return
         encoder = self.device.create_command_encoder()
         compute = encoder.begin_compute_pass()
+        pipeline = None
         for k, dispatches in plan:
             for o, buf in zip(k.outs, self._outputs(k, buffers)):
                 buffers[o.slot] = buf
             if k.kind in ("gather", "scatter_add"):
                 self._errors_pending = True
-            for d in dispatches:  # [pipeline, bindings, outputs, grid, last bound buffers, their bind group]
+            for d in dispatches:  # [pipeline, bindings, outputs, grid, recent bind groups]
                 bound = [buffers[ref] if type(ref) is int else ref for ref in d[1]]
-                last = d[4]
-                if last is None or any(a is not b for a, b in zip(bound, last)):
-                    d[4], d[5] = bound, self._bind_group(bound, d[2])  # (planned buffers: the same every run)
-                compute.set_pipeline(d[0])
-                compute.set_bind_group(0, d[5])
+                raw = [b.buffer for b in bound]  # (pooled GPU buffers: a recycled one is the same)
+                group = next((g for seen, g in d[4] if all(a is b for a, b in zip(raw, seen))), None)
+                if group is None:  # (planned buffers are the same every run; double buffers alternate)
+                    group = self._bind_group(bound, d[2])
+                    d[4] = [(raw, group), *d[4][: RECENT_BIND_GROUPS - 1]]
+                if d[0] is not pipeline:  # (an optimizer's kernels, say, run one pipeline in a row)
+                    pipeline = d[0]
+                    compute.set_pipeline(pipeline)
+                compute.set_bind_group(0, group)
                 compute.dispatch_workgroups(*d[3])
             self.stats["dispatches"] += len(dispatches)
             self.stats["kernels"] += 1
@@ -554,7 +564,7 @@ class WebGPUBackend(Backend):
         by_kernel: dict[int, list] = {id(k): [] for k in kernels}
         for k, pipeline, bound, n_outputs, grid in log:
             refs = [slot_of.get(id(b), b) for b in bound]  # a temporary (reduction partials, error flags) stays fixed
-            by_kernel[id(k)].append([pipeline, refs, n_outputs, grid, None, None])
+            by_kernel[id(k)].append([pipeline, refs, n_outputs, grid, []])
         return [(k, by_kernel[id(k)]) for k in kernels]
 
     def _encode_kernel(self, compute, k: Kernel, keep_alive: list, buffers: list) -> None:
