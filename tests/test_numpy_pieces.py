@@ -14,6 +14,7 @@ import smolgrad as sg
 import smolgrad.nn.functional as F
 from smolgrad import dtypes
 from smolgrad.backend import numpy_backend as nb
+from smolgrad.backend import numpy_threads
 from smolgrad.backend.numpy_backend import _pieces, _Program, _where
 from smolgrad.device import get_backend
 from smolgrad.graph import postorder
@@ -409,11 +410,11 @@ def test_an_op_repeated_on_the_same_values_is_computed_once():
 @pytest.fixture
 def threads(monkeypatch):
     monkeypatch.setattr(nb, "PIECE", 64)
-    monkeypatch.setattr(nb, "THREADS", 3)
+    monkeypatch.setattr(numpy_threads, "THREADS", 3)
 
 
 def _run_with_threads(monkeypatch, fn, n):
-    monkeypatch.setattr(nb, "THREADS", n)
+    monkeypatch.setattr(numpy_threads, "THREADS", n)
     return fn()
 
 
@@ -449,7 +450,7 @@ def test_each_runs_every_item_once_and_raises_the_first_error(threads):
         while len(idents) < 2 and time.monotonic() < deadline:  # until a pool thread takes one
             time.sleep(0.001)
 
-    nb._each(note, list(range(10)))
+    numpy_threads.each(note, list(range(10)))
     assert sorted(seen) == list(range(10))
     assert len(idents) > 1
 
@@ -458,7 +459,7 @@ def test_each_runs_every_item_once_and_raises_the_first_error(threads):
             raise ValueError("piece 7")
 
     with pytest.raises(ValueError, match="piece 7"):
-        nb._each(fail, list(range(10)))
+        numpy_threads.each(fail, list(range(10)))
 
 
 def test_threaded_pieces_keep_ieee_results_without_warnings(threads):
@@ -474,15 +475,15 @@ def test_threaded_pieces_keep_ieee_results_without_warnings(threads):
 
 def test_thread_count_setting(monkeypatch):
     monkeypatch.delenv("SMOLGRAD_NUMPY_THREADS", raising=False)
-    assert nb._default_threads() == 1
+    assert numpy_threads.default_threads() == 1
     monkeypatch.setenv("SMOLGRAD_NUMPY_THREADS", "3")
-    assert nb._default_threads() == 3
+    assert numpy_threads.default_threads() == 3
     monkeypatch.setenv("SMOLGRAD_NUMPY_THREADS", "auto")
-    assert 1 <= nb._default_threads() <= 8
+    assert 1 <= numpy_threads.default_threads() <= 8
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("SMOLGRAD_NUMPY_THREADS", bad)
         with pytest.raises(ValueError, match="SMOLGRAD_NUMPY_THREADS must be a positive integer or 'auto'"):
-            nb._default_threads()
+            numpy_threads.default_threads()
 
 
 # ----- small matrix products on one BLAS thread
@@ -514,3 +515,23 @@ def test_small_products_run_on_one_blas_thread_and_restore_the_count(monkeypatch
         np.testing.assert_allclose(out, a @ b, rtol=1e-5)
     finally:
         set_(before)
+
+
+@pytest.mark.parametrize("shapes", [((37, 29), (29, 11)), ((5, 7, 29), (5, 29, 11)), ((4, 3, 7, 4), (4, 3, 4, 5))])
+def test_products_split_over_threads_cover_every_row_once(monkeypatch, shapes):
+    monkeypatch.setattr(numpy_threads, "THREADS", 3)
+    monkeypatch.setattr(nb, "SPLIT_GEMM", 1)
+    a, b = randn(*shapes[0]), randn(*shapes[1], seed=1)
+    out = np.full((a @ b).shape, np.nan, np.float32)
+    parts = nb._gemm_parts(a, b, out)
+    assert parts is not None and len(parts) > 1
+    nb.matmul(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-6)  # (no row left unwritten: nan)
+
+
+def test_small_products_or_one_thread_are_not_split(monkeypatch):
+    a, b, out = randn(64, 64), randn(64, 64, seed=1), np.empty((64, 64), np.float32)
+    monkeypatch.setattr(numpy_threads, "THREADS", 1)
+    assert nb._gemm_parts(a, b, out) is None
+    monkeypatch.setattr(numpy_threads, "THREADS", 2)
+    assert nb._gemm_parts(a, b, out) is None  # 2^18 multiply-adds, below SPLIT_GEMM

@@ -3,7 +3,8 @@
 NumPy has no workgroup memory to keep the scores in, so they are materialised, but a few
 heads at a time (CHUNK score elements): the scores, probabilities and their gradient
 are worked on in place in two arrays that stay in the CPU's cache, instead of a fresh
-(B, H, L, S) array per op streaming through memory.
+(B, H, L, S) array per op streaming through memory. The chunks are shared out to the
+device's threads (numpy_threads).
 
 The scores are held transposed, keys by queries (S, L): the softmax's reductions then
 run down the columns, which NumPy vectorises (a max along short rows is 4x slower), the
@@ -12,9 +13,12 @@ results are ever transposed."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..ops import AttentionArg
+from .numpy_threads import each
 
 CHUNK = 64 * 1024  # score elements worked on at a time (256 KiB in float32)
 
@@ -30,13 +34,14 @@ def _mm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarr
 
 
 class _Chunks:
-    """The batch cut into chunks of a few whole matrices, and two (S, L) scratch arrays."""
+    """The batch cut into chunks of a few whole matrices, and two (S, L) scratch arrays per
+    thread that works on them."""
 
     def __init__(self, batch: tuple[int, ...], L: int, S: int, dtype: np.dtype):
-        self.batch = batch
+        self.batch, self.dtype = batch, dtype
         self.step = max(1, CHUNK // (L * S)) if batch else 1
-        shape = (min(self.step, batch[-1]), S, L) if batch else (S, L)
-        self.buffers = [np.empty(shape, dtype) for _ in range(2)]
+        self.shape = (min(self.step, batch[-1]), S, L) if batch else (S, L)
+        self.buffers: dict[int, list[np.ndarray]] = {}  # thread -> its scratch arrays
 
     def __iter__(self):
         """Basic indexes over the batch dims, each covering a few whole matrices."""
@@ -47,12 +52,15 @@ class _Chunks:
             for i in range(0, self.batch[-1], self.step):
                 yield (*lead, slice(i, i + self.step))
 
-    def scratch(self, i: int, c: tuple) -> np.ndarray:
-        """Scratch array i (0 or 1) for chunk c."""
+    def scratch(self, c: tuple) -> list[np.ndarray]:
+        """This thread's two scratch arrays, for chunk c."""
+        buffers = self.buffers.get(threading.get_ident())
+        if buffers is None:
+            buffers = self.buffers[threading.get_ident()] = [np.empty(self.shape, self.dtype) for _ in range(2)]
         if not self.batch:
-            return self.buffers[i]
+            return buffers
         n = len(range(*c[-1].indices(self.batch[-1])))
-        return self.buffers[i][:n]
+        return [b[:n] for b in buffers]
 
 
 def _scores_t(arg: AttentionArg, q, k, bias, above, c: tuple, out: np.ndarray) -> np.ndarray:
@@ -75,8 +83,9 @@ def attention(arg: AttentionArg, xs: list[np.ndarray]) -> np.ndarray:
     ones = np.ones(S, q.dtype)
     if arg.part == "forward":
         out = np.empty((*batch, L, v.shape[-1] + 1), q.dtype)
-        for c in chunks:
-            p = _scores_t(arg, q, k, bias, above, c, chunks.scratch(0, c))
+
+        def forward(c: tuple) -> None:
+            p = _scores_t(arg, q, k, bias, above, c, chunks.scratch(c)[0])
             m = p.max(axis=-2, keepdims=True)  # (.., 1, L)
             np.subtract(p, m, out=p)
             np.exp(p, out=p)
@@ -84,16 +93,20 @@ def attention(arg: AttentionArg, xs: list[np.ndarray]) -> np.ndarray:
             o = out[c]
             np.divide(_t(_mm(_t(v[c]), p)), total, out=o[..., :-1])
             np.add(_t(m), np.log(total), out=o[..., -1:])
+
+        each(forward, list(chunks))
         return out
     lse, delta, dout = xs[3:6]
     scale = q.dtype.type(arg.scale)
     width, rows = (d, L) if arg.part == "backward_q" else (d + v.shape[-1], S)
     out = np.empty((*batch, rows, width), q.dtype)
-    for c in chunks:
-        p = _scores_t(arg, q, k, bias, above, c, chunks.scratch(0, c))
+
+    def backward(c: tuple) -> None:
+        scores, grads = chunks.scratch(c)
+        p = _scores_t(arg, q, k, bias, above, c, scores)
         np.subtract(p, _t(lse[c]), out=p)
         np.exp(p, out=p)
-        ds = _mm(v[c], _t(dout[c]), out=chunks.scratch(1, c))  # dp^T
+        ds = _mm(v[c], _t(dout[c]), out=grads)  # dp^T
         np.subtract(ds, _t(delta[c]), out=ds)
         np.multiply(ds, p, out=ds)  # ds^T = p^T * (dp^T - delta^T)
         o = out[c]
@@ -102,4 +115,6 @@ def attention(arg: AttentionArg, xs: list[np.ndarray]) -> np.ndarray:
         else:  # dk = ds^T q, dv = p^T dout
             np.multiply(_mm(ds, q[c]), scale, out=o[..., :d])
             np.copyto(o[..., d:], _mm(p, dout[c]))
+
+    each(backward, list(chunks))
     return out

@@ -18,7 +18,6 @@ import sys
 import time
 import weakref
 from collections import Counter, OrderedDict, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -27,7 +26,8 @@ from ..dtypes import DType
 from ..ops import Op
 from ..engine.kernel import Acc, Apply, Const, Expr, Kernel, Load, Operand
 from ..view import View
-from . import blas_threads
+from . import blas_threads, numpy_threads
+from .numpy_threads import each as _each
 from .base import Backend, debug_level, index_out_of_range
 from .numpy_attention import attention
 
@@ -39,60 +39,9 @@ PIECE = 32 * 1024  # elements of one piece of a kernel evaluated piecewise (see 
 # to a few ms): on a shared 2-core machine the default GPT step ran 3x faster with all
 # its products (up to 2^27) on one thread than with OpenBLAS's two (see blas_threads)
 SMALL_GEMM = 1 << 28
+SPLIT_GEMM = 1 << 21  # multiply-adds of a product from which it is split over THREADS (see _gemm_parts)
 POOL_MIN_BYTES = 256 * 1024  # arrays from this size are recycled (see _Pool) ...
 POOL_MAX_BYTES = 512 * 1024 * 1024  # ... keeping at most this much memory unused
-
-
-def _default_threads() -> int:
-    """SMOLGRAD_NUMPY_THREADS ("auto": the CPUs this process may run on, at most 8), else 1.
-
-    One by default: on the 2-core machine this was written on, shared with other work,
-    a second thread won nothing measurable (the same best times; medians better for some
-    kernels, worse for others) and cost about 5% more CPU time per GPT step."""
-    value = os.environ.get("SMOLGRAD_NUMPY_THREADS", "1")
-    if value == "auto":
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return min(8, cpus)
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"SMOLGRAD_NUMPY_THREADS must be a positive integer or 'auto', got {value!r}")
-    return int(value)
-
-
-THREADS = _default_threads()  # threads that evaluate a large kernel's pieces (see _each)
-_workers: ThreadPoolExecutor | None = None
-
-
-def _each(fn, items: list) -> None:
-    """fn(item) for every item, shared out between this thread and up to THREADS - 1 pool
-    threads (NumPy lets go of the GIL inside each ufunc call, so the pieces of one kernel
-    use the machine's cores). Each takes the next item until none is left, so a pool
-    thread that the OS does not run soon (a busy machine) holds nothing up: this thread
-    then does its share, and waits only for items already under way. Each fn writes its
-    own part of the outputs; the first exception raised is raised here."""
-    global _workers
-    n = min(THREADS, len(items))
-    if n <= 1:
-        for item in items:
-            fn(item)
-        return
-    if _workers is None:
-        _workers = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="smolgrad-numpy")
-    # next() on a list iterator is atomic under the GIL, and an exhausted one lets go of
-    # its list: a cancelled task left in the pool's queue keeps no kernel's arrays alive
-    queue = iter([(fn, item) for item in items])
-    futures = [_workers.submit(_work, queue) for _ in range(n - 1)]
-    try:
-        _work(queue)
-    finally:
-        for f in futures:
-            if not f.cancel():  # not started yet: nothing left for it
-                f.result()
-
-
-def _work(queue) -> None:
-    with np.errstate(all="ignore"):  # (errstate is per thread)
-        for fn, item in queue:
-            fn(item)
 
 
 def _sigmoid(x):
@@ -714,8 +663,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, empty=_empty) -> None:
     NumPy's batched matmul is about twice as slow when b's matrices are stored column by
     column (a transposed view, as in q @ k.transpose(-2, -1)): such a b is copied to row
     order first. A b broadcast along every batch dim (a weight) makes one 2-d product.
-    Products of fewer than SMALL_GEMM multiply-adds per matrix run on one BLAS thread
-    (see blas_threads)."""
+    With THREADS > 1, a product of SPLIT_GEMM multiply-adds or more is cut into THREADS
+    parts (see _gemm_parts) run by _each, each on one BLAS thread; otherwise products of
+    fewer than SMALL_GEMM multiply-adds per matrix run on one BLAS thread (see
+    blas_threads)."""
     if b.ndim > 2:
         if all(n == 1 or stride == 0 for n, stride in zip(b.shape[:-2], b.strides[:-2])):
             a, b, out = a.reshape(-1, a.shape[-1]), b[(0,) * (b.ndim - 2)], out.reshape(-1, out.shape[-1])
@@ -723,11 +674,39 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, empty=_empty) -> None:
             flat = empty(b.size, b.dtype)  # (held until the product is done: see _Pool)
             np.copyto(flat.reshape(b.shape), b)
             b = flat.reshape(b.shape)
-    threads = blas_threads.one_thread() if a.shape[-2] * a.shape[-1] * b.shape[-1] < SMALL_GEMM else None
+    parts = _gemm_parts(a, b, out)
+    small = a.shape[-2] * a.shape[-1] * b.shape[-1] < SMALL_GEMM
+    threads = blas_threads.one_thread() if parts or small else None
     try:
-        np.matmul(a, b, out=out)
+        if parts:
+            _each(lambda part: np.matmul(*part[:2], out=part[2]), parts)
+        else:
+            np.matmul(a, b, out=out)
     finally:
         blas_threads.restore(threads)
+
+
+def _gemm_parts(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> list[tuple] | None:
+    """(a, b, out) parts of a product for THREADS threads: blocks of rows of a 2-d product,
+    of matrices of a batched one; None for one thread or a small product.
+
+    Splitting the product ourselves, rather than letting OpenBLAS use its threads, keeps
+    a busy machine from stalling it: _each never waits for a part that no thread has
+    started, while OpenBLAS waits (spinning) for all of its threads."""
+    threads = numpy_threads.THREADS
+    if threads <= 1 or out.size * a.shape[-1] < SPLIT_GEMM:
+        return None
+    if out.ndim == 2:
+        rows = out.shape[0]
+        step = -(-rows // (8 * threads)) * 8  # (whole blocks of 8 rows)
+        if step >= rows:
+            return None
+        return [(a[i : i + step], b, out[i : i + step]) for i in range(0, rows, step)]
+    n = out.shape[0]
+    if n < threads:
+        return None
+    step = -(-n // threads)
+    return [(a[i : i + step], b[i : i + step], out[i : i + step]) for i in range(0, n, step)]
 
 
 @functools.lru_cache(maxsize=PLAN_CACHE_SIZE)
