@@ -129,7 +129,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="all", choices=["numpy", "webgpu", "all"])
     p.add_argument("--model", default=None, help=f"one of {sorted(MODELS)} (default: all)")
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=4, help="untimed steps first (compile records in the first 2-3)")
+    p.add_argument("--warmup", type=int, default=10,
+                   help="untimed steps first (compile records in the first 2-3; on webgpu the pool's recycled buffers "
+                        "and their bind groups settle in the next few)")
     p.add_argument("--sampling", action="store_true", help="measure GPT sampling (tokens/s) instead of training steps")
     args = p.parse_args(argv)
     devices = ["numpy", "webgpu"] if args.device == "all" else [args.device]
