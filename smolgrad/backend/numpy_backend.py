@@ -39,7 +39,7 @@ PIECE = 32 * 1024  # elements of one piece of a kernel evaluated piecewise (see 
 # to a few ms): on a shared 2-core machine the default GPT step ran 3x faster with all
 # its products (up to 2^27) on one thread than with OpenBLAS's two (see blas_threads)
 SMALL_GEMM = 1 << 28
-SPLIT_GEMM = 1 << 21  # multiply-adds of a product from which it is split over THREADS (see _gemm_parts)
+SPLIT_GEMM = 1 << 25  # multiply-adds of a product from which it is split over THREADS (see _gemm_parts)
 POOL_MIN_BYTES = 256 * 1024  # arrays from this size are recycled (see _Pool) ...
 POOL_MAX_BYTES = 512 * 1024 * 1024  # ... keeping at most this much memory unused
 
