@@ -292,18 +292,18 @@ class Gelu(_Smooth):
         self.approximate = approximate
         self.save_for_backward(x)
         half_x = x.e(Op.MUL, x.const_like(0.5))
-        if approximate == "tanh":
-            cube = x.e(Op.MUL, x).e(Op.MUL, x)
-            u = x.e(Op.ADD, cube.e(Op.MUL, x.const_like(self.A))).e(Op.MUL, x.const_like(self.K))
-            phi = u.e(Op.TANH)
+        if approximate == "tanh":  # u = x (K + K A x^2)
+            ka_x2 = x.e(Op.MUL, x).e(Op.MUL, x.const_like(self.K * self.A))
+            phi = x.e(Op.MUL, ka_x2.e(Op.ADD, x.const_like(self.K))).e(Op.TANH)
         else:
             phi = _erf(x.e(Op.MUL, x.const_like(0.7071067811865476)))
         return half_x.e(Op.MUL, x.const_like(1.0).e(Op.ADD, phi))
 
     def derivative(self, x):
-        if self.approximate == "tanh":
-            t = ((x + self.A * x * x * x) * self.K).tanh()
-            return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * (self.K * (1.0 + 3 * self.A * x * x))
+        if self.approximate == "tanh":  # (written with few ops: each is a pass over x on the numpy device)
+            x2 = x * x
+            t = (x * (self.K * self.A * x2 + self.K)).tanh()
+            return 0.5 * t + 0.5 + x * (1.0 - t * t) * (1.5 * self.K * self.A * x2 + 0.5 * self.K)
         cdf = 0.5 * (1.0 + (x * 0.7071067811865476).erf())
         return cdf + x * (-0.5 * x * x).exp() * 0.3989422804014327  # phi(x) = exp(-x^2/2) / sqrt(2 pi)
 
