@@ -186,3 +186,24 @@ def test_errors_name_the_op(device):
         F.scaled_dot_product_attention(q, k, v, attn_mask=sg.tensor(mask_for(3, 3), device=device), is_causal=True)
     with pytest.raises(RuntimeError, match="scaled_dot_product_attention.*broadcast"):
         F.scaled_dot_product_attention(q, k, v, attn_mask=sg.tensor(mask_for(2, 3), device=device))
+
+
+def test_numpy_computes_both_backward_parts_once(monkeypatch):
+    from smolgrad.backend import numpy_attention
+
+    calls = []
+    backward = numpy_attention._backward
+    monkeypatch.setattr(numpy_attention, "_backward", lambda arg, xs: calls.append(arg.part) or backward(arg, xs))
+    q, k, v = (sg.tensor(rand(2, 3, 5, 4, seed=i), requires_grad=True) for i in range(3))
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    (out * sg.tensor(rand(2, 3, 5, 4, seed=7))).sum().backward()
+    sg.realize(q.grad, k.grad, v.grad)
+    assert calls == ["backward_kv"] or calls == ["backward_q"]  # the first part run computes both
+    # the same gradients as each part computed on its own
+    arg = numpy_attention.AttentionArg("backward_q", 0.5, True, False)
+    xs = [rand(3, 5, 4, seed=i) for i in range(3)]
+    lse, delta, dout = rand(3, 5, 1, seed=4), rand(3, 5, 1, seed=5), rand(3, 5, 4, seed=6)
+    both = backward(arg, xs + [lse, delta, dout])
+    for part in ("backward_q", "backward_kv"):
+        alone = numpy_attention.attention(arg._replace(part=part), xs + [lse, delta, dout])
+        np.testing.assert_array_equal(both[part], alone)

@@ -75,31 +75,45 @@ def _scores_t(arg: AttentionArg, q, k, bias, above, c: tuple, out: np.ndarray) -
 
 def attention(arg: AttentionArg, xs: list[np.ndarray]) -> np.ndarray:
     """The value of an ATTENTION node from its operands' arrays."""
+    if arg.part == "forward":
+        return _forward(arg, xs)
+    return _backward(arg, xs)[arg.part]
+
+
+def _forward(arg: AttentionArg, xs: list[np.ndarray]) -> np.ndarray:
     q, k, v = xs[:3]
     bias = xs[-1] if arg.bias else None
-    batch, L, S, d = q.shape[:-2], q.shape[-2], k.shape[-2], q.shape[-1]
+    batch, L, S = q.shape[:-2], q.shape[-2], k.shape[-2]
     chunks = _Chunks(batch, L, S, q.dtype)
     above = np.tri(S, L, -1, dtype=bool) if arg.causal else None  # (key j, query i) with j > i
     ones = np.ones(S, q.dtype)
-    if arg.part == "forward":
-        out = np.empty((*batch, L, v.shape[-1] + 1), q.dtype)
+    out = np.empty((*batch, L, v.shape[-1] + 1), q.dtype)
 
-        def forward(c: tuple) -> None:
-            p = _scores_t(arg, q, k, bias, above, c, chunks.scratch(c)[0])
-            m = p.max(axis=-2, keepdims=True)  # (.., 1, L)
-            np.subtract(p, m, out=p)
-            np.exp(p, out=p)
-            total = np.matmul(ones, p)[..., None]  # (.., L, 1)
-            o = out[c]
-            np.divide(_t(_mm(_t(v[c]), p)), total, out=o[..., :-1])
-            np.add(_t(m), np.log(total), out=o[..., -1:])
+    def forward(c: tuple) -> None:
+        p = _scores_t(arg, q, k, bias, above, c, chunks.scratch(c)[0])
+        m = p.max(axis=-2, keepdims=True)  # (.., 1, L)
+        np.subtract(p, m, out=p)
+        np.exp(p, out=p)
+        total = np.matmul(ones, p)[..., None]  # (.., L, 1)
+        o = out[c]
+        np.divide(_t(_mm(_t(v[c]), p)), total, out=o[..., :-1])
+        np.add(_t(m), np.log(total), out=o[..., -1:])
 
-        each(forward, list(chunks))
-        return out
-    lse, delta, dout = xs[3:6]
+    each(forward, list(chunks))
+    return out
+
+
+def _backward(arg: AttentionArg, xs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Both backward parts ("backward_q": dq; "backward_kv": dk then dv), which share the
+    probabilities and their gradient."""
+    q, k, v, lse, delta, dout = xs[:6]
+    bias = xs[-1] if arg.bias else None
+    batch, L, S, d = q.shape[:-2], q.shape[-2], k.shape[-2], q.shape[-1]
+    chunks = _Chunks(batch, L, S, q.dtype)
+    above = np.tri(S, L, -1, dtype=bool) if arg.causal else None
     scale = q.dtype.type(arg.scale)
-    width, rows = (d, L) if arg.part == "backward_q" else (d + v.shape[-1], S)
-    out = np.empty((*batch, rows, width), q.dtype)
+    dq = np.empty((*batch, L, d), q.dtype)
+    dkv = np.empty((*batch, S, d + v.shape[-1]), q.dtype)
 
     def backward(c: tuple) -> None:
         scores, grads = chunks.scratch(c)
@@ -109,12 +123,36 @@ def attention(arg: AttentionArg, xs: list[np.ndarray]) -> np.ndarray:
         ds = _mm(v[c], _t(dout[c]), out=grads)  # dp^T
         np.subtract(ds, _t(delta[c]), out=ds)
         np.multiply(ds, p, out=ds)  # ds^T = p^T * (dp^T - delta^T)
-        o = out[c]
-        if arg.part == "backward_q":  # dq = ds k = (k^T ds^T)^T
-            np.multiply(_t(_mm(_t(k[c]), ds)), scale, out=o)
-        else:  # dk = ds^T q, dv = p^T dout
-            np.multiply(_mm(ds, q[c]), scale, out=o[..., :d])
-            np.copyto(o[..., d:], _mm(p, dout[c]))
+        np.multiply(_t(_mm(_t(k[c]), ds)), scale, out=dq[c])  # dq = ds k = (k^T ds^T)^T
+        o = dkv[c]
+        np.multiply(_mm(ds, q[c]), scale, out=o[..., :d])  # dk = ds^T q
+        np.copyto(o[..., d:], _mm(p, dout[c]))  # dv = p^T dout
 
     each(backward, list(chunks))
-    return out
+    return {"backward_q": dq, "backward_kv": dkv}
+
+
+class Pairing:
+    """An attention's two backward parts, which read the same operands, computed together
+    by whichever runs first; the other's result is kept for it. Valid within one backend
+    run while no kernel writes into an existing buffer (the caller clears it then)."""
+
+    def __init__(self) -> None:
+        self.kept: tuple | None = None  # (arg, sources, result) of the part not yet asked for
+
+    def clear(self) -> None:
+        self.kept = None
+
+    def backward(self, arg: AttentionArg, xs: list[np.ndarray], sources: tuple) -> np.ndarray:
+        """The result of backward part `arg.part`; `sources`: (buffer, view) per operand."""
+        if self.kept is not None:
+            kept_arg, kept_sources, result = self.kept
+            if kept_arg == arg and len(kept_sources) == len(sources) and all(
+                a[0] is b[0] and a[1] == b[1] for a, b in zip(kept_sources, sources)
+            ):
+                self.kept = None
+                return result
+        results = _backward(arg, xs)
+        other = "backward_kv" if arg.part == "backward_q" else "backward_q"
+        self.kept = (arg._replace(part=other), sources, results[other])
+        return results[arg.part]

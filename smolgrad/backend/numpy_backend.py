@@ -29,7 +29,7 @@ from ..view import View
 from . import blas_threads, numpy_threads
 from .numpy_threads import each as _each
 from .base import Backend, debug_level, index_out_of_range
-from .numpy_attention import attention
+from .numpy_attention import Pairing, attention
 
 PLAN_CACHE_SIZE = 1024  # compiled kernels kept (see NumpyBackend._plan)
 BLOCKED_COPY_MIN = 16 * 1024  # elements from which a permuted operand is copied in blocks
@@ -761,8 +761,11 @@ def reduce_kernel(k: Kernel, pre: _Program, xs: list[np.ndarray]) -> np.ndarray:
     return acc
 
 
-def run_kernel(k: Kernel, buffers: list, plan: _Plan | None = None, empty=_empty) -> list[np.ndarray]:
-    """The flat output buffers of one kernel; `empty(n, dtype)` makes new flat arrays.
+def run_kernel(
+    k: Kernel, buffers: list, plan: _Plan | None = None, empty=_empty, pairing: Pairing | None = None
+) -> list[np.ndarray]:
+    """The flat output buffers of one kernel; `empty(n, dtype)` makes new flat arrays;
+    `pairing`: where an attention's backward part finds the result its sibling computed.
     NumPy warnings are the caller's to silence."""
     if plan is None:
         plan = _Plan(k)
@@ -795,7 +798,10 @@ def run_kernel(k: Kernel, buffers: list, plan: _Plan | None = None, empty=_empty
     elif k.op is Op.SCATTER_ADD:
         acc = scatter_add(xs[0], xs[1], k.arg, k.shape, k.out.dtype.np)
     elif k.op is Op.ATTENTION:
-        acc = attention(k.arg, xs)
+        if pairing is None or k.arg.part == "forward":
+            acc = attention(k.arg, xs)
+        else:
+            acc = pairing.backward(k.arg, xs, tuple((buffers[s.slot], s.view) for s in k.srcs))
     elif k.kind != "elementwise":
         raise NotImplementedError(f"numpy backend: no kernel for {k.op.name}")
     if acc is not None:  # a reduction's epilogue may see its result reshaped (e.g. keepdim dropped)
@@ -828,10 +834,13 @@ class NumpyBackend(Backend):
         (so their arrays return to the pool while the rest of the list runs)."""
         profiling = profiler.is_active()
         timed = profiling or debug_level() >= 1
+        pairing = Pairing()
         with np.errstate(all="ignore"):  # inf/nan follow IEEE like the GPU; no warnings
             for i, k in enumerate(kernels):
                 start = time.perf_counter() if timed else 0.0
-                bufs = run_kernel(k, buffers, self._plan(k), self._pool.empty)
+                if k.kind == "assign":  # (writes into a buffer that a kept result may have read)
+                    pairing.clear()
+                bufs = run_kernel(k, buffers, self._plan(k), self._pool.empty, pairing)
                 for out, buf in zip(k.outs, bufs):
                     given = buffers[out.slot]
                     if k.kind == "assign" or given is None:
