@@ -89,7 +89,8 @@ def main() -> int:
     p.add_argument("--eval-batches", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
-                   help="torch's threads; set OPENBLAS_NUM_THREADS to match for numpy (default: each library's own)")
+                   help="torch's threads; set OPENBLAS_NUM_THREADS and SMOLGRAD_NUMPY_THREADS to match for the numpy "
+                        "device (default: each library's own)")
     p.add_argument("--no-compile", action="store_true", help="smolgrad's steps eagerly (default: captured with smolgrad.compile)")
     args = p.parse_args()
     if args.threads:

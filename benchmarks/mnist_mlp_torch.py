@@ -33,7 +33,7 @@ def _threads_from_argv() -> str | None:
 
 # BLAS reads its thread count when NumPy is imported, so --threads is applied before that.
 if _threads_from_argv():
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "SMOLGRAD_NUMPY_THREADS"):
         os.environ[_var] = _threads_from_argv()
 
 import numpy as np  # noqa: E402
@@ -42,6 +42,7 @@ import smolgrad as sg  # noqa: E402
 from smolgrad import nn as snn
 from smolgrad import optim as soptim  # noqa: E402
 from smolgrad.data import MNIST  # noqa: E402
+from smolgrad.backend import numpy_threads  # noqa: E402
 
 MEAN, STD = 0.1307, 0.3081
 
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", type=int, default=None, help="time only the first N batches (default: a whole epoch)")
     p.add_argument("--profile-steps", type=int, default=100, help="steps timed for the smolgrad breakdown")
     p.add_argument("--threads", type=int, default=None,
-                   help="BLAS threads for NumPy and intra-op threads for torch (default: each library's own)")
+                   help="BLAS and smolgrad's numpy-device threads, and intra-op threads for torch (default: each library's own)")
     p.add_argument("--repeat", type=int, default=1, help="epochs timed per framework (alternating); the best counts")
     p.add_argument("--no-compile", action="store_true", help="smolgrad's steps eagerly (default: captured with smolgrad.compile)")
     args = p.parse_args(argv)
@@ -213,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     if torch and args.threads:
         torch.set_num_threads(args.threads)
     print(f"MNIST MLP 784-128-64-32-10, Adam, batch {args.batch_size}, {len(order)} steps per epoch; "
-          f"{os.cpu_count()} CPUs, NumPy {np.__version__} (BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'default')})" + (f", torch {torch.__version__} "
+          f"{os.cpu_count()} CPUs, NumPy {np.__version__} (BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}, "
+          f"smolgrad numpy threads: {numpy_threads.THREADS})" + (f", torch {torch.__version__} "
           f"({torch.get_num_threads()} threads)" if torch else ""))
     compiled = not args.no_compile
     smolgrad_epoch(data, order[:5], args.device, compiled)  # warm-up
