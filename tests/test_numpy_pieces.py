@@ -316,11 +316,11 @@ def _capture_kernels(fn, buffers_of: dict | None = None):
     got = []
     original = nb.run_kernel
 
-    def hook(k, buffers, plan=None, empty=nb._empty):
+    def hook(k, buffers, plan=None, empty=nb._empty, pairing=None):
         got.append((k, plan))
         if buffers_of is not None:
             buffers_of[id(k)] = list(buffers)
-        return original(k, buffers, plan, empty)
+        return original(k, buffers, plan, empty, pairing)
 
     nb.run_kernel = hook
     try:
