@@ -784,8 +784,13 @@ def run_kernel(
         pads, value = k.arg
         flat = empty(math.prod(k.shape), xs[0].dtype)  # (held until the kernel is done: see _Pool)
         acc = flat.reshape(k.shape)
-        acc.fill(value)
-        acc[tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, xs[0].shape))] = xs[0]
+        region = tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, xs[0].shape))
+        for d, ((lo, hi), n) in enumerate(zip(pads, xs[0].shape)):  # only the border is filled:
+            if lo:  # the slabs before and after the region along dim d, within it along the dims before
+                acc[(*region[:d], slice(0, lo))] = value
+            if hi:
+                acc[(*region[:d], slice(lo + n, None))] = value
+        acc[region] = xs[0]
     elif k.op is Op.MATMUL:
         a, b = xs[0], xs[1]
         flat = empty(math.prod(k.shape), a.dtype if a.dtype == b.dtype else np.result_type(a, b))
