@@ -8,6 +8,7 @@ inputs of an elementwise op share one shape and dtype.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -528,6 +529,76 @@ class Linear(Function):
     def jvp(self, tx, tw, tb=None):
         x, w = self.saved_tensors
         return Linear.apply(tx, w, *([] if tb is None else [tb])) + Linear.apply(x, tw)
+
+
+class LayerNorm(Function):
+    """(x - mean) / sqrt(var + eps) over the trailing dims `dims` (biased variance), times
+    a weight and plus a bias when `affine` says so; srcs (x[, weight][, bias]).
+
+    It keeps x and the per-row mean and 1/sqrt(var + eps) for the backward pass, and
+    recomputes the normalised x there (composed of ops, autograd kept the centred input,
+    its square and the normalised output too, and its VJP took twice the passes). With
+    xhat the normalised x and gy the gradient times the weight:
+        dx = rstd * (gy - mean(gy) - xhat * mean(gy * xhat)),  dweight = sum(g * xhat),
+        dbias = sum(g), summed over the leading dims.
+    The map from a change of x to the change of xhat is the same linear map (it is
+    symmetric), so the JVP uses it too. A VJP that must be differentiable again
+    (create_graph) recomputes the row statistics with ops, so they depend on x."""
+
+    def forward(self, x: LazyBuffer, *params: LazyBuffer, dims: tuple[int, ...], eps: float, affine: tuple[bool, bool]):
+        self.dims, self.eps, self.affine = dims, eps, affine
+        inv_n = 1.0 / math.prod(x.shape[d] for d in dims)
+        total = x.r(Op.SUM, dims)
+        mean = total.e(Op.MUL, total.const_like(inv_n))
+        centered = x.e(Op.SUB, mean.expand(x.shape))
+        squares = centered.e(Op.MUL, centered).r(Op.SUM, dims)
+        var = squares.e(Op.MUL, squares.const_like(inv_n))
+        rstd = var.e(Op.ADD, var.const_like(eps)).e(Op.SQRT).e(Op.RECIP)
+        out = centered.e(Op.MUL, rstd.expand(x.shape))
+        weight = params[0] if affine[0] else None
+        bias = params[-1] if affine[1] else None
+        lead = (1,) * (len(x.shape) - len(dims))
+        if weight is not None:
+            out = out.e(Op.MUL, weight.reshape(lead + weight.shape).expand(x.shape))
+        if bias is not None:
+            out = out.e(Op.ADD, bias.reshape(lead + bias.shape).expand(x.shape))
+        self.save_for_backward(x, mean, rstd, weight)
+        return out
+
+    def _stats(self):
+        """x, its row mean and 1/sqrt(var + eps), and the weight (or None); the statistics
+        recomputed with ops when gradients of this VJP are wanted."""
+        x, mean, rstd, weight = self.saved_tensors
+        if is_grad_enabled():
+            mean = x.mean(self.dims, keepdim=True)
+            centered = x - mean
+            rstd = ((centered * centered).mean(self.dims, keepdim=True) + self.eps).rsqrt()
+        return x, mean, rstd, weight
+
+    def _normalised_change(self, t, xhat, rstd):
+        """How xhat changes with x changing by t (also the VJP of xhat, the map is symmetric)."""
+        return rstd * (t - t.mean(self.dims, keepdim=True) - xhat * (t * xhat).mean(self.dims, keepdim=True))
+
+    def backward(self, g):
+        x, mean, rstd, weight = self._stats()
+        xhat = (x - mean) * rstd
+        lead = tuple(range(x.ndim - len(self.dims)))
+        grads = [self._normalised_change(g if weight is None else g * weight, xhat, rstd)]
+        if weight is not None:
+            grads.append((g * xhat).sum(lead) if lead else g * xhat)
+        if self.affine[1]:
+            grads.append(g.sum(lead) if lead else g)
+        return tuple(grads)
+
+    def jvp(self, tx, *tparams):
+        x, mean, rstd, weight = self.saved_tensors
+        xhat = (x - mean) * rstd
+        out = self._normalised_change(tx, xhat, rstd)
+        if weight is not None:
+            out = out * weight + xhat * tparams[0]
+        if self.affine[1]:
+            out = out + tparams[-1]
+        return out
 
 
 class CrossEntropy(Function):

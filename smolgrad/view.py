@@ -50,6 +50,8 @@ class View:
 
     def expand(self, shape: tuple[int, ...]) -> View:
         """Broadcast size-1 dims to `shape` (same rank) with stride 0."""
+        if len(shape) != len(self.shape):
+            raise ValueError(f"internal: View.expand from {self.shape} to {shape} of another rank (reshape first)")
         strides = tuple(0 if old != new else s for old, new, s in zip(self.shape, shape, self.strides))
         return View(tuple(shape), strides, self.offset)
 

@@ -42,6 +42,8 @@ CASES = {
     "erf": (lambda x: x.erf(), [_u(3, 4)]),
     "gelu": (lambda x: F.gelu(x), [_u(3, 4)]),
     "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), [_u(3, 4)]),
+    "layer_norm": (lambda x, w, b: F.layer_norm(x, (4,), w, b), [_u(3, 4), _u(4), _u(4)]),
+    "layer_norm_2d_no_affine": (lambda x: F.layer_norm(x, (3, 4)), [_u(2, 3, 4)]),
     "contiguous": (lambda x: (x.T.contiguous() * x.T), [_u(3, 4)]),
     "add": (lambda x, y: (x + y) * x, [_u(3, 4), _u(3, 4)]),
     "sub": (lambda x, y: (x - y) * y, [_u(3, 4), _u(3, 4)]),

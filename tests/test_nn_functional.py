@@ -226,6 +226,40 @@ def test_layer_norm_gradients():
 def test_layer_norm_shape_mismatch_error():
     with pytest.raises(RuntimeError, match=r"expected input with shape \[\*, 5\]"):
         F.layer_norm(sg.zeros(2, 4), (5,))
+    with pytest.raises(RuntimeError, match=r"layer_norm: weight of shape \(3,\) does not match normalized_shape \(4,\)"):
+        F.layer_norm(sg.zeros(2, 4), (4,), sg.ones(3))
+
+
+@pytest.mark.parametrize("affine", [(True, True), (True, False), (False, True), (False, False)])
+def test_layer_norm_gradients_with_either_parameter(affine):
+    def fn(x, *params):
+        it = iter(params)
+        w = next(it) if affine[0] else None
+        b = next(it) if affine[1] else None
+        return F.layer_norm(x, (3, 4), w, b, eps=1e-3)
+
+    params = [rand(3, 4, seed=2 + i) for i, on_ in enumerate(affine) if on_]
+    gradcheck(fn, rand(2, 3, 4, seed=1), *params)
+
+
+def test_layer_norm_gradients_on_webgpu_match_numpy(webgpu):
+    x, w, b, g = rand(6, 5, seed=1), rand(5, seed=2), rand(5, seed=3), rand(6, 5, seed=4)
+    grads = []
+    for device in ("numpy", webgpu):
+        ts = [sg.tensor(a, device=device, requires_grad=True) for a in (x, w, b)]
+        (F.layer_norm(ts[0], 5, ts[1], ts[2]) * sg.tensor(g, device=device)).sum().backward()
+        grads.append([t.grad.numpy() for t in ts])
+    for got, ref in zip(grads[1], grads[0]):
+        assert_close(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_layer_norm_keeps_only_its_input_and_row_statistics_for_backward():
+    # composed of ops, autograd also kept the centred input, its square and the normalised output
+    x = sg.tensor(rand(64, 32), requires_grad=True)
+    ln = sg.nn.LayerNorm(32)
+    saved = ln(x)._ctx.saved_tensors
+    assert saved[0] is x
+    assert [t.shape for t in saved[1:]] == [(64, 1), (64, 1), (32,)]  # mean, 1/sqrt(var + eps), weight
 
 
 # ----- dropout -----

@@ -15,6 +15,7 @@ from .. import dtypes
 from ..autocast_mode import autocast_op
 from ..function import CrossEntropy as CrossEntropyOp
 from ..function import Gelu as GeluOp
+from ..function import LayerNorm as LayerNormOp
 from ..function import Linear as LinearOp
 from ..function import Windows
 from ..tensor import Tensor, arange, check_same_device, where
@@ -184,14 +185,14 @@ def layer_norm(
             f"layer_norm: expected input with shape [*, {', '.join(map(str, shape))}], but got input of size {input.shape}"
         )
     dims = tuple(range(input.ndim - len(shape), input.ndim))
-    centered = input - input.mean(dims, keepdim=True)
-    var = (centered * centered).mean(dims, keepdim=True)
-    out = centered * (var + eps).rsqrt()
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
+    for name, param in (("weight", weight), ("bias", bias)):
+        if param is not None and param.shape != shape:
+            raise RuntimeError(f"layer_norm: {name} of shape {param.shape} does not match normalized_shape {shape}")
+    x = input if input.dtype.is_floating_point else input.float()
+    params = [p.type(x.dtype) for p in (weight, bias) if p is not None]
+    for p in params:
+        check_same_device(x, p, "layer_norm")
+    return LayerNormOp.apply(x, *params, dims=dims, eps=float(eps), affine=(weight is not None, bias is not None))
 
 
 # ----- convolution and pooling -----
