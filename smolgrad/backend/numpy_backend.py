@@ -30,6 +30,7 @@ from ..view import View
 from . import blas_threads
 from .base import Backend, debug_level, index_out_of_range
 from .numpy_attention import attention
+from .numpy_rows import run_rows
 
 PLAN_CACHE_SIZE = 1024  # compiled kernels kept (see NumpyBackend._plan)
 BLOCKED_COPY_MIN = 16 * 1024  # elements from which a permuted operand is copied in blocks
@@ -785,6 +786,8 @@ def reduce_kernel(k: Kernel, pre: _Program, xs: list[np.ndarray]) -> np.ndarray:
 def run_kernel(k: Kernel, buffers: list, plan: _Plan | None = None, empty=_empty) -> list[np.ndarray]:
     """The flat output buffers of one kernel; `empty(n, dtype)` makes new flat arrays.
     NumPy warnings are the caller's to silence."""
+    if k.kind == "rows":  # reductions along rows, then their elementwise consumer
+        return run_rows(k, buffers, run_kernel, _Plan, empty)
     if plan is None:
         plan = _Plan(k)
     xs = plan.operands(k.srcs, buffers)

@@ -90,6 +90,8 @@ class Kernel:
                         `pre_shape`; then outs[0] = exprs[0] with Acc = the reduction.
     kind "matmul":      Acc = srcs[0] @ srcs[1]; outs[0] = exprs[0] (the epilogue).
     kind "gather", "scatter_add", "pad", "attention": `op` over srcs with `arg`; exprs[0] is Acc.
+    kind "rows":        reductions along the last axis, then elementwise work reading them,
+                        run as the kernels `arg.parts` (see engine/rows.py); no exprs.
     kind "assign":      outs[0] is srcs[0]'s slot, its buffer updated in place: exprs[0],
                         evaluated over the region `arg` (a View into that buffer, also
                         srcs[0].view), is stored through that view; nothing else is
@@ -136,6 +138,8 @@ class Kernel:
     @property
     def fused_ops(self) -> list[str]:
         """Names of the ops this kernel runs, inputs first."""
+        if self.kind == "rows":  # a row kernel (engine/rows.py): its parts' ops in turn
+            return [name for part in self.arg.parts for name in part.fused_ops]
         names = [e.op.name.lower() for e in self.pre_program if isinstance(e, Apply)]
         if self.op is not None:
             names.append(self.op.name.lower())
@@ -146,7 +150,7 @@ class Kernel:
     def name(self) -> str:
         prefix = {"elementwise": "E", "reduce": "R", "matmul": "MM"}.get(self.kind, self.kind.upper())
         ops = self.fused_ops
-        if self.kind not in ("elementwise", "reduce", "matmul"):
+        if self.kind not in ("elementwise", "reduce", "matmul", "rows"):
             ops = ops[1:]  # the kind already names the core op
         if len(ops) > 6:
             ops = ops[:3] + [f"{len(ops) - 5}more"] + ops[-2:]
