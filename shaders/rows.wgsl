@@ -2,9 +2,11 @@
 // {{detail}}
 // Reductions along each row, in turn, then elementwise work that reads their results.
 // The LANES adjacent threads of a segment share one row (ROWS_PER_GROUP rows per
-// workgroup); lane l holds the row's elements l, l + LANES, ... (at most PER_LANE). The
-// values read by more than one step are loaded once into registers, so the row is read
-// from memory once. Each reduction is combined across the row's lanes (by: {{combine_how}})
+// workgroup); lane l holds the row's elements l, l + LANES, ... ({{per_lane}} at most, the
+// loops over them unrolled). The operands read by more than one step are loaded once
+// into registers (x*), as are the values a later step needs again (y*: softmax's
+// exp(x - max)), so the row is read from memory once; values that are the same along
+// the row (h*: its mean, 1 / sqrt(var + eps)) are computed once per row. Each reduction is combined across the row's lanes (by: {{combine_how}})
 // and every lane gets the result; lane 0 stores it. Then each lane writes its elements
 // of the outputs.
 
@@ -14,7 +16,6 @@
 
 const LANES = {{lanes}}u;
 const ROWS_PER_GROUP = {{per_group}}u;
-const PER_LANE = {{per_lane}}i;
 const ROWS = {{rows}}i;
 const N = {{n}}i;
 

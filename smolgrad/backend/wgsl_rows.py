@@ -4,12 +4,15 @@ engine/rows.py for the kind and its parts)."""
 
 from __future__ import annotations
 
+import os
+
 from collections import Counter
 from typing import NamedTuple
 
-from ..engine.kernel import Kernel, Load
+from ..engine.kernel import Apply, Expr, Kernel, Load, _hashable
 from ..engine.rows import row_count
 from ..graph import postorder
+from ..ops import Op
 from ..shaders import load_shader
 from .wgsl import (
     REDUCE_COMBINE,
@@ -40,15 +43,16 @@ from .wgsl import (
 
 class RowLayout(NamedTuple):
     """How a device lays rows out: about `work` elements per lane, at most `max_per_lane`
-    (held in registers on a GPU; a CPU adapter keeps them in its cache, and prefers a row
-    per SIMD vector of lanes, with no barriers, to many lanes with barriers)."""
+    (held in registers, the loops over them unrolled)."""
 
     work: int
     max_per_lane: int
 
 
 GPU_LAYOUT = RowLayout(8, 16)  # rows of up to 16 * 256 = 4096 elements in one pass
-CPU_LAYOUT = RowLayout(128, 512)
+# lavapipe keeps a lane's values in registers only with constant indices, and its loads and
+# stores are gathers and scatters: more work per lane pays there (rows of up to 8192)
+CPU_LAYOUT = RowLayout(int(os.environ.get("ROWS_WORK", "32")), int(os.environ.get("ROWS_MAX", "32")))
 
 
 def layout(n: int, device: RowLayout = GPU_LAYOUT) -> tuple[int, int]:
@@ -57,20 +61,89 @@ def layout(n: int, device: RowLayout = GPU_LAYOUT) -> tuple[int, int]:
     return lanes, -(-n // lanes)
 
 
-def cached_operands(k: Kernel) -> list[int]:
-    """The operands read at the row's elements by more than one part: loaded once."""
-    uses: Counter = Counter()
-    for part, reads in zip(k.arg.parts, k.arg.reads):
-        exprs = [part.pre] if part.kind == "reduce" else list(part.exprs)
-        used = {reads[e.src] for e in postorder(exprs, expr_children) if isinstance(e, Load)}
-        uses.update(j for kind, j in used if kind == "src")
-    return sorted(j for j, n in uses.items() if n > 1)
+class RegisterPlan:
+    """What a lane keeps in registers across the steps (the reductions' prologues, then the
+    elementwise part) of row kernel `k`: the operands more than one step reads (`cached`:
+    x0, x1, ...) and the values a step computes that a later one needs again (`saved[i]`,
+    computed in step i: y0, y1, ...; softmax's exp(x - max), layer norm's x - mean). Steps
+    name a value by its structure (`keys`), each part's loads by where they read."""
+
+    def __init__(self, k: Kernel) -> None:
+        parts, reads = k.arg.parts, k.arg.reads
+        self.steps = [(p, [part.pre]) for p, part in enumerate(parts[:-1])] + [(len(parts) - 1, list(parts[-1].exprs))]
+        self.keys: dict[int, tuple] = {}
+        self.varies: dict[int, bool] = {}  # whether a value changes along the row
+        step_keys = []
+        for p, exprs in self.steps:
+            for e in postorder(exprs, expr_children):
+                if isinstance(e, Load):
+                    self.keys[id(e)] = ("L", reads[p][e.src], e.dtype.name)
+                    self.varies[id(e)] = reads[p][e.src][0] == "src"
+                elif isinstance(e, Apply):
+                    self.keys[id(e)] = ("A", e.op, e.dtype.name, _hashable(e.arg), tuple(self.keys[id(a)] for a in e.srcs))
+                    self.varies[id(e)] = e.op is Op.RAND or any(self.varies[id(a)] for a in e.srcs)
+                else:
+                    self.keys[id(e)] = ("C", _hashable(getattr(e, "value", None)), e.dtype.name)
+                    self.varies[id(e)] = False
+            step_keys.append({self.keys[id(e)] for e in postorder(exprs, expr_children)})
+        self.available: list[dict[tuple, str]] = []  # per step: saved values known before it
+        self.saved: list[list[Expr]] = []
+        names: dict[tuple, str] = {}
+        for i, (p, exprs) in enumerate(self.steps):
+            self.available.append(dict(names))
+            later = set().union(*step_keys[i + 1 :])
+            wanted = [
+                e for e in self.evaluated(i)
+                if isinstance(e, Apply) and self.varies[id(e)] and self.keys[id(e)] in later and self.keys[id(e)] not in names
+            ]
+            inner = {id(d) for e in wanted for d in postorder([e], expr_children) if d is not e}
+            chosen: dict[tuple, Expr] = {}
+            for e in wanted:
+                if id(e) not in inner:
+                    chosen.setdefault(self.keys[id(e)], e)
+            if os.environ.get("ROWS_NOSAVE"):
+                chosen = {}
+            for key in chosen:
+                names[key] = f"y{len(names)}[t]"
+            self.saved.append(list(chosen.values()))
+        uses: Counter = Counter()
+        for i, (p, _) in enumerate(self.steps):
+            loads = {reads[p][e.src] for e in self.evaluated(i) if isinstance(e, Load)}
+            uses.update(j for kind, j in loads if kind == "src")
+        self.cached = sorted(j for j, n in uses.items() if n > 1)
+        if os.environ.get("ROWS_NOCACHE"):
+            self.cached = []
+
+    def row_values(self, i: int) -> list[Expr]:
+        """The largest values step i computes that are the same along the row (made of
+        reductions' results and constants): computed once per row."""
+        frontier: dict[int, Expr] = {}
+        for e in self.evaluated(i):
+            if isinstance(e, Apply) and self.keys[id(e)] not in self.available[i]:
+                if not self.varies[id(e)] and e in self.steps[i][1]:
+                    frontier[id(e)] = e
+                elif self.varies[id(e)]:
+                    for a in e.srcs:
+                        if isinstance(a, Apply) and not self.varies[id(a)]:
+                            frontier[id(a)] = a
+        return list(frontier.values())
+
+    def evaluated(self, i: int) -> list[Expr]:
+        """The values step i computes (or reads), given the values saved before it."""
+        known = self.available[i]
+        return postorder(self.steps[i][1], lambda e: () if self.keys[id(e)] in known else expr_children(e))
+
+    @property
+    def registers(self) -> int:
+        """Values of the row each lane keeps per element it holds."""
+        return len(self.cached) + sum(len(s) for s in self.saved)
 
 
 def fits(k: Kernel, device: RowLayout = GPU_LAYOUT) -> bool:
     """Whether a workgroup can hold the rows of `k` (else the backend runs its parts)."""
     _, per_lane = layout(k.shape[-1], device)
-    return per_lane * max(1, len(cached_operands(k))) <= 4 * device.max_per_lane and per_lane <= device.max_per_lane
+    registers = RegisterPlan(k).registers
+    return per_lane <= device.max_per_lane and per_lane * max(1, registers) <= 4 * device.max_per_lane
 
 
 def groups(k: Kernel, device: RowLayout = GPU_LAYOUT) -> int:
@@ -129,17 +202,22 @@ def _combine_lines(acc: str, combine: str, shared: str, subgroups: bool, lanes: 
     ]
 
 
-def _over_row(lines: list[str]) -> list[str]:
-    """`lines` for each of this lane's elements `col` of the row (`t`-th of the lane)."""
-    return [
-        "for (var t = 0i; t < PER_LANE; t++) {",
-        "    let col = i32(lane) + t * i32(LANES);",
-        "    if (live && col < N) {",
-        "        let gid = row * N + col;",
-        *("        " + line for line in lines),
-        "    }",
-        "}",
-    ]
+def _over_row(lines: list[str], per_lane: int) -> list[str]:
+    """`lines` for each of this lane's elements `col` of the row, unrolled: the `t`-th of
+    the lane's elements is x0[t], y0[t], ... with t a constant, so that a compiler keeps
+    those arrays in registers (a dynamic index makes lavapipe gather and scatter them)."""
+    out = []
+    for t in range(per_lane):
+        out += [
+            "{",
+            f"    let col = i32(lane) + {t}i * i32(LANES);",
+            "    if (live && col < N) {",
+            "        let gid = row * N + col;",
+            *("        " + line.replace("[t]", f"[{t}]") for line in lines),
+            "    }",
+            "}",
+        ]
+    return out
 
 
 def rows_source(
@@ -149,55 +227,74 @@ def rows_source(
     shape, parts, reads = k.shape, k.arg.parts, k.arg.reads
     lanes, per_lane = layout(shape[-1], device)
     coord_lines, coords = _element_coords(shape)
-    cached = cached_operands(k)
+    plan = RegisterPlan(k)
+    cached = plan.cached
     outs = output_names(len(k.outs))  # by the parts' (local) slot: the outputs come first
     body: list[str] = []
 
-    def names(p: int, region: str) -> tuple[list, dict[int, str]]:
-        """Part p's operands as Inputs (None for a reduction's result) and the names of its
-        loads that are registers or earlier results."""
+    def step_lines(i: int, roots: list[Expr]) -> tuple[list[str], list[str], list[str]]:
+        """The lines of step i before the row (the values that are the same along it: a
+        row's mean, its 1 / sqrt(variance + eps)), for this lane's element `col` (saving
+        what later steps need), and the names of `roots`."""
+        p = plan.steps[i][0]
         part_inputs = [inputs[j] if kind == "src" else None for kind, j in reads[p]]
-        exprs = [parts[p].pre] if region == "pre" else list(parts[p].exprs)
         known = {}
-        for e in postorder(exprs, expr_children):
-            if isinstance(e, Load):
+        for e in plan.evaluated(i):
+            key = plan.keys[id(e)]
+            if key in plan.available[i]:
+                known[id(e)] = plan.available[i][key]
+            elif isinstance(e, Load):
                 kind, j = reads[p][e.src]
                 if kind == "red":
                     known[id(e)] = f"red{j}"
-                elif region != "epilogue" and j in cached:
+                elif j in cached:
                     known[id(e)] = f"x{cached.index(j)}[t]"
-        return part_inputs, known
+        hoisted = plan.row_values(i)
+        before, names = expression_lines(hoisted, part_inputs, coords, None, known)
+        for m, (e, name) in enumerate(zip(hoisted, names)):
+            before += [f"h{i}_{m} = {name};"]
+            known[id(e)] = f"h{i}_{m}"
+        if hoisted:
+            before = [f"var h{i}_{m}: {wgsl_type(e.dtype)};" for m, e in enumerate(hoisted)] + ["{", *before, "}"]
+        saved = plan.saved[i]
+        lines, values = expression_lines([*roots, *saved], part_inputs, coords, "gid", known)
+        first = len(plan.available[i])
+        lines += [f"y{first + m}[t] = {v};" for m, v in enumerate(values[len(roots):])]
+        loads = [e for e in plan.evaluated(i) if isinstance(e, Load) and id(e) not in known]
+        needs = rand_needs_coords([*roots, *saved]) or any(not part_inputs[e.src].view.is_contiguous for e in loads)
+        return before, (coord_lines if needs else []) + lines, values[: len(roots)]
 
-    def needs_coords(exprs, part_inputs, known) -> bool:
-        loads = [e for e in postorder(exprs, expr_children) if isinstance(e, Load) and id(e) not in known]
-        return rand_needs_coords(exprs) or any(not part_inputs[e.src].view.is_contiguous for e in loads)
-
-    # the cached operands, loaded once
+    # the operands read by several steps, loaded once
     loads = [Load(c, inputs[j].dtype) for c, j in enumerate(cached)]
     lines, values = expression_lines(loads, [inputs[j] for j in cached], coords, "gid")
     loads = lines + [f"x{c}[t] = {v};" for c, v in enumerate(values)]
     for c, j in enumerate(cached):
         body.append(f"var x{c}: array<{wgsl_type(inputs[j].dtype)}, {per_lane}>;")
+    saved = [e for step in plan.saved for e in step]
+    body += [f"var y{m}: array<{wgsl_type(e.dtype)}, {per_lane}>;" for m, e in enumerate(saved)]
     if cached:
         needs = any(not inputs[j].view.is_contiguous for j in cached)
-        body += _over_row((coord_lines if needs else []) + loads)
+        body += _over_row((coord_lines if needs else []) + loads, per_lane)
 
     shared_types: set[str] = set()
-    for p, part in enumerate(parts[:-1]):  # the reductions
+    for p, part in enumerate(parts[:-1]):  # the reductions (step p is part p's prologue)
         t = wgsl_type(part.pre.dtype)
         shared_types.add(t)
         combine = REDUCE_COMBINE[(part.op, t)]
-        part_inputs, known = names(p, "pre")
-        lines, (value,) = expression_lines([part.pre], part_inputs, coords, "gid", known)
-        pre_coords = coord_lines if needs_coords([part.pre], part_inputs, known) else []
+        before, lines, (value,) = step_lines(p, [part.pre])
+        body += before
         body.append(f"var acc{p} = {literal(REDUCE_IDENTITY[(part.op, t)], t)};")
-        body += _over_row([*pre_coords, *lines, f"acc{p} = {combine.format(a=f'acc{p}', b=value)};"])
+        body += _over_row([*lines, f"acc{p} = {combine.format(a=f'acc{p}', b=value)};"], per_lane)
         body += _combine_lines(f"acc{p}", combine, f"partial_{t}", subgroups, lanes)
         # the epilogue: the reduction's stored value, at its row
-        part_inputs, known = names(p, "epilogue")
+        part_inputs = [inputs[j] if kind == "src" else None for kind, j in reads[p]]
         expr = part.exprs[0]
+        known = {id(e): f"red{reads[p][e.src][1]}" for e in postorder([expr], expr_children)
+                 if isinstance(e, Load) and reads[p][e.src][0] == "red"}
         lines, (value,) = expression_lines([expr], part_inputs, dim_coords(part.shape), "row", known)
-        epi_coords = coords_lines(part.shape, "row") if needs_coords([expr], part_inputs, known) else []
+        direct = [part_inputs[e.src] for e in postorder([expr], expr_children) if isinstance(e, Load) and id(e) not in known]
+        needs = rand_needs_coords([expr]) or any(not x.view.is_contiguous for x in direct)
+        epi_coords = coords_lines(part.shape, "row") if needs else []
         out_t = wgsl_type(part.out.dtype)
         body += [
             f"var red{p} = {literal(0, out_t)};",
@@ -211,13 +308,11 @@ def rows_source(
             "}",
         ]
     # the elementwise part
-    p = len(parts) - 1
-    part = parts[p]
-    part_inputs, known = names(p, "main")
-    lines, values = expression_lines(part.exprs, part_inputs, coords, "gid", known)
-    main_coords = coord_lines if needs_coords(part.exprs, part_inputs, known) else []
+    part = parts[-1]
+    before, lines, values = step_lines(len(parts) - 1, list(part.exprs))
+    body += before
     stores = [f"{outs[o.slot]}[gid] = {stored(v, o.dtype)};" for o, v in zip(part.outs, values)]
-    body += _over_row([*main_coords, *lines, *stores])
+    body += _over_row([*lines, *stores], per_lane)
 
     code = indent(body, 1)
     shared = "\n".join(f"var<workgroup> partial_{t}: array<{t}, {WORKGROUP}>;" for t in sorted(shared_types)) if lanes > 1 else ""
