@@ -30,7 +30,7 @@ fn main(
     let group = wid.y * groups.x + wid.x;
     let lane = lid % LANES;
     let first = lid - lane;  // the segment's lane 0
-    let row = i32(group * ROWS_PER_GROUP + lid / LANES);
-    let live = row < ROWS;  // not an early return: barriers below
+    let live = i32(group * ROWS_PER_GROUP + lid / LANES) < ROWS;  // not an early return: barriers below
+    let row = min(i32(group * ROWS_PER_GROUP + lid / LANES), ROWS - 1);  // (dead lanes store nothing)
 {{body}}
 }

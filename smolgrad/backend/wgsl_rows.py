@@ -202,21 +202,22 @@ def _combine_lines(acc: str, combine: str, shared: str, subgroups: bool, lanes: 
     ]
 
 
-def _over_row(lines: list[str], per_lane: int) -> list[str]:
-    """`lines` for each of this lane's elements `col` of the row, unrolled: the `t`-th of
-    the lane's elements is x0[t], y0[t], ... with t a constant, so that a compiler keeps
-    those arrays in registers (a dynamic index makes lavapipe gather and scatter them)."""
+def _over_row(lines: list[str], per_lane: int, lanes: int, n: int, stores: list[str] = ()) -> list[str]:
+    """`lines` (then `stores`, in live rows only) for each of this lane's elements `col`
+    of the row, unrolled: the `t`-th of the lane's elements is x0[t], y0[t], ... with t a
+    constant, so that a compiler keeps those arrays in registers (a dynamic index makes
+    lavapipe gather and scatter them). Only the elements past the row's end that some
+    lanes have are tested for (a dead lane's row is clamped to the last one: it computes
+    but stores nothing)."""
     out = []
     for t in range(per_lane):
-        out += [
-            "{",
-            f"    let col = i32(lane) + {t}i * i32(LANES);",
-            "    if (live && col < N) {",
-            "        let gid = row * N + col;",
-            *("        " + line.replace("[t]", f"[{t}]") for line in lines),
-            "    }",
-            "}",
-        ]
+        body = ["let gid = row * N + col;", *lines]
+        if stores:
+            body += ["if (live) {", *("    " + line for line in stores), "}"]
+        body = [line.replace("[t]", f"[{t}]") for line in body]
+        if (t + 1) * lanes > n:
+            body = ["if (col < N) {", *("    " + line for line in body), "}"]
+        out += ["{", f"    let col = i32(lane) + {t}i * i32(LANES);", *("    " + line for line in body), "}"]
     return out
 
 
@@ -274,7 +275,7 @@ def rows_source(
     body += [f"var y{m}: array<{wgsl_type(e.dtype)}, {per_lane}>;" for m, e in enumerate(saved)]
     if cached:
         needs = any(not inputs[j].view.is_contiguous for j in cached)
-        body += _over_row((coord_lines if needs else []) + loads, per_lane)
+        body += _over_row((coord_lines if needs else []) + loads, per_lane, lanes, shape[-1])
 
     shared_types: set[str] = set()
     for p, part in enumerate(parts[:-1]):  # the reductions (step p is part p's prologue)
@@ -284,7 +285,7 @@ def rows_source(
         before, lines, (value,) = step_lines(p, [part.pre])
         body += before
         body.append(f"var acc{p} = {literal(REDUCE_IDENTITY[(part.op, t)], t)};")
-        body += _over_row([*lines, f"acc{p} = {combine.format(a=f'acc{p}', b=value)};"], per_lane)
+        body += _over_row([*lines, f"acc{p} = {combine.format(a=f'acc{p}', b=value)};"], per_lane, lanes, shape[-1])
         body += _combine_lines(f"acc{p}", combine, f"partial_{t}", subgroups, lanes)
         # the epilogue: the reduction's stored value, at its row
         part_inputs = [inputs[j] if kind == "src" else None for kind, j in reads[p]]
@@ -298,11 +299,11 @@ def rows_source(
         out_t = wgsl_type(part.out.dtype)
         body += [
             f"var red{p} = {literal(0, out_t)};",
-            "if (live) {",
+            "{",
             f"    let acc = acc{p};",
             *("    " + line for line in [*epi_coords, *lines]),
             f"    red{p} = {rounded(value, part.out.dtype)};",
-            "    if (lane == 0u) {",
+            "    if (live && lane == 0u) {",
             f"        {outs[part.out.slot]}[row] = {stored(value, part.out.dtype)};",
             "    }",
             "}",
@@ -312,7 +313,7 @@ def rows_source(
     before, lines, values = step_lines(len(parts) - 1, list(part.exprs))
     body += before
     stores = [f"{outs[o.slot]}[gid] = {stored(v, o.dtype)};" for o, v in zip(part.outs, values)]
-    body += _over_row([*lines, *stores], per_lane)
+    body += _over_row(lines, per_lane, lanes, shape[-1], stores)
 
     code = indent(body, 1)
     shared = "\n".join(f"var<workgroup> partial_{t}: array<{t}, {WORKGROUP}>;" for t in sorted(shared_types)) if lanes > 1 else ""
