@@ -4,8 +4,6 @@ engine/rows.py for the kind and its parts)."""
 
 from __future__ import annotations
 
-import os
-
 from collections import Counter
 from typing import NamedTuple
 
@@ -40,19 +38,20 @@ from .wgsl import (
 )
 
 
-
 class RowLayout(NamedTuple):
     """How a device lays rows out: about `work` elements per lane, at most `max_per_lane`
-    (held in registers, the loops over them unrolled)."""
+    (the loops over them unrolled), and at most `max_values` values kept per lane (a
+    lane's elements times the operands and values it keeps for later steps)."""
 
     work: int
     max_per_lane: int
+    max_values: int
 
 
-GPU_LAYOUT = RowLayout(8, 16)  # rows of up to 16 * 256 = 4096 elements in one pass
+GPU_LAYOUT = RowLayout(8, 16, 64)  # rows of up to 16 * 256 = 4096 elements in one pass
 # lavapipe keeps a lane's values in registers only with constant indices, and its loads and
 # stores are gathers and scatters: more work per lane pays there (rows of up to 8192)
-CPU_LAYOUT = RowLayout(int(os.environ.get("ROWS_WORK", "32")), int(os.environ.get("ROWS_MAX", "32")))
+CPU_LAYOUT = RowLayout(32, 32, 256)
 
 
 def layout(n: int, device: RowLayout = GPU_LAYOUT) -> tuple[int, int]:
@@ -101,8 +100,6 @@ class RegisterPlan:
             for e in wanted:
                 if id(e) not in inner:
                     chosen.setdefault(self.keys[id(e)], e)
-            if os.environ.get("ROWS_NOSAVE"):
-                chosen = {}
             for key in chosen:
                 names[key] = f"y{len(names)}[t]"
             self.saved.append(list(chosen.values()))
@@ -111,8 +108,6 @@ class RegisterPlan:
             loads = {reads[p][e.src] for e in self.evaluated(i) if isinstance(e, Load)}
             uses.update(j for kind, j in loads if kind == "src")
         self.cached = sorted(j for j, n in uses.items() if n > 1)
-        if os.environ.get("ROWS_NOCACHE"):
-            self.cached = []
 
     def row_values(self, i: int) -> list[Expr]:
         """The largest values step i computes that are the same along the row (made of
@@ -142,8 +137,7 @@ class RegisterPlan:
 def fits(k: Kernel, device: RowLayout = GPU_LAYOUT) -> bool:
     """Whether a workgroup can hold the rows of `k` (else the backend runs its parts)."""
     _, per_lane = layout(k.shape[-1], device)
-    registers = RegisterPlan(k).registers
-    return per_lane <= device.max_per_lane and per_lane * max(1, registers) <= 4 * device.max_per_lane
+    return per_lane <= device.max_per_lane and per_lane * max(1, RegisterPlan(k).registers) <= device.max_values
 
 
 def groups(k: Kernel, device: RowLayout = GPU_LAYOUT) -> int:
