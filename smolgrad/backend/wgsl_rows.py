@@ -79,7 +79,8 @@ class RegisterPlan:
                     self.keys[id(e)] = ("L", reads[p][e.src], e.dtype.name)
                     self.varies[id(e)] = reads[p][e.src][0] == "src"
                 elif isinstance(e, Apply):
-                    self.keys[id(e)] = ("A", e.op, e.dtype.name, _hashable(e.arg), tuple(self.keys[id(a)] for a in e.srcs))
+                    args = tuple(self.keys[id(a)] for a in e.srcs)
+                    self.keys[id(e)] = ("A", e.op, e.dtype.name, _hashable(e.arg), args)
                     self.varies[id(e)] = e.op is Op.RAND or any(self.varies[id(a)] for a in e.srcs)
                 else:
                     self.keys[id(e)] = ("C", _hashable(getattr(e, "value", None)), e.dtype.name)
@@ -92,8 +93,9 @@ class RegisterPlan:
             self.available.append(dict(names))
             later = set().union(*step_keys[i + 1 :])
             wanted = [
-                e for e in self.evaluated(i)
-                if isinstance(e, Apply) and self.varies[id(e)] and self.keys[id(e)] in later and self.keys[id(e)] not in names
+                e
+                for e in self.evaluated(i)
+                if isinstance(e, Apply) and self.varies[id(e)] and self.keys[id(e)] in later - names.keys()
             ]
             inner = {id(d) for e in wanted for d in postorder([e], expr_children) if d is not e}
             chosen: dict[tuple, Expr] = {}
@@ -287,8 +289,8 @@ def rows_source(
         known = {id(e): f"red{reads[p][e.src][1]}" for e in postorder([expr], expr_children)
                  if isinstance(e, Load) and reads[p][e.src][0] == "red"}
         lines, (value,) = expression_lines([expr], part_inputs, dim_coords(part.shape), "row", known)
-        direct = [part_inputs[e.src] for e in postorder([expr], expr_children) if isinstance(e, Load) and id(e) not in known]
-        needs = rand_needs_coords([expr]) or any(not x.view.is_contiguous for x in direct)
+        direct = [e for e in postorder([expr], expr_children) if isinstance(e, Load) and id(e) not in known]
+        needs = rand_needs_coords([expr]) or any(not part_inputs[e.src].view.is_contiguous for e in direct)
         epi_coords = coords_lines(part.shape, "row") if needs else []
         out_t = wgsl_type(part.out.dtype)
         body += [
@@ -310,12 +312,15 @@ def rows_source(
     body += _over_row(lines, per_lane, lanes, shape[-1], stores)
 
     code = indent(body, 1)
-    shared = "\n".join(f"var<workgroup> partial_{t}: array<{t}, {WORKGROUP}>;" for t in sorted(shared_types)) if lanes > 1 else ""
+    shared = "\n".join(f"var<workgroup> partial_{t}: array<{t}, {WORKGROUP}>;" for t in sorted(shared_types))
     how = "subgroup shuffles, then workgroup memory" if subgroups else "a tree in workgroup memory"
+    grouped = subgroups and lanes > 1
+    if lanes == 1:
+        shared = ""
     return render(
         load_shader("rows"),
         name=k.name,
-        layout=f"{lanes} lanes per row, {per_lane} elements per lane" + (", subgroups" if subgroups and lanes > 1 else ""),
+        layout=f"{lanes} lanes per row, {per_lane} elements per lane" + (", subgroups" if grouped else ""),
         detail=f"{kernel_detail(k)}\n// {row_count(k)} rows of {k.shape[-1]}",
         combine_how=how if lanes > 1 else "none (one lane per row)",
         bindings=bindings_code([storage_type(o.dtype) for o in k.outs], bindings),
@@ -326,6 +331,6 @@ def rows_source(
         rows=row_count(k),
         n=k.shape[-1],
         shared=shared,
-        builtins="\n    @builtin(subgroup_size) sg_size: u32," if subgroups and lanes > 1 else "",
+        builtins="\n    @builtin(subgroup_size) sg_size: u32," if grouped else "",
         body=code,
     )
