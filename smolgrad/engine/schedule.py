@@ -521,8 +521,8 @@ def _fuse_rows(built: list[tuple[_Draft, _Builder]], max_buffers: int) -> list[t
         if k.kind != "elementwise" or not k.shape or math.prod(k.shape) == 0:
             continue
         members = _unread_between(drafts, _row_reductions(drafts, producer, i, taken), i)
-        if not members:
-            continue
+        if not members or any(drafts[j].kind == "assign" for j in range(members[0], i)):
+            continue  # (a reduction is not moved past an in-place write: it may read that buffer)
         parts = [*members, i]
         outs = {id(o) for j in parts for o in drafts[j].outs}
         external = {id(s.node) for j in parts for s in drafts[j].srcs if id(s.node) not in outs}
