@@ -265,3 +265,26 @@ def test_in_place_write_after_the_reductions_is_seen_only_after(device):
     b[1:3] = 50.0
     assert_close(x, b)
     assert_close(x.softmax(-1), np_softmax(b), rtol=1e-5, atol=1e-7)
+
+
+def test_integer_and_bool_row_reductions(device):
+    a = rand(5, 9, seed=25)
+    x = sg.tensor(a, device=device)
+    positive = x > 0
+    out = x / positive.sum(-1, keepdim=True).clamp(min=1) + positive.any(-1, keepdim=True).float()
+    count_ = np.maximum((a > 0).sum(-1, keepdims=True), 1)
+    assert_close(out, a / count_ + (a > 0).any(-1, keepdims=True), rtol=1e-6)
+
+
+def test_layer_norm_module_and_cross_entropy_backward_on_webgpu(webgpu):
+    a, t = rand(6, 24, seed=26), np.array([1, 0, 23, 5, 7, 7])
+    grads = []
+    for device in ("numpy", webgpu):
+        sg.manual_seed(0)
+        norm = sg.nn.LayerNorm(24).to(device)
+        x = sg.tensor(a, device=device, requires_grad=True)
+        loss = F.cross_entropy(norm(x) * 2, sg.tensor(t, device=device))
+        loss.backward()
+        grads.append((loss.detach().numpy(), x.grad.numpy(), norm.weight.grad.numpy()))
+    for got, want in zip(grads[1], grads[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
