@@ -69,7 +69,8 @@ class RegisterPlan:
 
     def __init__(self, k: Kernel) -> None:
         parts, reads = k.arg.parts, k.arg.reads
-        self.steps = [(p, [part.pre]) for p, part in enumerate(parts[:-1])] + [(len(parts) - 1, list(parts[-1].exprs))]
+        self.steps = [(p, [part.pre]) for p, part in enumerate(parts[:-1]) if part.kind == "reduce"]
+        self.steps.append((len(parts) - 1, list(parts[-1].exprs)))
         self.keys: dict[int, tuple] = {}
         self.varies: dict[int, bool] = {}  # whether a value changes along the row
         step_keys = []
@@ -273,40 +274,47 @@ def rows_source(
         needs = any(not inputs[j].view.is_contiguous for j in cached)
         body += _over_row((coord_lines if needs else []) + loads, per_lane, lanes, shape[-1])
 
-    shared_types: set[str] = set()
-    for p, part in enumerate(parts[:-1]):  # the reductions (step p is part p's prologue)
-        t = wgsl_type(part.pre.dtype)
-        shared_types.add(t)
-        combine = REDUCE_COMBINE[(part.op, t)]
-        before, lines, (value,) = step_lines(p, [part.pre])
-        body += before
-        body.append(f"var acc{p} = {literal(REDUCE_IDENTITY[(part.op, t)], t)};")
-        body += _over_row([*lines, f"acc{p} = {combine.format(a=f'acc{p}', b=value)};"], per_lane, lanes, shape[-1])
-        body += _combine_lines(f"acc{p}", combine, f"partial_{t}", subgroups, lanes)
-        # the epilogue: the reduction's stored value, at its row
+    def row_value_lines(p: int, first: int) -> list[str]:
+        """Part p's outputs (row values first, first + 1, ...) at this lane's row: a
+        reduction's epilogue (of `acc`), or a per-row elementwise part; lane 0 stores them."""
+        part = parts[p]
         part_inputs = [inputs[j] if kind == "src" else None for kind, j in reads[p]]
-        expr = part.exprs[0]
-        known = {id(e): f"red{reads[p][e.src][1]}" for e in postorder([expr], expr_children)
+        exprs = list(part.exprs)
+        known = {id(e): f"red{reads[p][e.src][1]}" for e in postorder(exprs, expr_children)
                  if isinstance(e, Load) and reads[p][e.src][0] == "red"}
-        lines, (value,) = expression_lines([expr], part_inputs, dim_coords(part.shape), "row", known)
-        direct = [e for e in postorder([expr], expr_children) if isinstance(e, Load) and id(e) not in known]
-        needs = rand_needs_coords([expr]) or any(not part_inputs[e.src].view.is_contiguous for e in direct)
-        epi_coords = coords_lines(part.shape, "row") if needs else []
-        out_t = wgsl_type(part.out.dtype)
-        body += [
-            f"var red{p} = {literal(0, out_t)};",
-            "{",
-            f"    let acc = acc{p};",
-            *("    " + line for line in [*epi_coords, *lines]),
-            f"    red{p} = {rounded(value, part.out.dtype)};",
-            "    if (live && lane == 0u) {",
-            f"        {outs[part.out.slot]}[row] = {stored(value, part.out.dtype)};",
-            "    }",
-            "}",
-        ]
+        lines, values = expression_lines(exprs, part_inputs, dim_coords(part.shape), "row", known)
+        direct = [e for e in postorder(exprs, expr_children) if isinstance(e, Load) and id(e) not in known]
+        needs = rand_needs_coords(exprs) or any(not part_inputs[e.src].view.is_contiguous for e in direct)
+        inner = (coords_lines(part.shape, "row") if needs else []) + lines
+        stores = []
+        for v, (o, value) in enumerate(zip(part.outs, values), start=first):
+            inner.append(f"red{v} = {rounded(value, o.dtype)};")
+            stores.append(f"    {outs[o.slot]}[row] = {stored(value, o.dtype)};")
+        if part.kind == "reduce":
+            inner.insert(0, f"let acc = acc{p};")
+        declared = [f"var red{v} = {literal(0, wgsl_type(o.dtype))};" for v, o in enumerate(part.outs, start=first)]
+        return [*declared, "{", *("    " + line for line in inner), "    if (live && lane == 0u) {",
+                *("    " + line for line in stores), "    }", "}"]
+
+    shared_types: set[str] = set()
+    step_of = {p: i for i, (p, _) in enumerate(plan.steps)}
+    first = 0  # the number of the part's first row value
+    for p, part in enumerate(parts[:-1]):
+        if part.kind == "reduce":
+            t = wgsl_type(part.pre.dtype)
+            shared_types.add(t)
+            combine = REDUCE_COMBINE[(part.op, t)]
+            before, lines, (value,) = step_lines(step_of[p], [part.pre])
+            body += before
+            body.append(f"var acc{p} = {literal(REDUCE_IDENTITY[(part.op, t)], t)};")
+            accumulate = f"acc{p} = {combine.format(a=f'acc{p}', b=value)};"
+            body += _over_row([*lines, accumulate], per_lane, lanes, shape[-1])
+            body += _combine_lines(f"acc{p}", combine, f"partial_{t}", subgroups, lanes)
+        body += row_value_lines(p, first)
+        first += len(part.outs)
     # the elementwise part
     part = parts[-1]
-    before, lines, values = step_lines(len(parts) - 1, list(part.exprs))
+    before, lines, values = step_lines(len(plan.steps) - 1, list(part.exprs))
     body += before
     stores = [f"{outs[o.slot]}[gid] = {stored(v, o.dtype)};" for o, v in zip(part.outs, values)]
     body += _over_row(lines, per_lane, lanes, shape[-1], stores)

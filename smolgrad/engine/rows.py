@@ -3,8 +3,10 @@ reads them, as one kernel (softmax, log-softmax, layer norm, RMS norm, cross-ent
 
 A row kernel is a short list of *parts*, ordinary kernels run in turn: reductions over
 the last axis of the same (rows, N) shape (each may read the results of the ones before
-it, broadcast along the row), then one elementwise kernel of shape (rows, N) that reads
-them. A backend may run the parts one by one (the NumPy device does; the WebGPU device
+it, broadcast along the row) and elementwise kernels of one value per row (which read
+them: layer norm's 1 / sqrt(var + eps)), then one elementwise kernel of shape (rows, N)
+that reads them. The parts before the last are the *row values*: each output is one
+value per row, numbered in order (value v is "red" v). A backend may run the parts one by one (the NumPy device does; the WebGPU device
 does when a row does not fit in a workgroup's registers) or as one pass that reads each
 row once (backend/wgsl_rows.py). The scheduler forms them (schedule._fuse_rows).
 
@@ -23,7 +25,7 @@ from .kernel import Kernel, Operand, Out
 class RowsArg(NamedTuple):
     """A row kernel's parts (over local slots, the elementwise part last) and, per part and
     operand, where the operand comes from: ("src", j) is the row kernel's operand j,
-    ("red", m) the result of part m (a reduction of this kernel)."""
+    ("red", v) row value v (the v-th output of the parts before the last)."""
 
     parts: tuple[Kernel, ...]
     reads: tuple[tuple[tuple[str, int], ...], ...]
@@ -42,7 +44,7 @@ def rows_kernel(outs: tuple[Out, ...], srcs: tuple[Operand, ...], parts: tuple[K
     """The row kernel writing `outs` (the elementwise part's outputs, then each reduction's)
     from `srcs`, running `parts` (over local slots, see local_slots)."""
     local = local_slots(outs, srcs)
-    produced = {p.outs[0].slot: m for m, p in enumerate(parts[:-1])}
+    produced = {o.slot: v for v, o in enumerate(o for p in parts[:-1] for o in p.outs)}
     reads = []
     for p in parts:
         where = []

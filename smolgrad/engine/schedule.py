@@ -509,10 +509,11 @@ def _fuse_rows(built: list[tuple[_Draft, _Builder]], max_buffers: int) -> list[t
     """Fuse each elementwise kernel of shape (..., N) with the reductions over the last
     axis of the same shape that it reads (and those they read in turn), broadcast along
     the row, into one "rows" kernel (engine/rows.py) in the elementwise kernel's place:
-    softmax's max, sum and divide; layer norm's mean, variance and normalise. Its outputs
-    are the elementwise kernel's and every reduction's (whoever else reads them). Fused
-    only when no kernel in between reads a reduction's result (it now comes later) and
-    the buffers stay within `max_buffers`."""
+    softmax's max, sum and divide; layer norm's mean, variance and normalise. Elementwise
+    kernels of one value per row between them come along (layer norm's 1 / sqrt(var +
+    eps), stored for backward). Its outputs are the elementwise kernel's and every other
+    part's (whoever else reads them). Fused only when no kernel in between reads a part's
+    result (it now comes later) and the buffers stay within `max_buffers`."""
     drafts = [k for k, _ in built]
     producer = {id(o): i for i, k in enumerate(drafts) for o in k.outs}
     taken: set[int] = set()
@@ -520,8 +521,10 @@ def _fuse_rows(built: list[tuple[_Draft, _Builder]], max_buffers: int) -> list[t
     for i, k in enumerate(drafts):
         if k.kind != "elementwise" or not k.shape or math.prod(k.shape) == 0:
             continue
-        members = _unread_between(drafts, _row_reductions(drafts, producer, i, taken), i)
-        if not members or any(drafts[j].kind == "assign" for j in range(members[0], i)):
+        members = _unread_between(drafts, _row_members(drafts, producer, i, taken), i)
+        if not any(drafts[m].kind == "reduce" for m in members):
+            continue
+        if any(drafts[j].kind == "assign" for j in range(members[0], i)):
             continue  # (a reduction is not moved past an in-place write: it may read that buffer)
         parts = [*members, i]
         outs = {id(o) for j in parts for o in drafts[j].outs}
@@ -541,9 +544,10 @@ def _fuse_rows(built: list[tuple[_Draft, _Builder]], max_buffers: int) -> list[t
     return fused
 
 
-def _row_reductions(drafts: list[_Draft], producer: dict[int, int], i: int, taken: set[int]) -> list[int]:
+def _row_members(drafts: list[_Draft], producer: dict[int, int], i: int, taken: set[int]) -> list[int]:
     """The reductions over the last axis of drafts[i]'s shape that drafts[i] reads, with
-    those they read, in order; [] if one of them is read other than as its row's value."""
+    those they read, and the elementwise kernels of one value per row among them that read
+    one of those, in order; [] if one of them is read other than as its row's value."""
     shape = drafts[i].shape
     rows = math.prod(shape[:-1])
     members: set[int] = set()
@@ -551,14 +555,21 @@ def _row_reductions(drafts: list[_Draft], producer: dict[int, int], i: int, take
     while stack:
         for s in drafts[stack.pop()].srcs:
             j = producer.get(id(s.node))
-            if j is None or j in taken or not _is_row_reduction(drafts[j], shape):
+            if j is None or j in taken or not (_is_row_reduction(drafts[j], shape) or _is_row_value(drafts[j], shape)):
                 continue
             if not _reads_row_value(s.view, shape, rows):
                 return []
             if j not in members:
                 members.add(j)
                 stack.append(j)
-    return sorted(members)
+    while True:  # the per-row elementwise kernels that read no other part stay operands
+        outs = {id(o) for m in members for o in drafts[m].outs}
+        unrelated = {
+            m for m in members if drafts[m].kind == "elementwise" and not any(id(s.node) in outs for s in drafts[m].srcs)
+        }
+        if not unrelated:
+            return sorted(members)
+        members -= unrelated
 
 
 def _unread_between(drafts: list[_Draft], members: list[int], i: int) -> list[int]:
@@ -566,13 +577,13 @@ def _unread_between(drafts: list[_Draft], members: list[int], i: int) -> list[in
     stay where they are, as operands of the row kernel); [] if one that stays reads one
     that moves."""
     while members:
-        moved = {id(drafts[m].outs[0]): m for m in members}
+        moved = {id(o): m for m in members for o in drafts[m].outs}
         between = [j for j in range(members[0], i) if j not in members]
         stay = {moved[id(s.node)] for j in between for s in drafts[j].srcs if id(s.node) in moved}
         if not stay:
             return members
         members = [m for m in members if m not in stay]
-        kept = {id(drafts[m].outs[0]) for m in members}
+        kept = {id(o) for m in members for o in drafts[m].outs}
         if any(id(s.node) in kept for m in stay for s in drafts[m].srcs):
             return []
     return []
@@ -587,6 +598,11 @@ def _is_row_reduction(k: _Draft, shape: tuple[int, ...]) -> bool:
         and len(k.outs) == 1
         and math.prod(k.shape) == math.prod(shape[:-1])
     )
+
+
+def _is_row_value(k: _Draft, shape: tuple[int, ...]) -> bool:
+    """Whether `k` is elementwise with one value per row of `shape` (rows longer than 1)."""
+    return k.kind == "elementwise" and shape[-1] > 1 and math.prod(k.shape) == math.prod(shape[:-1])
 
 
 def _reads_row_value(view: View, shape: tuple[int, ...], rows: int) -> bool:
@@ -604,9 +620,10 @@ def _reads_row_value(view: View, shape: tuple[int, ...], rows: int) -> bool:
 
 
 def _rows_draft(reductions: list[_Draft], elementwise: _Draft) -> _Draft:
-    """The "rows" draft running `reductions` then `elementwise` (its `arg`)."""
+    """The "rows" draft running `reductions` (with the per-row elementwise kernels among
+    them) then `elementwise` (its `arg`)."""
     parts = (*reductions, elementwise)
-    outs = elementwise.outs + tuple(r.outs[0] for r in reductions)
+    outs = elementwise.outs + tuple(o for r in reductions for o in r.outs)
     produced = {id(o) for o in outs}
     srcs: dict[tuple, _Src] = {}
     for p in parts:
