@@ -1,4 +1,4 @@
-"""Row kernels (engine/rows.py): reductions along the last axis and the elementwise work
+"""Row kernels (engine.kernel.RowsArg): reductions along the last axis and the elementwise work
 that reads them (softmax, log-softmax, layer norm...) as one kernel, on both devices,
 against NumPy; the WebGPU layouts (registers per lane, subgroups or a tree, one lane per
 row), rows too long for one pass, 2-D grids, strided and float16 inputs, gradients."""

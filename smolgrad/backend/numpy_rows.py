@@ -1,4 +1,4 @@
-"""The "rows" kernel kind on the NumPy device: its parts in turn (see engine/rows.py).
+"""The "rows" kernel kind on the NumPy device: its parts in turn (see engine.kernel.RowsArg).
 
 NumPy gains nothing from keeping a row in registers, so a row kernel runs as the
 reductions and the elementwise kernel it was fused from, exactly as without the fusion."""
@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Callable
 
-from ..engine.kernel import Kernel
-from ..engine.rows import local_slots
+from ..engine.kernel import Kernel, local_slots
 
 PLAN_CACHE_SIZE = 256
 _plans: OrderedDict = OrderedDict()  # part's code -> its plan (see numpy_backend._Plan)

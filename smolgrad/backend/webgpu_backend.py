@@ -22,8 +22,7 @@ import numpy as np
 
 from .. import profiler
 from ..dtypes import DType, float32
-from ..engine.kernel import Kernel, Load, Operand
-from ..engine.rows import local_slots
+from ..engine.kernel import Kernel, Load, Operand, local_slots
 from ..view import View
 from . import autotune, wgsl, wgsl_attention, wgsl_rows
 from .base import Backend, index_out_of_range
@@ -870,7 +869,7 @@ class WebGPUBackend(Backend):
         self._dispatch(compute, k, src, outs, bound, math.prod(k.shape), grid)
 
     def _encode_rows(self, compute, k: Kernel, outs: list, keep_alive: list, buffers: list) -> None:
-        """A row kernel (engine/rows.py): one dispatch reading each row once when a row fits
+        """A row kernel (kernel.RowsArg): one dispatch reading each row once when a row fits
         in a workgroup's registers, else its parts one by one."""
         if math.prod(k.shape) == 0:
             return

@@ -1,14 +1,13 @@
 """WGSL for the "rows" kernel kind (shaders/rows.wgsl): reductions along each row in turn,
 then the elementwise work reading them, with the row read from memory once (see
-engine/rows.py for the kind and its parts)."""
+engine.kernel.RowsArg for the kind and its parts)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import NamedTuple
 
-from ..engine.kernel import Apply, Expr, Kernel, Load, _hashable
-from ..engine.rows import row_count
+from ..engine.kernel import Apply, Expr, Kernel, Load, _hashable, row_count
 from ..graph import postorder
 from ..ops import Op
 from ..shaders import load_shader

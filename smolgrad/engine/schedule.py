@@ -46,8 +46,7 @@ from ..dtypes import DType
 from ..graph import postorder
 from ..ops import ELEMENTWISE, REDUCE, Op
 from ..view import View, compose
-from .kernel import DEFAULT_MAX_BUFFERS, Acc, Apply, Const, Expr, Kernel, Load, Operand, Out
-from .rows import local_slots, rows_kernel
+from .kernel import DEFAULT_MAX_BUFFERS, Acc, Apply, Const, Expr, Kernel, Load, Operand, Out, local_slots, rows_kernel
 
 if TYPE_CHECKING:
     from ..lazy import LazyBuffer
@@ -508,7 +507,7 @@ ROW_REDUCTIONS = (Op.SUM, Op.RMAX, Op.RMIN)
 def _fuse_rows(built: list[tuple[_Draft, _Builder]], max_buffers: int) -> list[tuple[_Draft, _Builder]]:
     """Fuse each elementwise kernel of shape (..., N) with the reductions over the last
     axis of the same shape that it reads (and those they read in turn), broadcast along
-    the row, into one "rows" kernel (engine/rows.py) in the elementwise kernel's place:
+    the row, into one "rows" kernel (kernel.RowsArg) in the elementwise kernel's place:
     softmax's max, sum and divide; layer norm's mean, variance and normalise. Elementwise
     kernels of one value per row between them come along (layer norm's 1 / sqrt(var +
     eps), stored for backward). Its outputs are the elementwise kernel's and every other
@@ -555,7 +554,9 @@ def _row_members(drafts: list[_Draft], producer: dict[int, int], i: int, taken: 
     while stack:
         for s in drafts[stack.pop()].srcs:
             j = producer.get(id(s.node))
-            if j is None or j in taken or not (_is_row_reduction(drafts[j], shape) or _is_row_value(drafts[j], shape)):
+            if j is None or j in taken:
+                continue
+            if not (_is_row_reduction(drafts[j], shape) or _is_row_value(drafts[j], shape)):
                 continue
             if not _reads_row_value(s.view, shape, rows):
                 return []
@@ -565,7 +566,9 @@ def _row_members(drafts: list[_Draft], producer: dict[int, int], i: int, taken: 
     while True:  # the per-row elementwise kernels that read no other part stay operands
         outs = {id(o) for m in members for o in drafts[m].outs}
         unrelated = {
-            m for m in members if drafts[m].kind == "elementwise" and not any(id(s.node) in outs for s in drafts[m].srcs)
+            m
+            for m in members
+            if drafts[m].kind == "elementwise" and not any(id(s.node) in outs for s in drafts[m].srcs)
         }
         if not unrelated:
             return sorted(members)
@@ -634,7 +637,7 @@ def _rows_draft(reductions: list[_Draft], elementwise: _Draft) -> _Draft:
 
 
 def _lower_rows(d: _Draft, index: dict[int, int]) -> Kernel:
-    """A "rows" draft as a kernel over slots; its parts over local slots (engine/rows.py)."""
+    """A "rows" draft as a kernel over slots; its parts over local slots (kernel.RowsArg)."""
     outs = tuple(Out(index[id(o)], o.shape, o.dtype) for o in d.outs)
     srcs = tuple(Operand(index[id(s.node)], s.view, s.dtype) for s in d.srcs)
     local = {slot: i for i, slot in enumerate(local_slots(outs, srcs))}
