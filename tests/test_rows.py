@@ -314,3 +314,20 @@ def test_per_row_values_alone_are_not_a_row_kernel(device):
     out = x * (r.exp() + 1)  # a per-row value, but no reduction: an ordinary elementwise kernel
     sg.realize(out)
     assert_close(out, a * (np.exp(b) + 1), rtol=1e-6)
+
+
+def test_random_numbers_in_a_row_kernel_match_the_unfused_kernels(device, monkeypatch):
+    """Dropout after softmax, and noise added before it: the random numbers are those of
+    each element's own counter, as without row fusion."""
+    a = rand(6, 40, seed=32)
+
+    def run():
+        sg.manual_seed(3)
+        x = sg.tensor(a, device=device)
+        y = (x + sg.rand(6, 40, device=device)).softmax(-1)
+        return F.dropout(y, 0.5, training=True).numpy()
+
+    fused = run()
+    monkeypatch.setenv("SMOLGRAD_ROW_FUSION", "0")
+    np.testing.assert_allclose(fused, run(), rtol=1e-5, atol=1e-7)
+    assert (fused == 0).any() and (fused != 0).any()
