@@ -30,6 +30,7 @@ from . import blas_threads, numpy_threads
 from .numpy_threads import each as _each
 from .base import Backend, debug_level, index_out_of_range
 from .numpy_attention import Pairing, attention
+from .numpy_rows import run_rows
 
 PLAN_CACHE_SIZE = 1024  # compiled kernels kept (see NumpyBackend._plan)
 BLOCKED_COPY_MIN = 16 * 1024  # elements from which a permuted operand is copied in blocks
@@ -767,6 +768,8 @@ def run_kernel(
     """The flat output buffers of one kernel; `empty(n, dtype)` makes new flat arrays;
     `pairing`: where an attention's backward part finds the result its sibling computed.
     NumPy warnings are the caller's to silence."""
+    if k.kind == "rows":  # reductions along rows, then their elementwise consumer
+        return run_rows(k, buffers, run_kernel, _Plan, empty)
     if plan is None:
         plan = _Plan(k)
     xs = plan.operands(k.srcs, buffers)

@@ -22,9 +22,9 @@ import numpy as np
 
 from .. import profiler
 from ..dtypes import DType, float32
-from ..engine.kernel import Kernel, Load, Operand
+from ..engine.kernel import Kernel, Load, Operand, local_slots
 from ..view import View
-from . import autotune, wgsl, wgsl_attention
+from . import autotune, wgsl, wgsl_attention, wgsl_rows
 from .base import Backend, index_out_of_range
 
 try:
@@ -268,6 +268,7 @@ class WebGPUBackend(Backend):
         # more work per lane and fewer combining steps pay there
         software = self.adapter_info.get("adapter_type") == "CPU"
         self.reduce_work = REDUCE_WORK_CPU if software else REDUCE_WORK_GPU
+        self.row_layout = wgsl_rows.CPU_LAYOUT if software else wgsl_rows.GPU_LAYOUT
         self.workgroup_bytes = int(limits.get("max-compute-workgroup-storage-size", 16384))
         self.matmul_tuner = autotune.MatmulTuner(self)
         super().__init__()  # self.stats
@@ -728,6 +729,8 @@ class WebGPUBackend(Backend):
                 self._dispatch(compute, k, src, outs, bound, numel, self._grid(wgsl.groups_for(numel)))
         elif k.kind == "attention":
             self._encode_attention(compute, k, outs, buffers)
+        elif k.kind == "rows":
+            self._encode_rows(compute, k, outs, keep_alive, buffers)
         else:
             raise NotImplementedError(f"webgpu: no kernel for {k.kind}")
 
@@ -874,6 +877,28 @@ class WebGPUBackend(Backend):
 
         src = self._source(k, ("attention", k.arg, k.shape), inputs, make)
         self._dispatch(compute, k, src, outs, bound, math.prod(k.shape), grid)
+
+    def _encode_rows(self, compute, k: Kernel, outs: list, keep_alive: list, buffers: list) -> None:
+        """A row kernel (kernel.RowsArg): one dispatch reading each row once when a row fits
+        in a workgroup's registers, else its parts one by one."""
+        if math.prod(k.shape) == 0:
+            return
+        check_index_range(k.name, k.shape)
+        layout = self.row_layout
+        if not wgsl_rows.fits(k, layout):
+            local = [buffers[s] for s in local_slots(k.outs, k.srcs)]
+            local[: len(outs)] = outs
+            for part in k.arg.parts:
+                self._encode(compute, part, [local[o.slot] for o in part.outs], keep_alive, local)
+            return
+        inputs, decls, bound = self._bind(k.srcs, list(range(len(k.srcs))), buffers)
+        subgroups = self.subgroups
+
+        def make() -> str:
+            return wgsl_rows.rows_source(k, inputs, decls, subgroups, layout)
+
+        src = self._source(k, ("rows", subgroups, layout), inputs, make)
+        self._dispatch(compute, k, src, outs, bound, math.prod(k.shape), self._grid(wgsl_rows.groups(k, layout)))
 
     def _encode_scatter_add(self, compute, k: Kernel, outs: list, buffers: list) -> None:
         numel = math.prod(k.shape)

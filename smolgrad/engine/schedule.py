@@ -34,6 +34,7 @@ parameter and its two moment buffers is one dispatch).
 from __future__ import annotations
 
 import bisect
+import math
 import os
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from ..dtypes import DType
 from ..graph import postorder
 from ..ops import ELEMENTWISE, REDUCE, Op
 from ..view import View, compose
-from .kernel import DEFAULT_MAX_BUFFERS, Acc, Apply, Const, Expr, Kernel, Load, Operand, Out
+from .kernel import DEFAULT_MAX_BUFFERS, Acc, Apply, Const, Expr, Kernel, Load, Operand, Out, local_slots, rows_kernel
 
 if TYPE_CHECKING:
     from ..lazy import LazyBuffer
@@ -58,6 +59,12 @@ MAX_KERNEL_OPS = 256  # merging stops before a kernel computes more ops than thi
 
 def fusion_enabled() -> bool:
     return os.environ.get("SMOLGRAD_FUSION", "1") != "0"
+
+
+def row_fusion_enabled() -> bool:
+    """Whether row reductions and their elementwise consumer form one "rows" kernel
+    (`SMOLGRAD_ROW_FUSION=0` turns it off; see _fuse_rows)."""
+    return os.environ.get("SMOLGRAD_ROW_FUSION", "1") != "0"
 
 
 # --------------------------------------------------------------------------- drafts
@@ -361,7 +368,9 @@ def _unrealized_sources(n: LazyBuffer) -> list[LazyBuffer]:
 def _lower(drafts: list[_Draft], index: dict[int, int]) -> list[Kernel]:
     """The drafts as kernels over slots (`index`: id(node) -> its slot)."""
     return [
-        Kernel(
+        _lower_rows(d, index)
+        if d.kind == "rows"
+        else Kernel(
             d.kind,
             tuple(Out(index[id(o)], o.shape, o.dtype) for o in d.outs),
             tuple(Operand(index[id(s.node)], s.view, s.dtype) for s in d.srcs),
@@ -390,19 +399,21 @@ def schedule(outputs: list[LazyBuffer], max_buffers: int = DEFAULT_MAX_BUFFERS) 
     if not targets:
         return Schedule([], [])
     fuse = fusion_enabled()
+    rows = fuse and row_fusion_enabled()
     key, nodes = _structure(targets, fuse, max_buffers)
+    key = (key, rows)
     kernels = _schedule_cache.get(key)
     if kernels is not None:
         _schedule_cache.move_to_end(key)
         return Schedule(kernels, nodes)
-    kernels = _lower(_schedule(targets, fuse, max_buffers), {id(n): i for i, n in enumerate(nodes)})
+    kernels = _lower(_schedule(targets, fuse, max_buffers, rows), {id(n): i for i, n in enumerate(nodes)})
     _schedule_cache[key] = kernels
     if len(_schedule_cache) > SCHEDULE_CACHE_SIZE:
         _schedule_cache.popitem(last=False)
     return Schedule(kernels, nodes)
 
 
-def _schedule(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> list[_Draft]:
+def _schedule(targets: list[LazyBuffer], fuse: bool, max_buffers: int, rows: bool = False) -> list[_Draft]:
     order = postorder(targets, lambda n: [s.base for s in n.srcs if s.base.realized is None])
     consumers: dict[int, list[tuple[LazyBuffer, int]]] = defaultdict(list)
     for node in order:
@@ -429,6 +440,8 @@ def _schedule(targets: list[LazyBuffer], fuse: bool, max_buffers: int) -> list[_
         forced.update(id(n) for n in too_big)
     if fuse:
         built = _merge(built, max_buffers)
+    if rows:
+        built = _fuse_rows(built, max_buffers)
     return [k for k, _ in built]
 
 
@@ -485,3 +498,149 @@ def _merged(into: tuple[_Draft, _Builder], other: tuple[_Draft, _Builder]) -> tu
     exprs = tuple(b.compute(o, View.contiguous(o.shape), "main") for o in k2.outs)
     k = _Draft("elementwise", k1.outs + k2.outs, tuple(b.srcs), k1.exprs + exprs)
     return k, b
+
+
+# --------------------------------------------------------------------------- row kernels
+ROW_REDUCTIONS = (Op.SUM, Op.RMAX, Op.RMIN)
+
+
+def _fuse_rows(built: list[tuple[_Draft, _Builder]], max_buffers: int) -> list[tuple[_Draft, _Builder]]:
+    """Fuse each elementwise kernel of shape (..., N) with the reductions over the last
+    axis of the same shape that it reads (and those they read in turn), broadcast along
+    the row, into one "rows" kernel (kernel.RowsArg) in the elementwise kernel's place:
+    softmax's max, sum and divide; layer norm's mean, variance and normalise. Elementwise
+    kernels of one value per row between them come along (layer norm's 1 / sqrt(var +
+    eps), stored for backward). Its outputs are the elementwise kernel's and every other
+    part's (whoever else reads them). Fused only when no kernel in between reads a part's
+    result (it now comes later) and the buffers stay within `max_buffers`."""
+    drafts = [k for k, _ in built]
+    producer = {id(o): i for i, k in enumerate(drafts) for o in k.outs}
+    taken: set[int] = set()
+    groups: dict[int, list[int]] = {}  # elementwise draft -> its reductions, in order
+    for i, k in enumerate(drafts):
+        if k.kind != "elementwise" or not k.shape or math.prod(k.shape) == 0:
+            continue
+        members = _unread_between(drafts, _row_members(drafts, producer, i, taken), i)
+        if not any(drafts[m].kind == "reduce" for m in members):
+            continue
+        if any(drafts[j].kind == "assign" for j in range(members[0], i)):
+            continue  # (a reduction is not moved past an in-place write: it may read that buffer)
+        parts = [*members, i]
+        outs = {id(o) for j in parts for o in drafts[j].outs}
+        external = {id(s.node) for j in parts for s in drafts[j].srcs if id(s.node) not in outs}
+        if len(external) + len(outs) > max_buffers:
+            continue
+        taken.update(parts)
+        groups[i] = members
+    if not groups:
+        return built
+    fused = []
+    for i, (k, b) in enumerate(built):
+        if i in groups:
+            fused.append((_rows_draft([drafts[j] for j in groups[i]], k), b))
+        elif i not in taken:
+            fused.append((k, b))
+    return fused
+
+
+def _row_members(drafts: list[_Draft], producer: dict[int, int], i: int, taken: set[int]) -> list[int]:
+    """The reductions over the last axis of drafts[i]'s shape that drafts[i] reads, with
+    those they read, and the elementwise kernels of one value per row among them that read
+    one of those, in order; [] if one of them is read other than as its row's value."""
+    shape = drafts[i].shape
+    rows = math.prod(shape[:-1])
+    members: set[int] = set()
+    stack = [i]
+    while stack:
+        for s in drafts[stack.pop()].srcs:
+            j = producer.get(id(s.node))
+            if j is None or j in taken:
+                continue
+            if not (_is_row_reduction(drafts[j], shape) or _is_row_value(drafts[j], shape)):
+                continue
+            if not _reads_row_value(s.view, shape, rows):
+                return []
+            if j not in members:
+                members.add(j)
+                stack.append(j)
+    while True:  # the per-row elementwise kernels that read no other part stay operands
+        outs = {id(o) for m in members for o in drafts[m].outs}
+        unrelated = {
+            m
+            for m in members
+            if drafts[m].kind == "elementwise" and not any(id(s.node) in outs for s in drafts[m].srcs)
+        }
+        if not unrelated:
+            return sorted(members)
+        members -= unrelated
+
+
+def _unread_between(drafts: list[_Draft], members: list[int], i: int) -> list[int]:
+    """`members` less those whose result a kernel between them and drafts[i] reads (those
+    stay where they are, as operands of the row kernel); [] if one that stays reads one
+    that moves."""
+    while members:
+        moved = {id(o): m for m in members for o in drafts[m].outs}
+        between = [j for j in range(members[0], i) if j not in members]
+        stay = {moved[id(s.node)] for j in between for s in drafts[j].srcs if id(s.node) in moved}
+        if not stay:
+            return members
+        members = [m for m in members if m not in stay]
+        kept = {id(o) for m in members for o in drafts[m].outs}
+        if any(id(s.node) in kept for m in stay for s in drafts[m].srcs):
+            return []
+    return []
+
+
+def _is_row_reduction(k: _Draft, shape: tuple[int, ...]) -> bool:
+    return (
+        k.kind == "reduce"
+        and k.op in ROW_REDUCTIONS
+        and k.pre_shape == shape
+        and tuple(k.arg) == (len(shape) - 1,)
+        and len(k.outs) == 1
+        and math.prod(k.shape) == math.prod(shape[:-1])
+    )
+
+
+def _is_row_value(k: _Draft, shape: tuple[int, ...]) -> bool:
+    """Whether `k` is elementwise with one value per row of `shape` (rows longer than 1)."""
+    return k.kind == "elementwise" and shape[-1] > 1 and math.prod(k.shape) == math.prod(shape[:-1])
+
+
+def _reads_row_value(view: View, shape: tuple[int, ...], rows: int) -> bool:
+    """Whether `view` reads a row reduction's result (`rows` values, row-major) at the
+    row of each position: broadcast along the row over `shape`, or in order over an
+    output of one value per row."""
+    if view.offset != 0:
+        return False
+    if view.numel == rows and view.is_contiguous:
+        return True
+    if view.shape != shape or (shape[-1] != 1 and view.strides[-1] != 0):
+        return False
+    expected = View.contiguous(shape[:-1]).strides
+    return all(n == 1 or s == e for n, s, e in zip(shape[:-1], view.strides[:-1], expected))
+
+
+def _rows_draft(reductions: list[_Draft], elementwise: _Draft) -> _Draft:
+    """The "rows" draft running `reductions` (with the per-row elementwise kernels among
+    them) then `elementwise` (its `arg`)."""
+    parts = (*reductions, elementwise)
+    outs = elementwise.outs + tuple(o for r in reductions for o in r.outs)
+    produced = {id(o) for o in outs}
+    srcs: dict[tuple, _Src] = {}
+    for p in parts:
+        for s in p.srcs:
+            if id(s.node) not in produced:
+                srcs.setdefault((id(s.node), s.view, s.dtype), s)
+    return _Draft("rows", outs, tuple(srcs.values()), (), arg=parts)
+
+
+def _lower_rows(d: _Draft, index: dict[int, int]) -> Kernel:
+    """A "rows" draft as a kernel over slots; its parts over local slots (kernel.RowsArg)."""
+    outs = tuple(Out(index[id(o)], o.shape, o.dtype) for o in d.outs)
+    srcs = tuple(Operand(index[id(s.node)], s.view, s.dtype) for s in d.srcs)
+    local = {slot: i for i, slot in enumerate(local_slots(outs, srcs))}
+    nodes = [o for p in d.arg for o in p.outs] + [s.node for p in d.arg for s in p.srcs]
+    parts = _lower(list(d.arg), {id(n): local[index[id(n)]] for n in nodes})
+    return rows_kernel(outs, srcs, tuple(parts))
