@@ -290,22 +290,37 @@ def test_layer_norm_module_and_cross_entropy_backward_on_webgpu(webgpu):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+def _composed_layer_norm(x, w):
+    """Layer norm of ordinary ops, as users write it (F.layer_norm is one Function)."""
+    centered = x - x.mean(-1, keepdim=True)
+    return centered * ((centered * centered).mean(-1, keepdim=True) + 1e-5).rsqrt() * w
+
+
 def test_per_row_values_between_come_along(device):
-    """Layer norm under autograd stores its mean, x - mean and 1 / sqrt(var + eps): the
-    per-row elementwise kernel (the reciprocal) is a part of the row kernel that reads
-    it, so the forward is two row kernels, and values and gradients are right."""
+    """Layer norm composed of ops, under autograd, stores its mean, x - mean and
+    1 / sqrt(var + eps): the per-row elementwise kernel (the reciprocal) is a part of the
+    row kernel that reads it, so the forward is two row kernels, and values and gradients
+    are right."""
     a, g = rand(5, 12, seed=27), rand(5, 12, seed=28)
     x = sg.tensor(a, device=device, requires_grad=True)
     w = sg.tensor(rand(12, seed=29), device=device, requires_grad=True)
-    out = F.layer_norm(x, (12,), w)
+    out = _composed_layer_norm(x, w)
     assert count(device, out)["kernels"] == 2
     assert_close(out, np_layer_norm(a, w.detach().numpy()), rtol=1e-4, atol=1e-5)
     (out * sg.tensor(g, device=device)).sum().backward()
     x64 = sg.tensor(a.astype(np.float64), device="numpy", requires_grad=True)
     w64 = sg.tensor(w.detach().numpy().astype(np.float64), device="numpy", requires_grad=True)
-    (F.layer_norm(x64, (12,), w64) * sg.tensor(g.astype(np.float64), device="numpy")).sum().backward()
+    (_composed_layer_norm(x64, w64) * sg.tensor(g.astype(np.float64), device="numpy")).sum().backward()
     assert_close(x.grad, x64.grad.numpy().astype(np.float32), rtol=1e-4, atol=1e-5)
     assert_close(w.grad, w64.grad.numpy().astype(np.float32), rtol=1e-4, atol=1e-5)
+
+
+def test_layer_norm_forward_is_one_row_kernel(device):
+    x = sg.tensor(rand(5, 12, seed=27), device=device, requires_grad=True)
+    w = sg.tensor(rand(12, seed=29), device=device, requires_grad=True)
+    out = F.layer_norm(x, (12,), w)  # (its mean and 1/sqrt(var + eps) are kept for backward)
+    assert count(device, out)["kernels"] == 1
+    assert_close(out, np_layer_norm(rand(5, 12, seed=27), w.detach().numpy()), rtol=1e-4, atol=1e-5)
 
 
 def test_per_row_values_alone_are_not_a_row_kernel(device):
