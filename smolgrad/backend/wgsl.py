@@ -926,15 +926,23 @@ class MatmulVariant:
         """(rows, columns) of the output one workgroup computes."""
         if self.kind == "tiled":
             return self.tile, self.tile
-        return self.wy * self.rm, self.wx * self.rn
+        return self.wy * self.rm, self.wx * self.rn  # (a subgroup variant: wx lanes, wy subgroups)
 
     def grid(self, m: int, n: int, batch: int) -> tuple[int, int, int]:
         rows, cols = self.block
         return (-(-n // cols), -(-m // rows), batch)
 
 
+SUBGROUP_LANES = 8  # the lanes a "subgroup" variant assumes (a software adapter's 256-bit SIMD)
+
+
 def _direct(wx: int, wy: int, rm: int, rn: int, vec4: bool = True) -> MatmulVariant:
     return MatmulVariant(f"direct{wx}x{wy}_{rm}x{rn}" + ("v" if vec4 else ""), "direct", wx=wx, wy=wy, rm=rm, rn=rn, vec4=vec4)
+
+
+def _subgroup(rm: int, rn: int, subgroups: int = 1, vec4: bool = True) -> MatmulVariant:
+    name = f"subgroup{subgroups}_{rm}x{rn}" + ("v" if vec4 else "")
+    return MatmulVariant(name, "subgroup", wx=SUBGROUP_LANES, wy=subgroups, rm=rm, rn=rn, vec4=vec4)
 
 
 # A few shapes of each kind: wide tiles for GPUs, register blocks of different aspect for
@@ -950,6 +958,14 @@ MATMUL_VARIANTS = {
         _direct(16, 1, 8, 16),
         _direct(16, 1, 16, 8),
         _direct(8, 16, 4, 4),
+        _subgroup(16, 8, vec4=False),
+        _subgroup(32, 4, vec4=False),
+        _subgroup(16, 8),
+        _subgroup(32, 4),
+        _subgroup(32, 8),
+        _subgroup(64, 4),
+        _subgroup(32, 4, 2),
+        _subgroup(16, 8, 4),
     )
 }
 DEFAULT_MATMUL = "tiled64"
@@ -1076,6 +1092,63 @@ def _direct_vec4_m_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
     return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "1i"}
 
 
+def _subgroup_body(v: MatmulVariant, t: str, a: Input, b: Input, layout: str | None) -> dict[str, str]:
+    """The setup, k-loop steps and store of a subgroup variant: lane l loads A's rows l, l + 8,
+    ... of the block and its own rn columns of B, and multiplies each row's value, broadcast
+    from the lane that loaded it, into its rm x rn accumulators. Four k's per step; with a
+    vec4 `layout` (see vec4_layout; a and b then bound as array<vec4<f32>>) A is read 4 k's
+    at a time ("kn", "kk") and B 4 columns ("kn", "mn") or 4 k's ("kk") at a time."""
+    lanes, rows = SUBGROUP_LANES, v.rm // SUBGROUP_LANES
+    a_k4, b_n4, b_k4 = layout in ("kn", "kk"), layout in ("kn", "mn"), layout == "kk"
+    setup = [f"let ra{i} = a_base + min(row0 + lane + {lanes * i}i, M - 1) * A_ROW_STRIDE;" for i in range(rows)]
+    if b_n4:
+        setup += [f"let cb{g} = b_base + min(col0 + {4 * g}i, N - 4i);" for g in range(v.rn // 4)]
+    else:
+        setup += [f"let cb{j} = b_base + min(col0 + {j}i, N - 1) * B_COL_STRIDE;" for j in range(v.rn)]
+    setup += [f"var acc{r}_{j} = {literal(0, t)};" for r in range(v.rm) for j in range(v.rn)]
+
+    def scalar(x: Input, index: str, vec4: bool) -> str:  # one element of a (vec4) buffer
+        return f"{x.binding}[({index}) / 4i][({index}) % 4i]" if vec4 else loaded(f"{x.binding}[{index}]", x.dtype)
+
+    def fmas(kk: int, a_val, b_val) -> list[str]:
+        lines = []
+        for r in range(v.rm):
+            lines.append(f"let s{r}_{kk} = subgroupBroadcast({a_val(r // lanes)}, {r % lanes}u);")
+            lines += [_mul_add(t, f"acc{r}_{j}", f"s{r}_{kk}", b_val(j)) for j in range(v.rn)]
+        return lines
+
+    vec4 = layout is not None
+    if vec4:  # four k's from vec4 loads
+        step = []
+        if a_k4:
+            step += [f"let a{i} = {a.binding}[(ra{i} + k) / 4i];" for i in range(rows)]
+        if b_k4:
+            step += [f"let b{j} = {b.binding}[(cb{j} + k) / 4i];" for j in range(v.rn)]
+        for kk in range(4):
+            if not a_k4:
+                step += [f"let a{i}_{kk} = {scalar(a, f'ra{i} + (k + {kk}i) * A_COL_STRIDE', True)};" for i in range(rows)]
+            if b_n4:
+                step += [f"let b{g}_{kk} = {b.binding}[(cb{g} + (k + {kk}i) * B_ROW_STRIDE) / 4i];" for g in range(v.rn // 4)]
+            a_val = (lambda i, kk=kk: f"a{i}[{kk}]") if a_k4 else (lambda i, kk=kk: f"a{i}_{kk}")
+            b_val = (lambda j, kk=kk: f"b{j}[{kk}]") if b_k4 else (lambda j, kk=kk: f"b{j // 4}_{kk}[{j % 4}]")
+            step += fmas(kk, a_val, b_val)
+    else:
+        step = [f"let a{i}_{kk} = {scalar(a, f'ra{i} + (k + {kk}i) * A_COL_STRIDE', False)};" for kk in range(4) for i in range(rows)]
+        step += [f"let b{j}_{kk} = {scalar(b, f'cb{j} + (k + {kk}i) * B_ROW_STRIDE', False)};" for kk in range(4) for j in range(v.rn)]
+        for kk in range(4):
+            step += fmas(kk, lambda i, kk=kk: f"a{i}_{kk}", lambda j, kk=kk: f"b{j}_{kk}")
+    # the last K % 4 k's, one at a time (none with vec4 loads along K, K being a multiple of 4)
+    tail = [f"let a{i}_0 = {scalar(a, f'ra{i} + k * A_COL_STRIDE', vec4)};" for i in range(rows)]
+    if b_n4:
+        tail += [f"let b{g}_0 = {b.binding}[(cb{g} + k * B_ROW_STRIDE) / 4i];" for g in range(v.rn // 4)]
+        tail += fmas(0, lambda i: f"a{i}_0", lambda j: f"b{j // 4}_0[{j % 4}]")
+    else:
+        tail += [f"let b{j}_0 = {scalar(b, f'cb{j} + k * B_ROW_STRIDE', vec4)};" for j in range(v.rn)]
+        tail += fmas(0, lambda i: f"a{i}_0", lambda j: f"b{j}_0")
+    store = _store_lines(v, lambda r, j: f"acc{r}_{j}", t)
+    return {"setup": indent(setup), "step": indent(step, 2), "tail": indent(tail, 2), "store": indent(store), "k_step": "4i"}
+
+
 def matmul_source(
     a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: str, bindings: str, detail: str,
     variant: MatmulVariant | None = None,
@@ -1106,14 +1179,20 @@ def matmul_source(
         N=f"{n}i",
         K=f"{k}i",
     )
-    if v.kind == "direct":
-        values.update(WX=v.wx, WY=v.wy, RM=v.rm, RN=v.rn)
+    if v.kind in ("direct", "subgroup"):
         layout = vec4_layout(a, b, epilogue_fn) if v.vec4 else None
         if layout is not None:
             for x in (a, b):
                 values["bindings"] = values["bindings"].replace(
                     f"var<storage, read> {x.binding}: array<f32>;", f"var<storage, read> {x.binding}: array<vec4<f32>>;"
                 )
+    if v.kind == "subgroup":
+        values.update(WG=v.wx * v.wy, SUBGROUPS=v.wy, RM=v.rm, RN=v.rn, COLS=v.wx * v.rn)
+        values.update(_subgroup_body(v, t, a, b, layout))
+        return render(load_shader("matmul_subgroup"), **values)
+    if v.kind == "direct":
+        values.update(WX=v.wx, WY=v.wy, RM=v.rm, RN=v.rn)
+        if layout is not None:
             body = {"kn": _direct_vec4_body, "kk": _direct_vec4_k_body, "mn": _direct_vec4_m_body}[layout]
             values.update(body(v, a.binding, b.binding))
         else:
