@@ -958,14 +958,11 @@ MATMUL_VARIANTS = {
         _direct(16, 1, 8, 16),
         _direct(16, 1, 16, 8),
         _direct(8, 16, 4, 4),
-        _subgroup(16, 8, vec4=False),
-        _subgroup(32, 4, vec4=False),
+        _subgroup(8, 8),
         _subgroup(16, 8),
         _subgroup(32, 4),
-        _subgroup(32, 8),
-        _subgroup(64, 4),
-        _subgroup(32, 4, 2),
         _subgroup(16, 8, 4),
+        _subgroup(32, 4, 2),
     )
 }
 DEFAULT_MATMUL = "tiled64"
@@ -1093,58 +1090,75 @@ def _direct_vec4_m_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
 
 
 def _subgroup_body(v: MatmulVariant, t: str, a: Input, b: Input, layout: str | None) -> dict[str, str]:
-    """The setup, k-loop steps and store of a subgroup variant: lane l loads A's rows l, l + 8,
-    ... of the block and its own rn columns of B, and multiplies each row's value, broadcast
-    from the lane that loaded it, into its rm x rn accumulators. Four k's per step; with a
-    vec4 `layout` (see vec4_layout; a and b then bound as array<vec4<f32>>) A is read 4 k's
-    at a time ("kn", "kk") and B 4 columns ("kn", "mn") or 4 k's ("kk") at a time."""
-    lanes, rows = SUBGROUP_LANES, v.rm // SUBGROUP_LANES
-    a_k4, b_n4, b_k4 = layout in ("kn", "kk"), layout in ("kn", "mn"), layout == "kk"
-    setup = [f"let ra{i} = a_base + min(row0 + lane + {lanes * i}i, M - 1) * A_ROW_STRIDE;" for i in range(rows)]
-    if b_n4:
+    """The setup, k-loop steps and store of a subgroup variant: the lanes split the loads of
+    A's rm rows between them and each lane loads its own rn columns of B; every A value is
+    then broadcast from the lane that loaded it into all lanes' rm x rn accumulators.
+    Four k's per step (then the last K % 4 one at a time). With a vec4 `layout` (see
+    vec4_layout; a and b are then bound as array<vec4<f32>>) A is read 4 k's ("kn", "kk") or
+    4 rows ("mn") at a time, B 4 columns ("kn", "mn") or 4 k's ("kk") at a time; without,
+    lane l loads rows l, l + 8, ... one element at a time."""
+    lanes = SUBGROUP_LANES
+    a_mode = {"kn": "k4", "kk": "k4", "mn": "m4"}.get(layout, "s")
+    b_mode = {"kn": "n4", "mn": "n4", "kk": "k4"}.get(layout, "s")
+    a_loads = -(-v.rm // (4 * lanes)) if a_mode == "m4" else v.rm // lanes
+    if a_mode == "m4":  # lane l loads rows 4l .. 4l + 3 (+ 32i) as one vec4
+        setup = [f"let ra{i} = a_base + min(row0 + {4 * lanes * i}i + 4i * lane, M - 4i);" for i in range(a_loads)]
+    else:
+        setup = [f"let ra{i} = a_base + min(row0 + lane + {lanes * i}i, M - 1) * A_ROW_STRIDE;" for i in range(a_loads)]
+    if b_mode == "n4":
         setup += [f"let cb{g} = b_base + min(col0 + {4 * g}i, N - 4i);" for g in range(v.rn // 4)]
     else:
         setup += [f"let cb{j} = b_base + min(col0 + {j}i, N - 1) * B_COL_STRIDE;" for j in range(v.rn)]
     setup += [f"var acc{r}_{j} = {literal(0, t)};" for r in range(v.rm) for j in range(v.rn)]
 
-    def scalar(x: Input, index: str, vec4: bool) -> str:  # one element of a (vec4) buffer
-        return f"{x.binding}[({index}) / 4i][({index}) % 4i]" if vec4 else loaded(f"{x.binding}[{index}]", x.dtype)
+    def a_load(i: int, k: str) -> str:  # the value(s) of A at k that this lane loads
+        if a_mode == "m4":
+            return f"{a.binding}[(ra{i} + {k} * A_COL_STRIDE) / 4i]"
+        if a_mode == "k4":
+            return f"{a.binding}[(ra{i} + {k}) / 4i][({k}) % 4i]"  # (the tail only: no K % 4 there)
+        return loaded(f"{a.binding}[ra{i} + {k} * A_COL_STRIDE]", a.dtype)
 
-    def fmas(kk: int, a_val, b_val) -> list[str]:
+    def b_load(j: int, k: str) -> str:  # column j of B at k (s, k4) or columns 4j .. 4j + 3 (n4)
+        if b_mode == "n4":
+            return f"{b.binding}[(cb{j} + {k} * B_ROW_STRIDE) / 4i]"
+        if b_mode == "k4":
+            return f"{b.binding}[(cb{j} + {k}) / 4i][({k}) % 4i]"
+        return loaded(f"{b.binding}[cb{j} + {k} * B_ROW_STRIDE]", b.dtype)
+
+    def k_lines(kk: int, k: str, a_val, b_val) -> list[str]:
+        """The loads (all but the vec4s along K) and multiply-adds of one k."""
         lines = []
+        if a_mode != "k4" or k == "k":
+            lines += [f"let a{i}_{kk} = {a_load(i, k)};" for i in range(a_loads)]
+        if b_mode == "n4":
+            lines += [f"let b{g}_{kk} = {b_load(g, k)};" for g in range(v.rn // 4)]
+        elif b_mode != "k4" or k == "k":
+            lines += [f"let b{j}_{kk} = {b_load(j, k)};" for j in range(v.rn)]
         for r in range(v.rm):
-            lines.append(f"let s{r}_{kk} = subgroupBroadcast({a_val(r // lanes)}, {r % lanes}u);")
+            if a_mode == "m4":
+                owner, value = (r % (4 * lanes)) // 4, f"{a_val(r // (4 * lanes))}[{r % 4}]"
+            else:
+                owner, value = r % lanes, a_val(r // lanes)
+            lines.append(f"let s{r}_{kk} = subgroupBroadcast({value}, {owner}u);")
             lines += [_mul_add(t, f"acc{r}_{j}", f"s{r}_{kk}", b_val(j)) for j in range(v.rn)]
         return lines
 
-    vec4 = layout is not None
-    if vec4:  # four k's from vec4 loads
-        step = []
-        if a_k4:
-            step += [f"let a{i} = {a.binding}[(ra{i} + k) / 4i];" for i in range(rows)]
-        if b_k4:
-            step += [f"let b{j} = {b.binding}[(cb{j} + k) / 4i];" for j in range(v.rn)]
-        for kk in range(4):
-            if not a_k4:
-                step += [f"let a{i}_{kk} = {scalar(a, f'ra{i} + (k + {kk}i) * A_COL_STRIDE', True)};" for i in range(rows)]
-            if b_n4:
-                step += [f"let b{g}_{kk} = {b.binding}[(cb{g} + (k + {kk}i) * B_ROW_STRIDE) / 4i];" for g in range(v.rn // 4)]
-            a_val = (lambda i, kk=kk: f"a{i}[{kk}]") if a_k4 else (lambda i, kk=kk: f"a{i}_{kk}")
-            b_val = (lambda j, kk=kk: f"b{j}[{kk}]") if b_k4 else (lambda j, kk=kk: f"b{j // 4}_{kk}[{j % 4}]")
-            step += fmas(kk, a_val, b_val)
-    else:
-        step = [f"let a{i}_{kk} = {scalar(a, f'ra{i} + (k + {kk}i) * A_COL_STRIDE', False)};" for kk in range(4) for i in range(rows)]
-        step += [f"let b{j}_{kk} = {scalar(b, f'cb{j} + (k + {kk}i) * B_ROW_STRIDE', False)};" for kk in range(4) for j in range(v.rn)]
-        for kk in range(4):
-            step += fmas(kk, lambda i, kk=kk: f"a{i}_{kk}", lambda j, kk=kk: f"b{j}_{kk}")
-    # the last K % 4 k's, one at a time (none with vec4 loads along K, K being a multiple of 4)
-    tail = [f"let a{i}_0 = {scalar(a, f'ra{i} + k * A_COL_STRIDE', vec4)};" for i in range(rows)]
-    if b_n4:
-        tail += [f"let b{g}_0 = {b.binding}[(cb{g} + k * B_ROW_STRIDE) / 4i];" for g in range(v.rn // 4)]
-        tail += fmas(0, lambda i: f"a{i}_0", lambda j: f"b{j // 4}_0[{j % 4}]")
-    else:
-        tail += [f"let b{j}_0 = {scalar(b, f'cb{j} + k * B_ROW_STRIDE', vec4)};" for j in range(v.rn)]
-        tail += fmas(0, lambda i: f"a{i}_0", lambda j: f"b{j}_0")
+    step = []
+    if a_mode == "k4":
+        step += [f"let a{i} = {a.binding}[(ra{i} + k) / 4i];" for i in range(a_loads)]
+    if b_mode == "k4":
+        step += [f"let b{j} = {b.binding}[(cb{j} + k) / 4i];" for j in range(v.rn)]
+    for kk in range(4):
+        a_val = (lambda i, kk=kk: f"a{i}[{kk}]") if a_mode == "k4" else (lambda i, kk=kk: f"a{i}_{kk}")
+        if b_mode == "k4":
+            b_val = lambda j, kk=kk: f"b{j}[{kk}]"
+        elif b_mode == "n4":
+            b_val = lambda j, kk=kk: f"b{j // 4}_{kk}[{j % 4}]"
+        else:
+            b_val = lambda j, kk=kk: f"b{j}_{kk}"
+        step += k_lines(kk, f"(k + {kk}i)", a_val, b_val)
+    b_tail = (lambda j: f"b{j // 4}_0[{j % 4}]") if b_mode == "n4" else (lambda j: f"b{j}_0")
+    tail = k_lines(0, "k", lambda i: f"a{i}_0", b_tail)
     store = _store_lines(v, lambda r, j: f"acc{r}_{j}", t)
     return {"setup": indent(setup), "step": indent(step, 2), "tail": indent(tail, 2), "store": indent(store), "k_step": "4i"}
 
