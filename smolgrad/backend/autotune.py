@@ -119,12 +119,14 @@ def subgroup_variants_ok(backend) -> bool:
         buf.destroy()
 
 
-def fixed_rule(m: int, n: int, k: int, batch: int, software: bool) -> str:
-    """The variant used without tuning."""
+def fixed_rule(m: int, n: int, k: int, batch: int, software: bool, subgroups: bool = False) -> str:
+    """The variant used without tuning (`subgroups`: the subgroup variants can run)."""
     if software:  # a CPU runs threads as SIMD lanes: big register blocks, vec4 loads, no barriers
         # (small ones keep the tiled kernel: it compiles several times faster on lavapipe, and
         # a changing fused epilogue means a new compile per step)
-        return "direct16x1_16x8v" if 2 * m * n * k * batch >= TUNE_MIN_FLOPS else "tiled64"
+        if 2 * m * n * k * batch < TUNE_MIN_FLOPS:
+            return "tiled64"
+        return "subgroup1_16x8v" if subgroups else "direct16x1_16x8v"
     if m * batch <= 32 or n <= 32:
         return "tiled32"
     return "tiled64"
@@ -152,6 +154,11 @@ class MatmulTuner:
             self._candidates = {name: v for name, v in wgsl.MATMUL_VARIANTS.items() if v.kind != "subgroup" or ok}
         return self._candidates
 
+    @property
+    def subgroups(self) -> bool:
+        """Whether the subgroup variants are among the candidates."""
+        return any(v.kind == "subgroup" for v in self.candidates.values())
+
     def key(self, m: int, n: int, k: int, batch: int, t: str, transposed: tuple[bool, bool] = (False, False)) -> str:
         b = [_bucket(x, self.max_dim) for x in (batch, m, n, k)]
         return f"{t} b{b[0]} m{b[1]} n{b[2]} k{b[3]}" + (" aT" if transposed[0] else "") + (" bT" if transposed[1] else "")
@@ -167,8 +174,9 @@ class MatmulTuner:
                     f"({self.backend.adapter_info.get('device', '?')}) does not have; use one of {sorted(self.candidates)}"
                 )
             return wgsl.MATMUL_VARIANTS[_forced]
-        rule = fixed_rule(m, n, k, batch, self.software)
-        if not enabled() or t != "f32" or 2 * m * n * k * batch < TUNE_MIN_FLOPS:
+        big = 2 * m * n * k * batch >= TUNE_MIN_FLOPS
+        rule = fixed_rule(m, n, k, batch, self.software, big and self.software and self.subgroups)
+        if not enabled() or t != "f32" or not big:
             return wgsl.MATMUL_VARIANTS[rule]
         key = self.key(m, n, k, batch, t, transposed)
         choices = self._load()

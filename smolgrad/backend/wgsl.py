@@ -1007,10 +1007,10 @@ def _direct_body(v: MatmulVariant, t: str, a: str, b: str) -> dict[str, str]:
     setup += [f"var acc{i}_{g} = {vec}({literal(0, t)});" for i in range(v.rm) for g in range(groups)]
     step = []
     for g in range(groups):
-        loads = [f"{b}[c{g * width + j} + k * B_ROW_STRIDE]" for j in range(width)]
+        loads = [f"{t}({b}[c{g * width + j} + k * B_ROW_STRIDE])" for j in range(width)]  # (f16 storage: to f32)
         step.append(f"let b{g} = {loads[0] if v.rn == 1 else f'{vec}(' + ', '.join(loads) + ')'};")
     for i in range(v.rm):
-        a_val = f"{a}[r{i} + k * A_COL_STRIDE]"
+        a_val = f"{t}({a}[r{i} + k * A_COL_STRIDE])"
         step.append(f"let a{i} = {a_val if v.rn == 1 else f'{vec}({a_val})'};")
         step += [_mul_add(t, f"acc{i}_{g}", f"a{i}", f"b{g}") for g in range(groups)]
     store = _store_lines(v, lambda i, j: f"acc{i}_0" if v.rn == 1 else f"acc{i}_{j // 4}[{j % 4}]", t)
@@ -1023,13 +1023,13 @@ def vec4_layout(a: Input, b: Input, epilogue_fn: str) -> str | None:
     "kk": A and B 4 k's at a time (a transposed B, as nn.Linear's weight): dot products;
     "mn": A 4 rows at a time (a transposed A, as in nn.Linear's weight gradient g^T x),
           B 4 columns at a time.
-    Needs float32, the vec4's dim contiguous and a multiple of 4, every other stride and the
+    Needs float32 storage, the vec4's dim contiguous and a multiple of 4, every other stride and the
     offset a multiple of 4, and neither buffer read by the epilogue (its binding is then
     declared array<vec4<f32>>)."""
     m, k = a.view.shape[-2:]
     n = b.view.shape[-1]
-    if a.dtype.wgsl != "f32" or b.dtype.wgsl != "f32" or 0 in (m, k, n):
-        return None  # (an empty operand's buffer is smaller than one vec4)
+    if storage_type(a.dtype) != "f32" or storage_type(b.dtype) != "f32" or 0 in (m, k, n):
+        return None  # (float16 is stored as f16; an empty operand's buffer is smaller than one vec4)
 
     def aligned(x: Input, unit: int) -> bool:
         strides = list(x.view.strides)
