@@ -148,10 +148,18 @@ class MatmulTuner:
 
     @property
     def candidates(self) -> dict[str, wgsl.MatmulVariant]:
-        """The variants this adapter can run (the subgroup ones where the probe allows them)."""
+        """The variants tuned and run on this adapter: the subgroup ones where the probe allows
+        them; on a software adapter that has them, only those and DEFAULT_MATMUL (on lavapipe
+        every direct variant lost to a subgroup one at every shape tried, from N = 8 to
+        M = 8, and each candidate costs a compile of about a second when a class is tuned)."""
         if self._candidates is None:
             ok = subgroup_variants_ok(self.backend)
-            self._candidates = {name: v for name, v in wgsl.MATMUL_VARIANTS.items() if v.kind != "subgroup" or ok}
+            variants = wgsl.MATMUL_VARIANTS
+            if ok and self.software:
+                keep = {name for name, v in variants.items() if v.kind == "subgroup"} | {wgsl.DEFAULT_MATMUL}
+            else:
+                keep = {name for name, v in variants.items() if v.kind != "subgroup" or ok}
+            self._candidates = {name: v for name, v in variants.items() if name in keep}
         return self._candidates
 
     @property
@@ -168,7 +176,7 @@ class MatmulTuner:
         `transposed`: whether A and B are stored column by column (nn.Linear's weight and its
         gradient's g^T), which the variants read differently."""
         if _forced is not None:
-            if _forced not in self.candidates:
+            if wgsl.MATMUL_VARIANTS[_forced].kind == "subgroup" and not self.subgroups:
                 raise RuntimeError(
                     f"matmul variant {_forced!r} needs subgroups of {wgsl.SUBGROUP_LANES} lanes, which this adapter "
                     f"({self.backend.adapter_info.get('device', '?')}) does not have; use one of {sorted(self.candidates)}"
