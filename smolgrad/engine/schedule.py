@@ -143,8 +143,9 @@ def _composable(node: LazyBuffer, uses: list[_Use]) -> bool:
 
 def _scale_parts(node: LazyBuffer) -> tuple[LazyBuffer, LazyBuffer] | None:
     """(operand, constant) of `node` = operand * constant, constant * operand or operand /
-    constant, with the operand of node's own floating dtype; else None."""
-    if node.op not in (Op.MUL, Op.DIV) or not node.dtype.is_floating_point:
+    constant, with the operand of node's own dtype, float32 or float64; else None. (Not
+    float16: its product could overflow where the scaled operands' would not.)"""
+    if node.op not in (Op.MUL, Op.DIV) or node.dtype.name not in ("float32", "float64"):
         return None
     x, c = node.srcs
     if node.op is Op.MUL and x.base.op is Op.CONST:
