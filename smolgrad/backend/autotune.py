@@ -11,7 +11,8 @@ them would cost more than it could save.
 
 The "subgroup" variants (wgsl.MATMUL_VARIANTS) assume subgroups of wgsl.SUBGROUP_LANES lanes
 numbered as the workgroup's invocations (a software adapter's SIMD lanes): they are candidates
-only where a probe dispatch finds exactly that (see subgroup_variants_ok).
+only on a software adapter where a probe dispatch finds exactly that (see subgroup_variants_ok),
+and there, being faster everywhere, the only ones besides tiled64.
 
 `SMOLGRAD_AUTOTUNE=0` turns tuning off (the fixed rule everywhere; cached choices unused);
 `SMOLGRAD_AUTOTUNE_CACHE=<folder>` keeps the cache file there instead. `forced(name)` makes
@@ -148,17 +149,19 @@ class MatmulTuner:
 
     @property
     def candidates(self) -> dict[str, wgsl.MatmulVariant]:
-        """The variants tuned and run on this adapter: the subgroup ones where the probe allows
-        them; on a software adapter that has them, only those and DEFAULT_MATMUL (on lavapipe
+        """The variants tuned and run on this adapter: on a software adapter where the probe
+        allows the subgroup ones, only those and DEFAULT_MATMUL (on lavapipe
         every direct variant lost to a subgroup one at every shape tried, from N = 8 to
         M = 8, and each candidate costs a compile of about a second when a class is tuned)."""
         if self._candidates is None:
-            ok = subgroup_variants_ok(self.backend)
+            # (software adapters only: a GPU's compiler may pick another subgroup size for
+            # another shader than the probe's)
+            ok = self.software and subgroup_variants_ok(self.backend)
             variants = wgsl.MATMUL_VARIANTS
-            if ok and self.software:
+            if ok:
                 keep = {name for name, v in variants.items() if v.kind == "subgroup"} | {wgsl.DEFAULT_MATMUL}
             else:
-                keep = {name for name, v in variants.items() if v.kind != "subgroup" or ok}
+                keep = {name for name, v in variants.items() if v.kind != "subgroup"}
             self._candidates = {name: v for name, v in variants.items() if name in keep}
         return self._candidates
 
