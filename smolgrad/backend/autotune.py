@@ -228,17 +228,17 @@ class MatmulTuner:
 
     # ----- timing
     def tune(self, m: int, n: int, k: int, batch: int, transposed: tuple[bool, bool] = (False, False)) -> str:
-        """Time every variant (the fastest of three runs) on a shape of this class; the fastest one's name."""
+        """Time every candidate (the fastest of three rounds) on a shape of this class; the fastest one's name."""
         m, n, k = (min(x, self.max_dim) for x in (m, n, k))
         batch = max(1, min(batch, self.max_flops // (2 * m * n * k)))
         rng = np.random.default_rng(0)
         a = rng.standard_normal(batch * m * k).astype(np.float32)
         b = rng.standard_normal(batch * k * n).astype(np.float32)
-        times = {}
-        for name, v in self.candidates.items():
-            src = tuning_source(v, (batch, m, n), k, transposed)
-            grid = v.grid(m, n, batch)
-            times[name] = min(self.backend.time_dispatch(src, [a, b], batch * m * n * 4, grid) for _ in range(3))
+        runs = {name: (tuning_source(v, (batch, m, n), k, transposed), v.grid(m, n, batch)) for name, v in self.candidates.items()}
+        times = {name: math.inf for name in runs}
+        for _ in range(3):  # in rounds over all variants: a change in the machine's load hits them all
+            for name, (src, grid) in runs.items():
+                times[name] = min(times[name], self.backend.time_dispatch(src, [a, b], batch * m * n * 4, grid))
         self.timings[self.key(m, n, k, batch, "f32", transposed)] = times
         return min(times, key=times.get)
 
