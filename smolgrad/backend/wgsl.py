@@ -947,6 +947,10 @@ def _subgroup(rm: int, rn: int, subgroups: int = 1, vec4: bool = True) -> Matmul
 
 # A few shapes of each kind: wide tiles for GPUs, register blocks of different aspect for
 # CPUs (where each thread is a SIMD lane and big blocks with vec4 loads win) and narrow N.
+# The subgroup ones are for software adapters (see autotune.MatmulTuner.candidates), where
+# memory is read lane by lane: fewer loads per multiply-add win (measured on lavapipe, the
+# GPT shapes: without its loads a kernel ran 2.5-3x faster), up to the ~128-192
+# accumulators past which register spills cost more (64x4 and 32x8 were slower).
 MATMUL_VARIANTS = {
     v.name: v
     for v in (
@@ -961,6 +965,7 @@ MATMUL_VARIANTS = {
         _subgroup(8, 8),
         _subgroup(16, 8),
         _subgroup(32, 4),
+        _subgroup(48, 4),
         _subgroup(16, 8, 4),
         _subgroup(32, 4, 2),
     )
