@@ -926,19 +926,31 @@ class MatmulVariant:
         """(rows, columns) of the output one workgroup computes."""
         if self.kind == "tiled":
             return self.tile, self.tile
-        return self.wy * self.rm, self.wx * self.rn
+        return self.wy * self.rm, self.wx * self.rn  # (a subgroup variant: wx lanes, wy subgroups)
 
     def grid(self, m: int, n: int, batch: int) -> tuple[int, int, int]:
         rows, cols = self.block
         return (-(-n // cols), -(-m // rows), batch)
 
 
+SUBGROUP_LANES = 8  # the lanes a "subgroup" variant assumes (a software adapter's 256-bit SIMD)
+
+
 def _direct(wx: int, wy: int, rm: int, rn: int, vec4: bool = True) -> MatmulVariant:
     return MatmulVariant(f"direct{wx}x{wy}_{rm}x{rn}" + ("v" if vec4 else ""), "direct", wx=wx, wy=wy, rm=rm, rn=rn, vec4=vec4)
 
 
+def _subgroup(rm: int, rn: int, subgroups: int = 1, vec4: bool = True) -> MatmulVariant:
+    name = f"subgroup{subgroups}_{rm}x{rn}" + ("v" if vec4 else "")
+    return MatmulVariant(name, "subgroup", wx=SUBGROUP_LANES, wy=subgroups, rm=rm, rn=rn, vec4=vec4)
+
+
 # A few shapes of each kind: wide tiles for GPUs, register blocks of different aspect for
 # CPUs (where each thread is a SIMD lane and big blocks with vec4 loads win) and narrow N.
+# The subgroup ones are for software adapters (see autotune.MatmulTuner.candidates), where
+# memory is read lane by lane: fewer loads per multiply-add win (measured on lavapipe, the
+# GPT shapes: without its loads a kernel ran 2.5-3x faster), up to the ~128-192
+# accumulators past which register spills cost more (64x4 and 32x8 were slower).
 MATMUL_VARIANTS = {
     v.name: v
     for v in (
@@ -950,6 +962,12 @@ MATMUL_VARIANTS = {
         _direct(16, 1, 8, 16),
         _direct(16, 1, 16, 8),
         _direct(8, 16, 4, 4),
+        _subgroup(8, 8),
+        _subgroup(16, 8),
+        _subgroup(32, 4),
+        _subgroup(48, 4),
+        _subgroup(16, 8, 4),
+        _subgroup(32, 4, 2),
     )
 }
 DEFAULT_MATMUL = "tiled64"
@@ -994,10 +1012,10 @@ def _direct_body(v: MatmulVariant, t: str, a: str, b: str) -> dict[str, str]:
     setup += [f"var acc{i}_{g} = {vec}({literal(0, t)});" for i in range(v.rm) for g in range(groups)]
     step = []
     for g in range(groups):
-        loads = [f"{b}[c{g * width + j} + k * B_ROW_STRIDE]" for j in range(width)]
+        loads = [f"{t}({b}[c{g * width + j} + k * B_ROW_STRIDE])" for j in range(width)]  # (f16 storage: to f32)
         step.append(f"let b{g} = {loads[0] if v.rn == 1 else f'{vec}(' + ', '.join(loads) + ')'};")
     for i in range(v.rm):
-        a_val = f"{a}[r{i} + k * A_COL_STRIDE]"
+        a_val = f"{t}({a}[r{i} + k * A_COL_STRIDE])"
         step.append(f"let a{i} = {a_val if v.rn == 1 else f'{vec}({a_val})'};")
         step += [_mul_add(t, f"acc{i}_{g}", f"a{i}", f"b{g}") for g in range(groups)]
     store = _store_lines(v, lambda i, j: f"acc{i}_0" if v.rn == 1 else f"acc{i}_{j // 4}[{j % 4}]", t)
@@ -1010,13 +1028,13 @@ def vec4_layout(a: Input, b: Input, epilogue_fn: str) -> str | None:
     "kk": A and B 4 k's at a time (a transposed B, as nn.Linear's weight): dot products;
     "mn": A 4 rows at a time (a transposed A, as in nn.Linear's weight gradient g^T x),
           B 4 columns at a time.
-    Needs float32, the vec4's dim contiguous and a multiple of 4, every other stride and the
+    Needs float32 storage, the vec4's dim contiguous and a multiple of 4, every other stride and the
     offset a multiple of 4, and neither buffer read by the epilogue (its binding is then
     declared array<vec4<f32>>)."""
     m, k = a.view.shape[-2:]
     n = b.view.shape[-1]
-    if a.dtype.wgsl != "f32" or b.dtype.wgsl != "f32" or 0 in (m, k, n):
-        return None  # (an empty operand's buffer is smaller than one vec4)
+    if storage_type(a.dtype) != "f32" or storage_type(b.dtype) != "f32" or 0 in (m, k, n):
+        return None  # (float16 is stored as f16; an empty operand's buffer is smaller than one vec4)
 
     def aligned(x: Input, unit: int) -> bool:
         strides = list(x.view.strides)
@@ -1076,6 +1094,80 @@ def _direct_vec4_m_body(v: MatmulVariant, a: str, b: str) -> dict[str, str]:
     return {"setup": indent(setup), "step": indent(step, 2), "store": indent(store), "k_step": "1i"}
 
 
+def _subgroup_body(v: MatmulVariant, t: str, a: Input, b: Input, layout: str | None) -> dict[str, str]:
+    """The setup, k-loop steps and store of a subgroup variant: the lanes split the loads of
+    A's rm rows between them and each lane loads its own rn columns of B; every A value is
+    then broadcast from the lane that loaded it into all lanes' rm x rn accumulators.
+    Four k's per step (then the last K % 4 one at a time). With a vec4 `layout` (see
+    vec4_layout; a and b are then bound as array<vec4<f32>>) A is read 4 k's ("kn", "kk") or
+    4 rows ("mn") at a time, B 4 columns ("kn", "mn") or 4 k's ("kk") at a time; without,
+    lane l loads rows l, l + 8, ... one element at a time."""
+    lanes = SUBGROUP_LANES
+    a_mode = {"kn": "k4", "kk": "k4", "mn": "m4"}.get(layout, "s")
+    b_mode = {"kn": "n4", "mn": "n4", "kk": "k4"}.get(layout, "s")
+    a_loads = -(-v.rm // (4 * lanes)) if a_mode == "m4" else v.rm // lanes
+    if a_mode == "m4":  # lane l loads rows 4l .. 4l + 3 (+ 32i) as one vec4
+        setup = [f"let ra{i} = a_base + min(row0 + {4 * lanes * i}i + 4i * lane, M - 4i);" for i in range(a_loads)]
+    else:
+        setup = [f"let ra{i} = a_base + min(row0 + lane + {lanes * i}i, M - 1) * A_ROW_STRIDE;" for i in range(a_loads)]
+    if b_mode == "n4":
+        setup += [f"let cb{g} = b_base + min(col0 + {4 * g}i, N - 4i);" for g in range(v.rn // 4)]
+    else:
+        setup += [f"let cb{j} = b_base + min(col0 + {j}i, N - 1) * B_COL_STRIDE;" for j in range(v.rn)]
+    setup += [f"var acc{r}_{j} = {literal(0, t)};" for r in range(v.rm) for j in range(v.rn)]
+
+    def a_load(i: int, k: str) -> str:  # the value(s) of A at k that this lane loads
+        if a_mode == "m4":
+            return f"{a.binding}[(ra{i} + {k} * A_COL_STRIDE) / 4i]"
+        if a_mode == "k4":
+            return f"{a.binding}[(ra{i} + {k}) / 4i][({k}) % 4i]"  # (the tail only: no K % 4 there)
+        return loaded(f"{a.binding}[ra{i} + {k} * A_COL_STRIDE]", a.dtype)
+
+    def b_load(j: int, k: str) -> str:  # column j of B at k (s, k4) or columns 4j .. 4j + 3 (n4)
+        if b_mode == "n4":
+            return f"{b.binding}[(cb{j} + {k} * B_ROW_STRIDE) / 4i]"
+        if b_mode == "k4":
+            return f"{b.binding}[(cb{j} + {k}) / 4i][({k}) % 4i]"
+        return loaded(f"{b.binding}[cb{j} + {k} * B_ROW_STRIDE]", b.dtype)
+
+    def k_lines(kk: int, k: str, a_val, b_val) -> list[str]:
+        """The loads (all but the vec4s along K) and multiply-adds of one k."""
+        lines = []
+        if a_mode != "k4" or k == "k":
+            lines += [f"let a{i}_{kk} = {a_load(i, k)};" for i in range(a_loads)]
+        if b_mode == "n4":
+            lines += [f"let b{g}_{kk} = {b_load(g, k)};" for g in range(v.rn // 4)]
+        elif b_mode != "k4" or k == "k":
+            lines += [f"let b{j}_{kk} = {b_load(j, k)};" for j in range(v.rn)]
+        for r in range(v.rm):
+            if a_mode == "m4":
+                owner, value = (r % (4 * lanes)) // 4, f"{a_val(r // (4 * lanes))}[{r % 4}]"
+            else:
+                owner, value = r % lanes, a_val(r // lanes)
+            lines.append(f"let s{r}_{kk} = subgroupBroadcast({value}, {owner}u);")
+            lines += [_mul_add(t, f"acc{r}_{j}", f"s{r}_{kk}", b_val(j)) for j in range(v.rn)]
+        return lines
+
+    step = []
+    if a_mode == "k4":
+        step += [f"let a{i} = {a.binding}[(ra{i} + k) / 4i];" for i in range(a_loads)]
+    if b_mode == "k4":
+        step += [f"let b{j} = {b.binding}[(cb{j} + k) / 4i];" for j in range(v.rn)]
+    for kk in range(4):
+        a_val = (lambda i, kk=kk: f"a{i}[{kk}]") if a_mode == "k4" else (lambda i, kk=kk: f"a{i}_{kk}")
+        if b_mode == "k4":
+            b_val = lambda j, kk=kk: f"b{j}[{kk}]"
+        elif b_mode == "n4":
+            b_val = lambda j, kk=kk: f"b{j // 4}_{kk}[{j % 4}]"
+        else:
+            b_val = lambda j, kk=kk: f"b{j}_{kk}"
+        step += k_lines(kk, f"(k + {kk}i)", a_val, b_val)
+    b_tail = (lambda j: f"b{j // 4}_0[{j % 4}]") if b_mode == "n4" else (lambda j: f"b{j}_0")
+    tail = k_lines(0, "k", lambda i: f"a{i}_0", b_tail)
+    store = _store_lines(v, lambda r, j: f"acc{r}_{j}", t)
+    return {"setup": indent(setup), "step": indent(step, 2), "tail": indent(tail, 2), "store": indent(store), "k_step": "4i"}
+
+
 def matmul_source(
     a: Input, b: Input, out_shape: tuple[int, ...], epilogue_fn: str, bindings: str, detail: str,
     variant: MatmulVariant | None = None,
@@ -1106,14 +1198,20 @@ def matmul_source(
         N=f"{n}i",
         K=f"{k}i",
     )
-    if v.kind == "direct":
-        values.update(WX=v.wx, WY=v.wy, RM=v.rm, RN=v.rn)
+    if v.kind in ("direct", "subgroup"):
         layout = vec4_layout(a, b, epilogue_fn) if v.vec4 else None
         if layout is not None:
             for x in (a, b):
                 values["bindings"] = values["bindings"].replace(
                     f"var<storage, read> {x.binding}: array<f32>;", f"var<storage, read> {x.binding}: array<vec4<f32>>;"
                 )
+    if v.kind == "subgroup":
+        values.update(WG=v.wx * v.wy, SUBGROUPS=v.wy, RM=v.rm, RN=v.rn, COLS=v.wx * v.rn)
+        values.update(_subgroup_body(v, t, a, b, layout))
+        return render(load_shader("matmul_subgroup"), **values)
+    if v.kind == "direct":
+        values.update(WX=v.wx, WY=v.wy, RM=v.rm, RN=v.rn)
+        if layout is not None:
             body = {"kn": _direct_vec4_body, "kk": _direct_vec4_k_body, "mn": _direct_vec4_m_body}[layout]
             values.update(body(v, a.binding, b.binding))
         else:

@@ -24,7 +24,10 @@ A reduction is fused with the elementwise work before it (its *prologue*: `(x*y)
 is one kernel). A reduction or matmul whose value is read only by one kernel, at that
 kernel's own shape and index, becomes that kernel's core, and the elementwise work after
 it is its *epilogue* (`relu(x @ w + b)` is one matmul kernel, `((a-b)**2).mean()` one
-reduction). Finally, elementwise kernels of the same shape are merged into one kernel
+reduction). A matmul operand that is another value times or divided by a constant, read by nothing
+else, is not stored either: the matmul reads that value and its result is scaled instead
+(the "scaled matmul operand" rule, see _scaled_operand: `(q * scale) @ k.T` is one kernel).
+Finally, elementwise kernels of the same shape are merged into one kernel
 with several outputs when their dependencies allow (an optimizer step updating a
 parameter and its two moment buffers is one dispatch).
 
@@ -119,6 +122,7 @@ class _Plan:
     root_of: dict[int, int] = field(default_factory=dict)  # id(node) -> gid it is the root of
     core_of: dict[int, int] = field(default_factory=dict)  # id(node) -> gid it is the core of
     uses: dict[int, list[_Use]] = field(default_factory=dict)  # fused (not stored) nodes
+    scaled: dict[int, LazyBuffer] = field(default_factory=dict)  # id(scaled operand) -> the matmul reading it
 
 
 KIND_OF = {
@@ -142,6 +146,34 @@ def _composable(node: LazyBuffer, uses: list[_Use]) -> bool:
     return all(
         compose(s.view, u.view) is not None for s in node.srcs if s.base.op is not Op.CONST for u in uses
     )
+
+
+def _scale_parts(node: LazyBuffer) -> tuple[LazyBuffer, LazyBuffer] | None:
+    """(operand, constant) of `node` = operand * constant, constant * operand or operand /
+    constant, with the operand of node's own dtype, float32 or float64; else None. (Not
+    float16: its product could overflow where the scaled operands' would not.)"""
+    if node.op not in (Op.MUL, Op.DIV) or node.dtype.name not in ("float32", "float64"):
+        return None
+    x, c = node.srcs
+    if node.op is Op.MUL and x.base.op is Op.CONST:
+        x, c = c, x
+    if c.base.op is not Op.CONST or c.base.realized is not None or x.base.op is Op.CONST or x.dtype != node.dtype:
+        return None
+    return x, c
+
+
+def _scaled_operand(node: LazyBuffer, uses: list[tuple[LazyBuffer, int]]) -> LazyBuffer | None:
+    """Rule "scaled matmul operand": when every use of `node` (x * c, c * x or x / c for a
+    constant c) is as an operand of one matmul, through a view that composes with the view x
+    is read through, that matmul (which then reads x and multiplies or divides its result
+    by c) needs no copy of x * c."""
+    parts = _scale_parts(node)
+    if parts is None or not uses or any(c.op is not Op.MATMUL or c is not uses[0][0] for c, _ in uses):
+        return None
+    matmul = uses[0][0]
+    if any(compose(parts[0].view, matmul.srcs[slot].view) is None for _, slot in uses):
+        return None
+    return matmul
 
 
 def _plan(order: list[LazyBuffer], consumers, wanted: set[int], forced: set[int], fuse: bool) -> _Plan:
@@ -175,6 +207,8 @@ def _plan(order: list[LazyBuffer], consumers, wanted: set[int], forced: set[int]
                         needs_buffer = True
                     else:
                         uses.append(_Use(plan.root_of[cid], "main", composed, 1))
+            elif cid in plan.scaled:  # the matmul reads this value (a buffer) and scales its result
+                needs_buffer = needs_buffer or node.op is not Op.CONST
             elif consumer.op in ELEMENTWISE:
                 if cid in plan.root_of:
                     contexts = [_Use(plan.root_of[cid], "main", View.contiguous(consumer.shape), 0)]
@@ -193,6 +227,11 @@ def _plan(order: list[LazyBuffer], consumers, wanted: set[int], forced: set[int]
             if needs_buffer:
                 store(node)  # a fill kernel; fused consumers still inline the constant
             continue
+        if fuse and id(node) not in wanted and id(node) not in forced and not node.saved:
+            matmul = _scaled_operand(node, consumers[id(node)])
+            if matmul is not None:
+                plan.scaled[id(node)] = matmul
+                continue
         if not fuse or needs_buffer:
             store(node)
             continue
@@ -256,13 +295,32 @@ class _Builder:
         if node.op is Op.CONST and node.realized is None:
             return Const(node.arg, node.dtype)
         if region == "main" and self.plan.core_of.get(id(node)) in self.gids:
-            return Acc(node.dtype)
+            return self.core_value(node)
         inline = node.realized is None and (
             self.fused_here(node, region) or (region == "main" and id(node) in self.roots and view.is_identity)
         )
         if not inline:
             return self.load(node, view)
         return self.compute(node, view, region)
+
+    def core_value(self, core: LazyBuffer) -> Expr:
+        """Acc, times or divided by the constant of each scaled operand (see _scaled_operand)."""
+        key = ("core", id(core))
+        if key not in self.memo:
+            e: Expr = Acc(core.dtype)
+            for s in core.srcs if core.op is Op.MATMUL else ():
+                if id(s.base) in self.plan.scaled:
+                    c = _scale_parts(s.base)[1].base
+                    e = Apply(s.base.op, (e, Const(c.arg, c.dtype)), core.dtype)
+            self.memo[key] = e
+        return self.memo[key]
+
+    def operand(self, s) -> _Src:
+        """A matmul's (or gather's, ...) operand `s` as a buffer: for a scaled operand, the value it scales."""
+        if id(s.base) in self.plan.scaled:
+            x = _scale_parts(s.base)[0]
+            return _Src(x.base, compose(x.view, s.view), x.base.dtype)
+        return _Src(s.base, s.view, s.base.dtype)
 
     def compute(self, node: LazyBuffer, view: View, region: str) -> Expr:
         if node.op is Op.CONST:  # a constant stored for a kernel that reads buffers
@@ -291,7 +349,7 @@ def _build(plan: _Plan, gids: set[int], roots: list[LazyBuffer]) -> tuple[_Draft
     kind = next((plan.groups[g].kind for g in gids if plan.groups[g].kind != "elementwise"), "elementwise")
     if kind in ("matmul", "gather", "scatter_add", "pad", "attention"):
         for s in core.srcs:  # the core's operands come first, one each (x @ x reads x twice)
-            b.srcs.append(_Src(s.base, s.view, s.base.dtype))
+            b.srcs.append(b.operand(s))
     if kind == "assign":  # the updated buffer first (never loaded), then the value's operands
         target, value = core.srcs
         b.srcs.append(_Src(target, core.arg, target.dtype))
@@ -305,7 +363,7 @@ def _build(plan: _Plan, gids: set[int], roots: list[LazyBuffer]) -> tuple[_Draft
         pre_shape = src.shape
         pre = b.value(src.base, src.view, "pre")
     exprs = tuple(
-        Acc(r.dtype) if r is core else b.compute(r, View.contiguous(r.shape), "main") for r in roots
+        b.core_value(r) if r is core else b.compute(r, View.contiguous(r.shape), "main") for r in roots
     )
     k = _Draft(
         kind,
