@@ -35,7 +35,7 @@ from .numpy_rows import run_rows
 PLAN_CACHE_SIZE = 1024  # compiled kernels kept (see NumpyBackend._plan)
 BLOCKED_COPY_MIN = 16 * 1024  # elements from which a permuted operand is copied in blocks
 COPY_BLOCK = 64  # ... of this many columns (see _copy_c)
-PIECE = 32 * 1024  # elements of one piece of a kernel evaluated piecewise (see _pieces)
+PIECE = 64 * 1024  # elements of one piece of a kernel evaluated piecewise (see _pieces)
 # multiply-adds of one matrix product below which BLAS uses one thread (products of up
 # to a few ms): on a shared 2-core machine the default GPT step ran 3x faster with all
 # its products (up to 2^27) on one thread than with OpenBLAS's two (see blas_threads)
