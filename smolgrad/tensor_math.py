@@ -33,7 +33,8 @@ def _check_int_divisor(b, op: str) -> None:
         return
     if base.op is Op.CONST:  # a Python number: no device read
         zero = base.arg == 0
-    else:  # an uploaded tensor: read back; a computed one is not forced (the result is 0 there)
+    else:  # an uploaded tensor: read back; a computed one is not forced (x // 0 is then 0, or -1
+        # for x < 0, and x % 0 is x, on every device)
         zero = b.lazydata.value_known() and bool((b.detach().numpy() == 0).any())
     if zero:
         raise ZeroDivisionError(f"{op}: integer division by zero; use a float tensor to get inf/nan instead")

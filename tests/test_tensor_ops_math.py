@@ -195,6 +195,24 @@ def test_remainder_and_fmod_gradients():
     gradcheck(lambda x, y: x.fmod(y), a, b)
 
 
+def test_integer_floor_division_of_large_int64_is_exact():
+    # (true division through float64 rounded 2^62 + 1 to 2^62)
+    a = np.array([2**62 + 1, -(2**62) - 3, 2**63 - 1], np.int64)
+    b = np.array([1, 2, 3], np.int64)
+    ta, tb = sg.tensor(a), sg.tensor(b)
+    np.testing.assert_array_equal((ta // (tb * 1)).numpy(), a // b)
+    np.testing.assert_array_equal((ta % (tb * 1)).numpy(), a % b)
+
+
+def test_integer_division_by_a_computed_zero_gives_the_same_on_both_devices(device):
+    # a divisor computed on the device is not read back to check it: x // 0 is what the
+    # composition gives with a truncating 0 (0, or -1 below zero) on every device
+    a = sg.tensor([5, -7, 0, 6], device=device, dtype=sg.int32)
+    b = sg.tensor([0, 0, 0, 4], device=device, dtype=sg.int32) * 1
+    assert (a // b).numpy().tolist() == [0, -1, 0, 1]
+    assert (a % b).numpy().tolist() == [5, -7, 0, 2]
+
+
 def test_integer_division_by_zero_raises(device):
     a = sg.tensor([1, 2], device=device)
     for fn in (lambda: a % 0, lambda: a // sg.tensor([1, 0], device=device), lambda: a.fmod(0)):

@@ -248,8 +248,17 @@ def _cast_result(fn, dtype: np.dtype):
     return cast
 
 
+def _int_div(a, b):
+    """Integer division rounding toward zero, exactly (true division through float64 rounds
+    large int64 values), and 0 where b is 0, as the WGSL kernels give."""
+    q = np.floor_divide(a, b)  # (0 where b is 0)
+    return q + ((np.remainder(a, b) != 0) & ((np.asarray(a) < 0) != (np.asarray(b) < 0)))
+
+
 def _op_fn(e: Apply):
     """The NumPy function computing one elementwise op."""
+    if e.op is Op.DIV and e.dtype.np.kind in "iu":
+        return _int_div
     if e.op is Op.CAST:
         dtype = e.dtype.np
         if dtype == np.float16:  # rounded to float16, computed on in float32
