@@ -208,9 +208,9 @@ def test_integer_division_by_a_computed_zero_gives_the_same_on_both_devices(devi
     # a divisor computed on the device is not read back to check it: x // 0 is what the
     # composition gives with a truncating 0 (0, or -1 below zero) on every device
     a = sg.tensor([5, -7, 0, 6], device=device, dtype=sg.int32)
-    b = sg.tensor([0, 0, 0, 4], device=device, dtype=sg.int32) * 1
-    assert (a // b).numpy().tolist() == [0, -1, 0, 1]
-    assert (a % b).numpy().tolist() == [5, -7, 0, 2]
+    divisor = sg.tensor([0, 0, 0, 4], device=device, dtype=sg.int32)
+    assert (a // (divisor * 1)).numpy().tolist() == [0, -1, 0, 1]
+    assert (a % (divisor * 1)).numpy().tolist() == [5, -7, 0, 2]  # (a new one: not yet computed)
 
 
 def test_integer_division_by_zero_raises(device):
