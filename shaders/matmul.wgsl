@@ -4,21 +4,7 @@
 // TILE*x of batch z; each of its (TILE/4)^2 threads computes a 4x4 micro-tile. Slices of
 // K are staged through workgroup memory, 16 at a time. Edges are bounds-checked.
 
-{{bindings}}
-
-{{helpers}}
-
-// Element offset of each operand's batch z (a stride of 0 broadcasts the batch dim).
-{{a_fns}}
-
-{{b_fns}}
-
-// The fused elementwise work after the product (just `return acc;` when there is none).
-{{epilogue_fn}}
-
-const M = {{M}};
-const N = {{N}};
-const K = {{K}};
+{{common}}
 const TILE = {{TILE}}i;
 const TILE_K = 16i;
 

@@ -5,21 +5,7 @@
 // A and B straight from memory (neighbouring threads read neighbouring columns of B and
 // the same elements of A). Loads are clamped into range; stores are bounds-checked.
 
-{{bindings}}
-
-{{helpers}}
-
-// Element offset of each operand's batch z (a stride of 0 broadcasts the batch dim).
-{{a_fns}}
-
-{{b_fns}}
-
-// The fused elementwise work after the product (just `return acc;` when there is none).
-{{epilogue_fn}}
-
-const M = {{M}};
-const N = {{N}};
-const K = {{K}};
+{{common}}
 
 @compute @workgroup_size({{WX}}, {{WY}})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) local: vec3<u32>) {

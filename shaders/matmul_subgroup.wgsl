@@ -6,21 +6,7 @@
 // lanes (a software adapter loads memory lane by lane, so each A value is loaded once, not 8
 // times). Loads are clamped into range; stores are bounds-checked.
 
-{{bindings}}
-
-{{helpers}}
-
-// Element offset of each operand's batch z (a stride of 0 broadcasts the batch dim).
-{{a_fns}}
-
-{{b_fns}}
-
-// The fused elementwise work after the product (just `return acc;` when there is none).
-{{epilogue_fn}}
-
-const M = {{M}};
-const N = {{N}};
-const K = {{K}};
+{{common}}
 
 @compute @workgroup_size({{WG}})
 fn main(

@@ -1205,6 +1205,7 @@ def matmul_source(
                 values["bindings"] = values["bindings"].replace(
                     f"var<storage, read> {x.binding}: array<f32>;", f"var<storage, read> {x.binding}: array<vec4<f32>>;"
                 )
+    values["common"] = render(load_shader("matmul_common"), **values)
     if v.kind == "subgroup":
         values.update(WG=v.wx * v.wy, SUBGROUPS=v.wy, RM=v.rm, RN=v.rn, COLS=v.wx * v.rn)
         values.update(_subgroup_body(v, t, a, b, layout))
