@@ -244,13 +244,20 @@ class Contiguous(Function):
         return Contiguous.apply(t)
 
 
+# erfc(z) ~ t exp(-z^2 + c0 + t (c1 + t (... + t c9))), t = 1 / (1 + z / 2)
+_ERFC_COEFFS = (
+    -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
+    0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277,
+)  # fmt: skip
+
+
 def _erf(x: LazyBuffer) -> LazyBuffer:
     """erf(x) from the rational approximation of erfc in Numerical Recipes (erfcc:
     fractional error below 1.2e-7 everywhere)."""
     z = x.e(Op.ABS)
     t = x.const_like(1.0).e(Op.DIV, x.const_like(1.0).e(Op.ADD, z.e(Op.MUL, x.const_like(0.5))))
-    poly = x.const_like(Erf.COEFFS[-1])
-    for c in reversed(Erf.COEFFS[:-1]):  # Horner: c0 + t*(c1 + t*(... + t*c9))
+    poly = x.const_like(_ERFC_COEFFS[-1])
+    for c in reversed(_ERFC_COEFFS[:-1]):  # Horner: c0 + t*(c1 + t*(... + t*c9))
         poly = poly.e(Op.MUL, t).e(Op.ADD, x.const_like(c))
     erfc = t.e(Op.MUL, poly.e(Op.SUB, z.e(Op.MUL, z)).e(Op.EXP))
     return x.e(Op.SIGN).e(Op.MUL, x.const_like(1.0).e(Op.SUB, erfc))
@@ -258,11 +265,6 @@ def _erf(x: LazyBuffer) -> LazyBuffer:
 
 class Erf(Function):
     """The error function (see _erf); the gradient is the exact 2/sqrt(pi) * exp(-x^2)."""
-
-    COEFFS = (
-        -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
-        0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277,
-    )  # fmt: skip
 
     def forward(self, x: LazyBuffer) -> LazyBuffer:
         self.save_for_backward(x)
@@ -557,11 +559,11 @@ class LayerNorm(Function):
         out = centered.e(Op.MUL, rstd.expand(x.shape))
         weight = params[0] if affine[0] else None
         bias = params[-1] if affine[1] else None
-        lead = (1,) * (len(x.shape) - len(dims))
+        ones = (1,) * (len(x.shape) - len(dims))  # (the leading dims, for broadcasting)
         if weight is not None:
-            out = out.e(Op.MUL, weight.reshape(lead + weight.shape).expand(x.shape))
+            out = out.e(Op.MUL, weight.reshape(ones + weight.shape).expand(x.shape))
         if bias is not None:
-            out = out.e(Op.ADD, bias.reshape(lead + bias.shape).expand(x.shape))
+            out = out.e(Op.ADD, bias.reshape(ones + bias.shape).expand(x.shape))
         self.save_for_backward(x, mean, rstd, weight)
         return out
 
