@@ -317,11 +317,14 @@ class WebGPUBackend(Backend):
         self.check_dtype(dtype)
         data = to_device_array(np.asarray(flat).reshape(-1), dtype)
         buf = self.pool.allocate(data.nbytes, f"tensor of {data.size} {dtype.name} elements")
-        self.write(buf, data, dtype)
+        self._write_words(buf, data)
         return buf
 
     def write(self, buf: WebGPUBuffer, flat: np.ndarray, dtype: DType) -> None:
-        data = to_device_array(np.asarray(flat).reshape(-1), dtype)
+        self._write_words(buf, to_device_array(np.asarray(flat).reshape(-1), dtype))
+
+    def _write_words(self, buf: WebGPUBuffer, data: np.ndarray) -> None:
+        """Copy `data` (already in the device representation) into the start of `buf`."""
         if data.nbytes % 4:  # copies move whole 4-byte words (an odd count of float16)
             data = np.concatenate([data, np.zeros(1, data.dtype)])
         if data.nbytes:  # (a queue operation: after the submits before it, before those after)
