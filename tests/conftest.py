@@ -21,6 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # the matmul autotuner's choices go to a folder of this test run, never the user's cache
 os.environ["SMOLGRAD_AUTOTUNE_CACHE"] = tempfile.mkdtemp(prefix="smolgrad-autotune-")
+# ... and so do the numpy device's compiled kernels (shared by the tests' subprocesses)
+os.environ["SMOLGRAD_JIT_CACHE"] = tempfile.mkdtemp(prefix="smolgrad-jit-")
 
 
 @functools.cache

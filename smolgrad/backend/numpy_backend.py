@@ -26,7 +26,7 @@ from ..dtypes import DType
 from ..ops import Op
 from ..engine.kernel import Acc, Apply, Const, Expr, Kernel, Load, Operand
 from ..view import View
-from . import blas_threads, numpy_threads
+from . import blas_threads, numpy_jit, numpy_threads
 from .numpy_threads import each as _each
 from .base import Backend, debug_level, index_out_of_range
 from .numpy_attention import Pairing, attention
@@ -410,6 +410,9 @@ class _Program:
             seen.add(s)
         self.results = tuple(results)
         self._direct_steps()
+        self.program, self.exprs = program, exprs
+        self.runs = 0  # runs through outputs() before compiling (see numpy_jit)
+        self.compiled = None  # the numba function; False: not compiled (see _compiled)
 
     def _direct_steps(self) -> None:
         """Steps for a run over pieces of the outputs: a ufunc (or where) step computing
@@ -519,6 +522,10 @@ class _Program:
     def outputs(self, xs: list[np.ndarray], acc: np.ndarray | None, outs, shape: tuple[int, ...], empty=_empty) -> list:
         """The flat output buffers, made by `empty(n, dtype)`, or fresh contiguous results
         of a kernel run whole, as they are."""
+        if self.compiled is not False and self._compiled([o.dtype.np for o in outs], shape) is not None:
+            bufs = [empty(math.prod(shape), out.dtype.np) for out in outs]
+            if self._run_compiled(xs, acc, [buf.reshape(shape) for buf in bufs], shape):
+                return bufs
         pieces = _pieces(shape, len(shape), PIECE) if self.piecewise else None
         if pieces is not None:
             bufs = [empty(math.prod(shape), out.dtype.np) for out in outs]
@@ -544,6 +551,81 @@ class _Program:
                 np.copyto(buf.reshape(shape), v, casting="unsafe")
                 bufs.append(buf)
         return bufs
+
+
+    def _compiled(self, out_dtypes: list[np.dtype], shape: tuple[int, ...]):
+        """The program's numba function (see numpy_jit) once it has run AFTER times, else
+        None; sets self.compiled to False for good where it is not compiled. `out_dtypes`:
+        the NumPy dtypes its results are stored in; `shape`: the program's (a plan's
+        kernels all have the same)."""
+        if self.compiled is None:
+            if not numpy_jit.available() or not self.steps:
+                self.compiled = False
+                return None
+            self.runs += 1
+            if self.runs <= numpy_jit.AFTER:
+                return None
+            if math.prod(shape) < numpy_jit.MIN_ELEMENTS:
+                self.compiled = False
+                return None
+            dims = [self.dims[s] for s, _, _ in self.loads]
+            src = numpy_jit.source(self.program, self.exprs, self.ndim, dims, out_dtypes, compute_np)
+            self.compiled = False if src is None else numpy_jit.build(src)
+        return self.compiled or None
+
+    def compiled_value(self, xs: list[np.ndarray], at: tuple | None, shape: tuple[int, ...], loads) -> np.ndarray | None:
+        """The one result of a program (a reduction's prologue) over the piece `at` of
+        `shape` (None: all of it; `loads`: its load_indexes), computed into a fresh array
+        by its numba function; None if it is not compiled (see ready)."""
+        fn = self.compiled
+        if not fn:
+            return None
+        x = np.empty(shape, self.probe[self.results[0][0]].dtype)
+        indexes = loads or (self.whole_loads if at is None else self.load_indexes(at))
+        try:  # (numba compiles at the first call, for the argument types it gets)
+            fn(x, *[xs[i] if index is None else xs[i][index] for (_, i, _), index in zip(self.loads, indexes)])
+        except numpy_jit.compile_errors() as exc:
+            numpy_jit.failed(exc)
+            self.compiled = False
+            return None
+        return x
+
+    def ready(self, dtype: np.dtype, shape: tuple[int, ...]) -> bool:
+        """Count a run of a program of `shape` whose one result is stored in `dtype`;
+        whether it is compiled (see _compiled)."""
+        if self.compiled is False or self._compiled([dtype], shape) is None:
+            return False
+        numpy_jit.counts["runs"] += 1
+        return True
+
+    def _run_compiled(self, xs: list[np.ndarray], acc: np.ndarray | None, views: list[np.ndarray], shape) -> bool:
+        """Compute the results into `views` (the outputs, of the program's shape) with the
+        numba function, piece by piece on the device's threads; False if numba fails to
+        compile it (it then stays on NumPy)."""
+        pieces = _pieces(shape, len(shape), PIECE) or (((slice(None),) * len(shape), shape),)
+        loads = self.piece_loads(pieces) if len(pieces) > 1 else [self.whole_loads]
+        fn = self.compiled
+
+        def piece(item) -> None:
+            (at, _), indexes = item
+            args = [view[at] for view in views]
+            args += [xs[i] if index is None else xs[i][index] for (_, i, _), index in zip(self.loads, indexes)]
+            if acc is not None and self.acc is not None:
+                args.append(acc[at])
+            fn(*args)
+
+        items = list(zip(pieces, loads))
+        try:  # the first piece here: numba compiles the function for its argument types
+            piece(items[0])
+        except Exception as exc:
+            if not isinstance(exc, numpy_jit.compile_errors()):
+                raise
+            numpy_jit.failed(exc)
+            self.compiled = False
+            return False
+        _each(piece, items[1:])
+        numpy_jit.counts["runs"] += 1
+        return True
 
 
 def check_index(index: np.ndarray, size: int, op: str, dim: int) -> None:
@@ -739,9 +821,12 @@ def reduce_kernel(k: Kernel, pre: _Program, xs: list[np.ndarray]) -> np.ndarray:
     that are folded together."""
     axes = tuple(k.arg)
     pieces = _reduce_pieces(k.pre_shape, axes, PIECE) if pre.piecewise else None
+    compiled = pre.ready(compute_np(k.pre.dtype), k.pre_shape)
 
     def part(at, shape, loads) -> np.ndarray:
-        x = pre.run(xs, None, at, None, loads)[pre.results[0][0]]
+        x = pre.compiled_value(xs, at, shape, loads) if compiled else None
+        if x is None:
+            x = pre.run(xs, None, at, None, loads)[pre.results[0][0]]
         if x.shape != shape:  # a prologue constant along some dims
             x = np.broadcast_to(x, shape)
             if pre.loads:  # (reduced as a C-order array, as when it was computed at full size)

@@ -1,0 +1,263 @@
+"""Kernels compiled with numba on the NumPy device (backend/numpy_jit.py).
+
+Compiling must never change a result, so every case runs twice from fresh kernel plans:
+on NumPy alone (SMOLGRAD_JIT=0) and compiled from the first run, and the two results must
+have the same bits. Each case also checks that compiled code ran (or, for ops left to
+NumPy, that it did not), so none of these tests can pass by falling back to NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import smolgrad as sg
+import smolgrad.nn as nn
+from smolgrad import optim
+from smolgrad.backend import numpy_backend as nb
+from smolgrad.backend import numpy_jit, numpy_rows
+from smolgrad.device import get_backend
+
+pytest.importorskip("numba")
+
+
+def fresh_plans() -> None:
+    """Forget the NumPy device's kernel plans, so the next kernels are planned (and
+    compiled or not) anew."""
+    get_backend("numpy")._plans.clear()
+    numpy_rows._plans.clear()
+
+
+@pytest.fixture
+def jit(monkeypatch):
+    """Returns run(fn): fn's results (NumPy arrays) on NumPy alone and compiled from the
+    first run (two fresh sets of plans), with the count of compiled runs in the second."""
+
+    def run(fn):
+        monkeypatch.setenv("SMOLGRAD_JIT", "0")
+        fresh_plans()
+        plain = [np.asarray(x) for x in fn()]
+        monkeypatch.setenv("SMOLGRAD_JIT", "1")
+        monkeypatch.setattr(numpy_jit, "AFTER", 0)
+        monkeypatch.setattr(numpy_jit, "MIN_ELEMENTS", 0)
+        fresh_plans()
+        before = numpy_jit.counts["runs"]
+        compiled = [np.asarray(x) for x in fn()]
+        return plain, compiled, numpy_jit.counts["runs"] - before
+
+    yield run
+    fresh_plans()
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal dtype, shape and bits (so -0.0 differs from 0.0); NaNs match any NaN."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype.kind != "f":
+        return np.array_equal(a, b)
+    nan = np.isnan(a)
+    return np.array_equal(nan, np.isnan(b)) and np.array_equal(np.signbit(a[~nan]), np.signbit(b[~nan])) and \
+        np.array_equal(a[~nan], b[~nan])
+
+
+def check(jit, fn, compiled=True):
+    plain, got, runs = jit(fn)
+    assert len(plain) == len(got)
+    for a, b in zip(plain, got):
+        assert same_bits(a, b), f"compiled result differs from NumPy's:\n{a}\n{b}"
+    if compiled:
+        assert runs > 0, "no kernel ran compiled"
+    else:
+        assert runs == 0, "a kernel with an op left to NumPy ran compiled"
+
+
+def rand(*shape, seed=0, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def t(a):
+    return sg.tensor(a, device="numpy")
+
+
+def test_arithmetic_chain(jit):
+    x, y, z = rand(64, 33, seed=1), rand(64, 33, seed=2), rand(64, 33, seed=3)
+    check(jit, lambda: [((t(x) * 2.5 + t(y)) / (t(z) - 1) - t(x) * t(y)).numpy()])
+
+
+def test_broadcast_and_transposed_operands(jit):
+    x, b, col, w = rand(64, 33), rand(33, seed=1), rand(64, 1, seed=2), rand(33, 64, seed=3)
+    check(jit, lambda: [(t(x) + t(b) * t(col) - t(w).T).numpy(), (t(x)[:, ::2] * 3 + t(b)[::2]).numpy()])
+
+
+def test_ieee_edge_cases(jit):
+    """Division by zero, sqrt of negatives, NaN in maximum/minimum, signed zeros."""
+    x = np.array([[0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 2.0]], np.float32).repeat(8, 0)
+    y = np.array([[0.0, 0.0, -0.0, 1.0, np.nan, 3.0, 1.0, -np.inf]], np.float32).repeat(8, 0).T[:, :8].T
+    check(jit, lambda: [
+        (t(x) / t(y)).numpy(),
+        (t(x).sqrt() + 1).numpy(),
+        sg.maximum(t(x) * 1, t(y)).numpy(),
+        sg.minimum(t(x) * 1, t(y)).numpy(),
+        (t(x).reciprocal() * 2).numpy(),
+        (-t(x) * 1).numpy(),
+        (t(x).abs() + t(y).floor() + t(y).ceil() + t(x).trunc()).numpy(),
+    ])
+
+
+def test_comparisons_where_and_relu(jit):
+    x, y = rand(40, 50), rand(40, 50, seed=1)
+    check(jit, lambda: [
+        sg.where(t(x) > 0, t(x), t(y) * 0.1).numpy(),
+        ((t(x) >= t(y)).float() * 2 + (t(x) != 0).float()).numpy(),
+        (sg.relu(t(x) * 3) + t(y)).numpy(),
+    ])
+
+
+def test_casts(jit):
+    x = rand(30, 20) * 100
+    i = np.arange(600, dtype=np.int32).reshape(30, 20) * 1_000_003
+    check(jit, lambda: [
+        (t(x).double() * 1.5).float().numpy(),  # float64 rounded to float32
+        (t(i).float() + 0.5).numpy(),  # int32 to float32, rounded
+        ((t(x) > 0).int() + t(i)).numpy(),  # bool to int32
+        ((t(x) * 0).bool()).numpy(),  # float to bool
+        (t(i).long() * 3).int().numpy(),  # int64 wrapped to int32
+    ])
+
+
+def test_integer_ops_wrap_as_numpy(jit):
+    a = np.array([[2**31 - 1, -(2**31), 7, -7, 0, 123456789]], np.int32).repeat(4, 0)
+    b = np.array([[1, -1, 3, 2, -5, 1000]], np.int32).repeat(4, 0)
+    check(jit, lambda: [
+        (t(a) + t(b)).numpy(), (t(a) * t(b)).numpy(), (-t(a) - t(b)).numpy(),
+        (t(a).abs() + 0).numpy(), sg.maximum(t(a) + 0, t(b)).numpy(),
+    ])
+
+
+def test_float64(jit):
+    x, y = rand(20, 30, dtype=np.float64), rand(20, 30, seed=1, dtype=np.float64)
+    check(jit, lambda: [((t(x) * 0.1 + t(y)).sqrt() / 3).numpy()])
+
+
+def test_matmul_epilogue(jit):
+    x, w, b = rand(16, 40), rand(40, 24, seed=1), rand(24, seed=2)
+    check(jit, lambda: [sg.relu(t(x) @ t(w) + t(b)).numpy()])
+
+
+def test_large_kernels_run_in_pieces_on_threads(jit, monkeypatch):
+    monkeypatch.setattr(nb, "PIECE", 1024)
+    x, y = rand(300, 70), rand(70, seed=1)
+    check(jit, lambda: [(t(x) * t(y) + t(x).T.T * 2 - 1).numpy(), (t(x).T * 3).numpy()])
+
+
+def test_ops_left_to_numpy_are_not_compiled(jit):
+    """exp, tanh and pow round differently when compiled (NumPy's own vectorised
+    versions against the C library's): kernels with them stay on NumPy."""
+    x = rand(20, 20)
+    check(jit, lambda: [(t(x).exp() * 2 + 1).numpy(), (t(x).tanh() + t(x)).numpy(), (t(x) ** 3 + 1).numpy()],
+          compiled=False)
+
+
+def test_promoting_kernel_stays_exact(jit):
+    """int32 with float32 is computed in float64 by NumPy and rounded: left to NumPy, or
+    computed as NumPy does."""
+    i, x = np.arange(12, dtype=np.int32).reshape(3, 4) * 16777217, rand(3, 4)
+    plain, got, _ = jit(lambda: [(t(i) + t(x) * 1).numpy()])
+    assert same_bits(plain[0], got[0])
+
+
+def test_training_steps_compiled_after_a_few_runs(monkeypatch):
+    """An MLP trained with Adam for a few steps: with the default settings its kernels
+    are too small to compile; with MIN_ELEMENTS=0 they move to compiled code after AFTER
+    runs (the default), and the parameters are bit-identical to NumPy's alone."""
+
+    def train():
+        sg.manual_seed(0)
+        model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5)).to("numpy")
+        opt = optim.Adam(model.parameters(), lr=1e-2, weight_decay=0.01)
+        rng = np.random.default_rng(0)
+        for _ in range(6):
+            x, y = t(rng.standard_normal((16, 20)).astype(np.float32)), t(rng.integers(0, 5, 16))
+            loss = nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return [p.detach().numpy() for p in model.parameters()]
+
+    monkeypatch.setenv("SMOLGRAD_JIT", "0")
+    fresh_plans()
+    plain = train()
+    monkeypatch.setenv("SMOLGRAD_JIT", "1")
+    fresh_plans()
+    before = dict(numpy_jit.counts)
+    train()
+    fresh_plans()
+    assert numpy_jit.counts == before, "kernels below MIN_ELEMENTS were compiled"
+    monkeypatch.setattr(numpy_jit, "MIN_ELEMENTS", 0)
+    compiled = train()
+    fresh_plans()
+    assert numpy_jit.counts["runs"] > before["runs"]
+    for a, b in zip(plain, compiled):
+        assert same_bits(a, b)
+
+
+def test_bad_setting_and_missing_numba(monkeypatch):
+    monkeypatch.setenv("SMOLGRAD_JIT", "yes")
+    with pytest.raises(ValueError, match="SMOLGRAD_JIT must be"):
+        numpy_jit.available()
+    monkeypatch.setenv("SMOLGRAD_JIT", "1")
+    monkeypatch.setattr(numpy_jit, "_numba", False)
+    with pytest.raises(ImportError, match="pip install numba"):
+        numpy_jit.available()
+    monkeypatch.setenv("SMOLGRAD_JIT", "auto")
+    assert numpy_jit.available() is False  # auto without numba: NumPy alone
+
+
+def test_generated_source_reads_broadcast_operands_once_per_value():
+    """A bias broadcast along the rows is indexed by the column alone."""
+    from smolgrad.dtypes import float32
+    from smolgrad.engine.kernel import Apply, Load
+    from smolgrad.ops import Op
+
+    x, b = Load(0, float32), Load(1, float32)
+    add = Apply(Op.ADD, (x, b), float32)
+    code = numpy_jit.source((x, b, add), (add,), 2, [(True, True), (False, True)], [np.dtype(np.float32)],
+                               nb.compute_np)
+    assert "l0[i0, i1]" in code and "l1[0, i1]" in code and "o0[i0, i1] = v2" in code
+
+
+def test_reduction_prologues(jit, monkeypatch):
+    """A reduction's prologue is computed compiled, then reduced by NumPy as before:
+    sums over kept and reduced pieces, keepdim, max and a mean of squares."""
+    monkeypatch.setattr(nb, "PIECE", 256)
+    x, y = rand(50, 70), rand(50, 70, seed=1)
+    check(jit, lambda: [
+        ((t(x) - t(y)) * t(x)).sum(1).numpy(),
+        ((t(x) * 2 + 1) * t(y)).sum(0, keepdim=True).numpy(),
+        (t(x) * t(y) - 1).amax(1).numpy(),
+        ((t(x) - t(y)) ** 2).mean().numpy(),
+        (t(x) * 3).sum().numpy(),
+    ])
+
+
+def test_compiled_kernels_are_cached_on_disk(tmp_path):
+    """A second process finds the first one's machine code in SMOLGRAD_JIT_CACHE and
+    compiles nothing."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, smolgrad as sg\n"
+        "from smolgrad.backend import numpy_jit\n"
+        "numpy_jit.MIN_ELEMENTS = 0\n"
+        "x = sg.tensor(np.arange(12, dtype=np.float32).reshape(3, 4), device='numpy')\n"
+        "for _ in range(4): y = (x * 0.5 + 1).numpy()\n"
+        "fns = [p.main.compiled for p in sg.device.get_backend('numpy')._plans.values() if p.main.compiled]\n"
+        "print(len(fns), sum(f.stats.cache_hits.get(s, 0) for f in fns for s in f.signatures), y[2, 3])\n"
+    )
+    env = dict(os.environ, SMOLGRAD_JIT="1", SMOLGRAD_JIT_CACHE=str(tmp_path), SMOLGRAD_DEVICE="numpy")
+    first, second = (subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+                     for _ in range(2))
+    assert first.stdout.split() == ["1", "0", "6.5"], first.stdout + first.stderr
+    assert second.stdout.split() == ["1", "1", "6.5"], second.stdout + second.stderr
+    assert list(tmp_path.glob("smolgrad_jit_*.py"))
