@@ -166,6 +166,34 @@ def test_returned_tensors_stay_valid_after_later_calls(device):
     assert len(set(values)) == 6  # the loss falls: each returned tensor kept its own value
 
 
+def test_a_parameter_value_read_lazily_steps_later_is_not_overwritten(device):
+    """A lazy computation reading a parameter (an EMA of the weights, a snapshot) that
+    runs several replays later reads the value it was built from: on webgpu the new
+    values alternate between two buffers, and a buffer whose old value is still held is
+    not written again."""
+    sg.manual_seed(0)
+    model = nn.Linear(4, 3).to(device)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    @sg.compile
+    def step(x, y):
+        loss = ((model(x) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    rng = np.random.default_rng(0)
+    lazy, values = [], []
+    for _ in range(8):
+        lazy.append(model.weight.detach() * 1)  # not computed until .numpy() below
+        values.append(model.weight.detach().numpy().copy())
+        x, y = (sg.tensor(rng.standard_normal(s).astype(np.float32), device=device) for s in ((5, 4), (5, 3)))
+        step(x, y).item()
+    for got, want in zip(lazy, values):
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
 def test_a_guard_miss_records_again(device):
     w, fn = simple_step(device)
     step = sg.compile(fn)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -132,7 +133,14 @@ class Program:
                 buffers[slot] = self._arena[i]
             inputs = {id(b) for b in given.values()}
             for slot, pair in self._pairs.items():
-                buf = pair[self._runs % 2]
+                turn = self._runs % 2
+                if sys.getrefcount(pair[turn]) > 2:  # (the list's reference and the argument)
+                    # the value this buffer got two runs ago is still held: by a lazy
+                    # computation not yet run (`ema = ema * 0.9 + w * 0.1`), a tensor
+                    # sharing it. Overwriting it would change what they read; they keep it,
+                    # and the pair takes a new buffer
+                    pair[turn] = backend.pool.allocate(pair[turn].nbytes, "step capture state")
+                buf = pair[turn]
                 buffers[slot] = buf if id(buf) not in inputs else None  # (never write a buffer the run reads)
         self._runs += 1
         if engine.observers:
