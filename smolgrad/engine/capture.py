@@ -111,6 +111,7 @@ class Program:
         self.plan, self.arena_bytes = plan_memory(kernels, slots, set(external) | set(keep) | set(self.double))
         self._arena: list[Any] | None = None  # the plan's buffers, made at the first run
         self._pairs: dict[int, list] = {}  # slot -> its two buffers (double)
+        self._sizes: dict[int, int] = {}  # slot -> bytes of each of its two buffers
         self._runs = 0
         # the backend's own (see Backend.run_program); "release": kernel index -> the
         # temporaries it reads last, which a backend without the plan may drop after it
@@ -127,19 +128,22 @@ class Program:
             if self._arena is None:
                 self._arena = [backend.pool.allocate(n, "step capture arena") for n in self.arena_bytes]
                 sizes = {o.slot: _nbytes(o) for k in self.kernels for o in k.outs}
-                self._pairs = {s: [backend.pool.allocate(sizes[s], "step capture state") for _ in range(2)]
-                               for s in self.double}
+                # each pair's buffers are allocated at their first use: the second one comes
+                # from the pool once the first run's rebinding has returned the value from
+                # before the capture, so the step holds two copies of its state, as eagerly
+                self._pairs = {s: [None, None] for s in self.double}
+                self._sizes = {s: sizes[s] for s in self.double}
             for slot, i in self.plan.items():
                 buffers[slot] = self._arena[i]
             inputs = {id(b) for b in given.values()}
             for slot, pair in self._pairs.items():
                 turn = self._runs % 2
-                if sys.getrefcount(pair[turn]) > 2:  # (the list's reference and the argument)
-                    # the value this buffer got two runs ago is still held: by a lazy
+                if pair[turn] is None or sys.getrefcount(pair[turn]) > 2:  # (the list's reference and the argument)
+                    # (or) the value this buffer got two runs ago is still held: by a lazy
                     # computation not yet run (`ema = ema * 0.9 + w * 0.1`), a tensor
                     # sharing it. Overwriting it would change what they read; they keep it,
                     # and the pair takes a new buffer
-                    pair[turn] = backend.pool.allocate(pair[turn].nbytes, "step capture state")
+                    pair[turn] = backend.pool.allocate(self._sizes[slot], "step capture state")
                 buf = pair[turn]
                 buffers[slot] = buf if id(buf) not in inputs else None  # (never write a buffer the run reads)
         self._runs += 1
