@@ -52,6 +52,7 @@ from .engine import realize as engine
 from .engine.capture import Program, Recorder
 from .engine.schedule import fusion_enabled
 from .lazy import LazyBuffer, realize
+from .storage import value_unshared
 from .ops import Op
 from .tensor import Tensor
 
@@ -368,7 +369,13 @@ class _Step:
         # from an earlier step keeps its value)
         returned = {r[1] for r in self.returned if r[0] == "slot"}
         double = {r[1] for _, r in self.values if r[0] == "slot"} - returned
-        self.program = Program(rec.kernels, len(rec.nodes), rec.external, keep - double, device, double)
+        # a new value that replaces its state's whole old value may be written into the old
+        # value's buffer (webgpu: one copy of the state instead of two; see replay)
+        state_slot = {what: slot for slot, kind, what in self.sources if kind == "state"}
+        updates = {r[1]: state_slot[i] for i, r in self.values if r[0] == "slot" and r[4] is None and i in state_slot}
+        self.program = Program(rec.kernels, len(rec.nodes), rec.external, keep - double, device, double, updates)
+        state_of = {slot: i for i, slot in state_slot.items()}
+        self.in_place = [(new, state_of[old]) for new, old in self.program.in_place.items()] if self.program.planned else []
         # grads the step replaces without reading: dropped before a replay runs (as the
         # step's zero_grad would have), so that old and new grads are not held at once
         read = {what for _, kind, what in self.sources if kind == "grad"}
@@ -423,7 +430,10 @@ class _Step:
                 given[slot] = what.realized
         for i in self.dropped_grads:
             state[i].grad = None
-        buffers = self.program.run(given)
+        # in place where nothing but the state tensor (and its views) holds its old value:
+        # a lazy computation or another tensor reading it keeps it, in its own buffer
+        in_place = {new for new, i in self.in_place if value_unshared(state[i])}
+        buffers = self.program.run(given, in_place)
 
         def value(r) -> LazyBuffer:
             if r[0] == "slot":

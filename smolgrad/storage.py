@@ -446,6 +446,21 @@ def write_in_place(root: Tensor, chain: tuple, new: Tensor, record: bool) -> boo
     return all(_references(entry) == expected for entry, expected in _accounted_references(root))
 
 
+def value_unshared(t: Tensor) -> bool:
+    """Whether nothing but `t` (and the root of its storage, when an optimizer's
+    `t.data = new` made it an alias) refers to t's current value, a computed base node:
+    no lazy computation not yet run, no other tensor, no view (a view keeps the old value
+    when `t.data` is replaced), no cache. Then storing t's next value into the same
+    buffer changes nothing that anyone reads (step capture's in-place updates)."""
+    root = t if t._view is None else t._view.root
+    if root._storage is not None and any(v is not t for v in root._storage.live_views()):
+        return False
+    entry = [t.lazydata]
+    if entry[0] is not root.lazydata or entry[0].op is Op.VIEW or entry[0].realized is None:
+        return False
+    return _references(entry) == (1 if root is t else 2)  # (Python's reference counts are exact)
+
+
 def _accounted_references(root: Tensor) -> list[tuple[list, int]]:
     """([node], references to it that storage accounts for) for root's value and each VIEW
     node over it that a live view holds: one per distinct tensor holding the node, plus

@@ -194,6 +194,58 @@ def test_a_parameter_value_read_lazily_steps_later_is_not_overwritten(device):
         np.testing.assert_array_equal(got.numpy(), want)
 
 
+def test_captured_updates_write_parameters_and_state_in_place_on_webgpu(webgpu):
+    """On webgpu a replay writes each parameter's and optimizer state's new value into
+    its old value's buffer (one copy of the state, as a PyTorch optimizer's in-place
+    update), and the parameters match an eager run's."""
+    def train(compiled):
+        sg.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2)).to(webgpu)
+        opt = optim.Adam(model.parameters(), lr=1e-2)
+
+        def step(x, y):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = sg.compile(step) if compiled else step
+        rng = np.random.default_rng(0)
+        buffers = []
+        for _ in range(6):
+            step(sg.tensor(rng.standard_normal((4, 6)).astype(np.float32), device=webgpu),
+                 sg.tensor(rng.integers(0, 2, 4), device=webgpu)).item()
+            buffers.append([p.lazydata.base.realized for p in model.parameters()])
+        return [p.detach().numpy() for p in model.parameters()], buffers
+
+    eager, _ = train(False)
+    captured, buffers = train(True)
+    for got, want in zip(captured, eager):
+        check_equal(got, want, "webgpu")
+    assert all(a is b for a, b in zip(buffers[-1], buffers[-2])) and all(a is b for a, b in zip(buffers[-2], buffers[-3]))
+
+
+def test_a_view_of_a_parameter_keeps_its_value_as_eagerly(device):
+    """A live view of a parameter (not a lazy computation: a tensor sharing its storage)
+    keeps the value it had when `p.data` was replaced, as eagerly; the captured update
+    then does not write into that buffer."""
+    def run(compiled):
+        w, fn = simple_step(device)
+        fn = sg.compile(fn) if compiled else fn
+        x = sg.tensor(np.random.default_rng(1).standard_normal((4, 5)).astype(np.float32), device=device)
+        rows = []
+        for _ in range(5):
+            rows.append(w[0])
+            fn(x).item()
+        return [r.detach().numpy() for r in rows], w.detach().numpy()
+
+    (eager_rows, eager_w), (rows, w) = run(False), run(True)
+    check_equal(w, eager_w, device)
+    for got, want in zip(rows, eager_rows):
+        check_equal(got, want, device)
+
+
 def test_a_guard_miss_records_again(device):
     w, fn = simple_step(device)
     step = sg.compile(fn)

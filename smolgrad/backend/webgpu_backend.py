@@ -664,12 +664,14 @@ class WebGPUBackend(Backend):
         self.log_kernel(k, threads, None, source)
 
     @staticmethod
-    def _bind(srcs, used: list[int], buffers: list) -> tuple[list, list[tuple[str, str]], list[WebGPUBuffer]]:
+    def _bind(srcs, used: list[int], buffers: list, in_place: dict | None = None) -> tuple[list, list[tuple[str, str]], list[WebGPUBuffer]]:
         """Generator inputs for the operands `used` (aligned with srcs, None elsewhere),
         with deduplicated bindings: operands that share a buffer share one binding (a
-        buffer is never bound twice in a dispatch)."""
+        buffer is never bound twice in a dispatch). `in_place`: id of an output buffer ->
+        its binding name, for an elementwise kernel whose operands may be its own outputs
+        (see _in_place)."""
         inputs: list = [None] * len(srcs)
-        decls, bound, names = [], [], {}
+        decls, bound, names = [], [], dict(in_place or {})
         for i in used:
             s = srcs[i]
             buf = buffers[s.slot]
@@ -697,11 +699,29 @@ class WebGPUBackend(Backend):
             self._sources.move_to_end(key)
         return src
 
+    @staticmethod
+    def _in_place(k: Kernel, outs: list, buffers: list) -> dict | None:
+        """id(buffer) -> output binding name for the outputs of elementwise kernel `k` that
+        are also its operands (step capture writes a parameter's new value into its old
+        one's buffer). WebGPU forbids binding a buffer twice when one binding is writable,
+        so such an operand is read through the output's binding, at the element each
+        thread writes: the operand must be the whole buffer, contiguous."""
+        ids = {id(b): name for name, b in zip(wgsl.output_names(len(outs)), outs)}
+        found = None
+        for s in k.srcs:
+            if id(buffers[s.slot]) in ids:
+                view = s.view
+                if not (view.shape == k.shape and view.is_contiguous and view.offset == 0):
+                    raise RuntimeError(f"internal: {k.name} reads its output buffer through the view {view}")
+                found = ids
+        return found
+
     def _encode(self, compute, k: Kernel, outs: list, keep_alive: list, buffers: list) -> None:
         numel = math.prod(k.shape)
         if k.kind == "elementwise":
             if numel:
-                inputs, decls, bound = self._bind(k.srcs, wgsl.loads_in(k.exprs), buffers)
+                in_place = self._in_place(k, outs, buffers)
+                inputs, decls, bound = self._bind(k.srcs, wgsl.loads_in(k.exprs), buffers, in_place)
                 src = self._source(k, "elementwise", inputs, lambda: wgsl.elementwise_source(k, inputs, decls))
                 self._dispatch(compute, k, src, outs, bound, numel, self._grid(wgsl.groups_for(numel)))
         elif k.kind == "assign":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -102,12 +103,19 @@ class Program:
     slot gets a buffer of the static plan."""
 
     def __init__(self, kernels: list[Kernel], slots: int, external: list[int], keep: set[int], device: str,
-                 double: set[int] = frozenset()):
+                 double: set[int] = frozenset(), updates: dict[int, int] | None = None):
+        """`updates`: double slot -> the external slot of the value it replaces (a parameter's
+        new value -> its old one); those that in_place_updates allows may be written into the
+        old value's buffer (see run)."""
         self.kernels = kernels
         self.slots = slots
         self.external = list(external)
         self.device = device
         self.double = sorted(set(double) - set(keep) - set(external))
+        self.in_place = in_place_updates(kernels, {d: e for d, e in (updates or {}).items() if d in self.double})
+        # whether the device runs the static plan (webgpu, where buffers cost; the numpy
+        # device gets fresh arrays from its allocator's cache, as eagerly)
+        self.planned = hasattr(get_backend(device), "pool")
         self.plan, self.arena_bytes = plan_memory(kernels, slots, set(external) | set(keep) | set(self.double))
         self._arena: list[Any] | None = None  # the plan's buffers, made at the first run
         self._pairs: dict[int, list] = {}  # slot -> its two buffers (double)
@@ -116,15 +124,18 @@ class Program:
         # the backend's own (see Backend.run_program); "release": kernel index -> the
         # temporaries it reads last, which a backend without the plan may drop after it
         self._memo: dict = {"release": last_reads(kernels, set(external) | set(keep) | set(self.double))}
+        self._memos: dict[frozenset, dict] = {}  # the backend's own, per set of slots written in place
 
-    def run(self, given: dict[int, Any]) -> list:
+    def run(self, given: dict[int, Any], in_place: set[int] = frozenset()) -> list:
         """Run the kernels with `given` (slot -> buffer) for the external slots; return
-        every slot's buffer."""
+        every slot's buffer. `in_place`: slots of self.in_place whose old value no one else
+        holds: on webgpu their new value is written into the old value's buffer."""
         backend = get_backend(self.device)
         buffers: list = [None] * self.slots
         for slot, buf in given.items():
             buffers[slot] = buf
-        if hasattr(backend, "pool"):  # the static plan: on webgpu, where buffers cost
+        memo = self._memo
+        if self.planned:
             if self._arena is None:
                 self._arena = [backend.pool.allocate(n, "step capture arena") for n in self.arena_bytes]
                 sizes = {o.slot: _nbytes(o) for k in self.kernels for o in k.outs}
@@ -136,7 +147,17 @@ class Program:
             for slot, i in self.plan.items():
                 buffers[slot] = self._arena[i]
             inputs = {id(b) for b in given.values()}
+            written = set()
+            for slot in in_place:
+                old = given[self.in_place[slot]]
+                if sum(b is old for b in given.values()) == 1:  # (not also another input)
+                    buffers[slot] = old
+                    written.add(slot)
+            if written:  # (the dispatches bind such a kernel's operand through its output)
+                memo = self._memos.setdefault(frozenset(written), {"release": self._memo["release"]})
             for slot, pair in self._pairs.items():
+                if slot in written:
+                    continue
                 turn = self._runs % 2
                 if pair[turn] is None or sys.getrefcount(pair[turn]) > 2:  # (the list's reference and the argument)
                     # (or) the value this buffer got two runs ago is still held: by a lazy
@@ -149,8 +170,31 @@ class Program:
         self._runs += 1
         if engine.observers:
             raise RuntimeError("internal: a captured program ran while a capture was recording")
-        backend.run_program(self.kernels, buffers, self._memo)
+        backend.run_program(self.kernels, buffers, memo)
         return buffers
+
+
+def in_place_updates(kernels: list[Kernel], updates: dict[int, int]) -> dict[int, int]:
+    """The `updates` (new value's slot -> old value's external slot) whose new value may
+    be written into the old value's buffer: one elementwise kernel computes it, reading
+    the old value only at the element it writes (a contiguous view of the whole buffer),
+    and no later kernel reads the old value."""
+    first, last = lifetimes(kernels)
+    writers = Counter(o.slot for k in kernels for o in k.outs)
+    olds = Counter(updates.values())
+    allowed = {}
+    for new, old in updates.items():
+        if writers[new] != 1 or olds[old] != 1 or last.get(old) != first[new]:
+            continue
+        k = kernels[first[new]]
+        out = next(o for o in k.outs if o.slot == new)
+        reads = [s for s in k.srcs if s.slot == old]
+        if k.kind == "elementwise" and reads and all(
+            s.view.shape == out.shape and s.view.is_contiguous and s.view.offset == 0 and s.dtype == out.dtype
+            for s in reads
+        ):
+            allowed[new] = old
+    return allowed
 
 
 def _nbytes(out: Out) -> int:
