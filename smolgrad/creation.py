@@ -30,24 +30,33 @@ def initial_seed() -> int:
     return default_generator.initial_seed()
 
 
-def _next_key(device: str) -> LazyBuffer:
-    """The key of one device-side draw from the global generator: (seed low word, seed high
-    word, offset) as an int32 buffer on `device` (12 bytes uploaded)."""
-    node = LazyBuffer.load(_key_words(), dtypes.int32, device)
+def _next_key(device: str, gen: Generator | None = None) -> LazyBuffer:
+    """The key of one device-side draw from `gen` (None: the global generator): (seed low
+    word, seed high word, offset) as an int32 buffer on `device` (12 bytes uploaded)."""
+    gen = gen or default_generator
+    node = LazyBuffer.load(_key_words(gen), dtypes.int32, device)
     if engine.observers:  # a captured step draws a new key at each replay
-        engine.note_feed(node, _key_words)
+        engine.note_feed(node, lambda: _key_words(gen))
     return node
 
 
-def _key_words() -> np.ndarray:
-    seed, offset = default_generator.philox_key()
+def _key_words(gen: Generator) -> np.ndarray:
+    seed, offset = gen.philox_key()
     return np.array([seed & 0xFFFFFFFF, seed >> 32, offset & 0xFFFFFFFF], np.uint32).view(np.int32)
 
 
-def uniform_lazy(shape: tuple[int, ...], dtype, device: str, streams: int = 1) -> list[LazyBuffer]:
+def _generator(gen, op: str) -> Generator | None:
+    if gen is not None and not isinstance(gen, Generator):
+        raise TypeError(f"{op}: generator must be a smolgrad.Generator, got {type(gen).__name__}")
+    return gen
+
+
+def uniform_lazy(shape: tuple[int, ...], dtype, device: str, streams: int = 1, generator: Generator | None = None
+                 ) -> list[LazyBuffer]:
     """`streams` independent lazy uniform [0, 1) tensors of `shape`, drawn on the device in
-    whatever kernel uses them (one draw: they share a key and offset, not a stream)."""
-    key = _next_key(device)
+    whatever kernel uses them (one draw: they share a key and offset, not a stream), from
+    `generator` (None: the global one)."""
+    key = _next_key(device, generator)
     return [LazyBuffer.rand(key, shape, dtype, s) for s in range(streams)]
 
 
@@ -120,27 +129,31 @@ def _random_args(op: str, dtype, device) -> tuple:
     return dtype, device
 
 
-def rand(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples from [0, 1), drawn on the device (Philox; seeded by manual_seed).
-    Values are multiples of 2^-24 (float32 resolution, also for float64)."""
+def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples from [0, 1), drawn on the device (Philox) from `generator` (None:
+    the global one, seeded by manual_seed). Values are multiples of 2^-24 (float32
+    resolution, also for float64)."""
     dtype, device = _random_args("rand", dtype, device)
-    (u,) = uniform_lazy(shape_arg(size), dtype, device)
+    (u,) = uniform_lazy(shape_arg(size), dtype, device, generator=_generator(generator, "rand"))
     out = Tensor._from_lazy(u)
     return out.requires_grad_() if requires_grad else out
 
 
-def randn(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples, drawn on the device (Box-Muller over two Philox uniforms;
-    seeded by manual_seed). |values| stay below about 5.8 (24-bit uniforms)."""
+def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples, drawn on the device (Box-Muller over two Philox uniforms)
+    from `generator` (None: the global one, seeded by manual_seed). |values| stay below
+    about 5.8 (24-bit uniforms)."""
     dtype, device = _random_args("randn", dtype, device)
-    u1, u2 = (Tensor._from_lazy(u) for u in uniform_lazy(shape_arg(size), dtype, device, streams=2))
+    uniforms = uniform_lazy(shape_arg(size), dtype, device, streams=2, generator=_generator(generator, "randn"))
+    u1, u2 = (Tensor._from_lazy(u) for u in uniforms)
     # 1 - u1 is in (0, 1], so the log is finite
     out = ((1.0 - u1).log() * -2.0).sqrt() * (u2 * (2 * math.pi)).cos()
     return out.requires_grad_() if requires_grad else out
 
 
-def randint(low, high=None, size=None, dtype=None, device=None) -> Tensor:
-    """Integers uniform in [low, high), like torch.randint(low, high, size)."""
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None) -> Tensor:
+    """Integers uniform in [low, high), like torch.randint(low, high, size), from
+    `generator` (None: the global one)."""
     if size is None:
         if high is None or not isinstance(high, (tuple, list)):
             raise TypeError("randint() missing the size argument, e.g. randint(0, 10, (3,))")
@@ -150,7 +163,8 @@ def randint(low, high=None, size=None, dtype=None, device=None) -> Tensor:
     if high <= low:
         raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
     dtype = dtypes.to_dtype(dtype or dtypes.int64)
-    values = generator().integers(low, high, size=shape_arg((size,) if isinstance(size, int) else tuple(size)))
+    rng = generator.numpy_generator if _generator(generator, "randint") is not None else default_generator.numpy_generator
+    values = rng.integers(low, high, size=shape_arg((size,) if isinstance(size, int) else tuple(size)))
     return Tensor(values.astype(dtype.np), dtype=dtype, device=device)
 
 

@@ -284,3 +284,32 @@ def test_dropout_bad_inputs(device):
         F.dropout(sg.ones(2, device=device), -0.1)
     with pytest.raises(TypeError, match="dropout: expected a floating point input, got int64"):
         F.dropout(sg.tensor([1, 2], device=device), 0.5)
+
+
+# ----- generator= (torch.rand(..., generator=g)) -----
+
+
+def test_rand_randn_randint_draw_from_the_generator_given(device):
+    """Draws from a Generator depend on its seed alone: the global generator's draws in
+    between change nothing, and they do not advance the global stream."""
+    def draws(g):
+        return (sg.rand(5, generator=g, device=device).numpy(), sg.randn(2, 3, generator=g, device=device).numpy(),
+                sg.randint(0, 100, (6,), generator=g, device=device).numpy())
+
+    first = draws(sg.Generator().manual_seed(7))
+    sg.manual_seed(0)
+    expected_global = sg.rand(4, device=device).numpy()
+    sg.manual_seed(0)
+    g = sg.Generator().manual_seed(7)
+    again = draws(g)
+    assert_close(sg.rand(4, device=device), expected_global)  # the global stream did not move
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    u = sg.rand(5, generator=sg.Generator().manual_seed(7), device=device).numpy()
+    np.testing.assert_array_equal(u, reference_uniform(7, 0, 5).astype(np.float32))  # its own (seed, offset) stream
+    assert not np.array_equal(draws(g)[0], first[0])  # and it advances
+
+
+def test_generator_must_be_a_smolgrad_generator():
+    with pytest.raises(TypeError, match="generator must be a smolgrad.Generator"):
+        sg.randn(3, generator=np.random.default_rng(0))
