@@ -124,6 +124,15 @@ def test_casts(jit):
     ])
 
 
+def test_float16_rounding_stays_as_numpy(jit):
+    """float16 values are computed in float32 and rounded where cast or stored."""
+    x = rand(40, 30)
+    plain, got, _ = jit(lambda: [((t(x) * 3).half() + 1).float().numpy(), (t(x).half() * 2).numpy()])
+    for a, b in zip(plain, got):
+        assert same_bits(a, b)
+    check(jit, lambda: [((t(x) * 3).half().float() * 2 + t(x)).numpy()], compiled=False)
+
+
 def test_integer_ops_wrap_as_numpy(jit):
     a = np.array([[2**31 - 1, -(2**31), 7, -7, 0, 123456789]], np.int32).repeat(4, 0)
     b = np.array([[1, -1, 3, 2, -5, 1000]], np.int32).repeat(4, 0)
