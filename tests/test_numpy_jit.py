@@ -100,6 +100,7 @@ def test_ieee_edge_cases(jit):
         (t(x).reciprocal() * 2).numpy(),
         (-t(x) * 1).numpy(),
         (t(x).abs() + t(y).floor() + t(y).ceil() + t(x).trunc()).numpy(),
+        ((t(x) * 0.5 + 0.5).round() + (t(y) * 2.5).round()).numpy(),  # (half to even)
     ])
 
 
