@@ -159,9 +159,10 @@ def test_large_kernels_run_in_pieces_on_threads(jit, monkeypatch):
     check(jit, lambda: [(t(x) * t(y) + t(x).T.T * 2 - 1).numpy(), (t(x).T * 3).numpy()])
 
 
-def test_ops_left_to_numpy_are_not_compiled(jit):
+def test_ops_left_to_numpy_are_not_compiled(jit, monkeypatch):
     """exp, tanh and pow round differently when compiled (NumPy's own vectorised
     versions against the C library's): kernels with them stay on NumPy."""
+    monkeypatch.setenv("SMOLGRAD_FUSION", "1")  # (one kernel each, with the ops around them)
     x = rand(20, 20)
     check(jit, lambda: [(t(x).exp() * 2 + 1).numpy(), (t(x).tanh() + t(x)).numpy(), (t(x) ** 3 + 1).numpy()],
           compiled=False)
@@ -265,7 +266,8 @@ def test_compiled_kernels_are_cached_on_disk(tmp_path):
         "fns = [p.main.compiled for p in sg.device.get_backend('numpy')._plans.values() if p.main.compiled]\n"
         "print(len(fns), sum(f.stats.cache_hits.get(s, 0) for f in fns for s in f.signatures), y[2, 3])\n"
     )
-    env = dict(os.environ, SMOLGRAD_JIT="1", SMOLGRAD_JIT_CACHE=str(tmp_path), SMOLGRAD_DEVICE="numpy")
+    env = dict(os.environ, SMOLGRAD_JIT="1", SMOLGRAD_JIT_CACHE=str(tmp_path), SMOLGRAD_DEVICE="numpy",
+               SMOLGRAD_FUSION="1")
     first, second = (subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
                      for _ in range(2))
     assert first.stdout.split() == ["1", "0", "6.5"], first.stdout + first.stderr
