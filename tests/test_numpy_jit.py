@@ -32,6 +32,8 @@ def jit(monkeypatch):
     """Returns run(fn): fn's results (NumPy arrays) on NumPy alone and compiled from the
     first run (two fresh sets of plans), with the count of compiled runs in the second."""
 
+    monkeypatch.setenv("SMOLGRAD_FUSION", "1")  # (the cases are written as fused kernels, also in CI's fusion-off pass)
+
     def run(fn):
         monkeypatch.setenv("SMOLGRAD_JIT", "0")
         fresh_plans()
@@ -159,10 +161,9 @@ def test_large_kernels_run_in_pieces_on_threads(jit, monkeypatch):
     check(jit, lambda: [(t(x) * t(y) + t(x).T.T * 2 - 1).numpy(), (t(x).T * 3).numpy()])
 
 
-def test_ops_left_to_numpy_are_not_compiled(jit, monkeypatch):
+def test_ops_left_to_numpy_are_not_compiled(jit):
     """exp, tanh and pow round differently when compiled (NumPy's own vectorised
     versions against the C library's): kernels with them stay on NumPy."""
-    monkeypatch.setenv("SMOLGRAD_FUSION", "1")  # (one kernel each, with the ops around them)
     x = rand(20, 20)
     check(jit, lambda: [(t(x).exp() * 2 + 1).numpy(), (t(x).tanh() + t(x)).numpy(), (t(x) ** 3 + 1).numpy()],
           compiled=False)
