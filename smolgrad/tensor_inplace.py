@@ -117,23 +117,27 @@ class InPlaceOps:
         """Set every element to 0."""
         return self.fill_(0)
 
-    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
-        """Fill with samples from U(a, b), drawn on the device from smolgrad's seeded generator."""
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> Tensor:
+        """Fill with samples from U(a, b), drawn on the device from `generator` (None:
+        smolgrad's global one, seeded by manual_seed)."""
         from .creation import rand
 
         self._check_floating("uniform_")
         storage.check_inplace(self, "uniform_")
-        return storage.write(self, rand(self.shape, dtype=self.dtype, device=self.device) * (b - a) + a, "uniform_")
+        u = rand(self.shape, generator=generator, dtype=self.dtype, device=self.device)
+        return storage.write(self, u * (b - a) + a, "uniform_")
 
-    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
-        """Fill with samples from N(mean, std^2), drawn on the device from smolgrad's seeded generator."""
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
+        """Fill with samples from N(mean, std^2), drawn on the device from `generator` (None:
+        smolgrad's global one, seeded by manual_seed)."""
         from .creation import randn
 
         if std < 0:
             raise RuntimeError(f"normal_ expects std >= 0.0, but found std {std}")
         self._check_floating("normal_")
         storage.check_inplace(self, "normal_")
-        return storage.write(self, randn(self.shape, dtype=self.dtype, device=self.device) * std + mean, "normal_")
+        z = randn(self.shape, generator=generator, dtype=self.dtype, device=self.device)
+        return storage.write(self, z * std + mean, "normal_")
 
     def _check_floating(self, op: str) -> None:
         if not self.dtype.is_floating_point:

@@ -313,3 +313,20 @@ def test_rand_randn_randint_draw_from_the_generator_given(device):
 def test_generator_must_be_a_smolgrad_generator():
     with pytest.raises(TypeError, match="generator must be a smolgrad.Generator"):
         sg.randn(3, generator=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("init", ["uniform_", "normal_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+                                  "kaiming_normal_"])
+def test_nn_init_takes_a_generator(device, init):
+    """torch.nn.init's generator= argument: the same seed fills the same values, whatever
+    the global generator did in between."""
+    fill = getattr(nn.init, init)
+    a, b = sg.zeros(8, 6, device=device), sg.zeros(8, 6, device=device)
+    fill(a, generator=sg.Generator().manual_seed(5))
+    sg.rand(3, device=device)  # (a global draw in between)
+    fill(b, generator=sg.Generator().manual_seed(5))
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert np.unique(a.numpy()).size > 40  # (random values, not a constant)
+    c = sg.zeros(8, 6, device=device).uniform_(generator=sg.Generator().manual_seed(5))
+    d = sg.zeros(8, 6, device=device).normal_(generator=sg.Generator().manual_seed(5))
+    assert not np.array_equal(c.numpy(), d.numpy())
