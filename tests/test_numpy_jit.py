@@ -426,3 +426,25 @@ def test_reduction_prologue_segmented(jit, monkeypatch):
         ((t(x).T - 1).exp() * t(y).T).sum(0).numpy(),
     ])
     assert numpy_jit.counts["segmented"] > before
+
+
+def test_prologues_reading_transposed_operands(jit, monkeypatch):
+    """NumPy alone computes such a prologue in the operands' memory order (a transposed
+    array) and sums it in that order: from the second run, the compiled value is laid
+    out as NumPy's first one was, and the sums have the same bits."""
+    monkeypatch.setattr(nb, "PIECE", 1024)
+    x, y = rand(300, 70), rand(300, 70, seed=1)
+
+    def run():
+        for _ in range(3):
+            a, b = t(x), t(y)
+            got = [((a.T * 2) * b.T).sum(1).numpy(), ((a.T * 2) * b.T).sum(0).numpy(),
+                   ((a.T - 1).exp() * b.T).sum(1).numpy(), (a.T * 2 + b.T.flip(0)).sum(1).numpy(),
+                   (a.T.exp() * a.T).sum(0).numpy()]
+        return got
+
+    before = numpy_jit.counts["segmented"]
+    check(jit, run)
+    assert numpy_jit.counts["segmented"] > before
+    orders = [getattr(p.pre, "value_order", None) for p in get_backend("numpy")._plans.values() if p.pre is not None]
+    assert (1, 0) in orders  # (laid out as the transposed operands)

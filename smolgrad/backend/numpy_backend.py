@@ -606,11 +606,20 @@ class _Program:
             return None
         indexes = loads or (self.whole_loads if at is None else self.load_indexes(at))
         args = [xs[i] if index is None else xs[i][index] for (_, i, _), index in zip(self.loads, indexes)]
+        dtype = self.probe[self.results[0][0]].dtype
         if any(_walks_out_of_order(a) for a in args):
-            # NumPy alone would compute the value in the operand's order (not C order),
-            # and reducing it sums in another order: other bits
-            return None
-        x = np.empty(shape, self.probe[self.results[0][0]].dtype)
+            # NumPy alone computes the value in its operands' memory order, and its sum
+            # adds in that order: computed into an array laid out as NumPy's value was
+            order = getattr(self, "value_order", None)
+            if order is None:  # (the first run: NumPy's value)
+                value = self.run(xs, None, at, None, loads)[self.results[0][0]]
+                self.value_order = _memory_order(value, shape)
+                return value
+            if order is False:
+                return None
+            x = np.empty([shape[d] for d in order], dtype).transpose(np.argsort(order))
+        else:
+            x = np.empty(shape, dtype)
         try:  # (numba compiles at the first call, for the argument types it gets)
             fn(x, *args)
         except numpy_jit.compile_errors() as exc:
@@ -739,6 +748,17 @@ def _walks_out_of_order(a: np.ndarray) -> bool:
     """_is_permuted for an array: whether its strides walk memory out of order."""
     strides = [abs(s) for n, s in zip(a.shape, a.strides) if n > 1 and s != 0]
     return strides != sorted(strides, reverse=True)
+
+
+def _memory_order(value: np.ndarray, shape: tuple[int, ...]) -> tuple[int, ...] | bool:
+    """The axes of a reduction prologue's value on NumPy alone, slowest first: an array
+    allocated in that order has its layout; False where the value is not laid out as a
+    fresh array is (NumPy reduces a value of another shape, broadcast, in C order)."""
+    if value.shape != shape:
+        return tuple(range(len(shape)))
+    order = tuple(sorted(range(value.ndim), key=lambda d: -abs(value.strides[d])))
+    like = np.empty([shape[d] for d in order], value.dtype).transpose(np.argsort(order))
+    return order if all(n == 1 or a == b for n, a, b in zip(shape, like.strides, value.strides)) else False
 
 
 def _is_permuted(view: View) -> bool:

@@ -255,15 +255,15 @@ class Segments:
     """A program run as compiled loops and NumPy calls (see segments()); called as
     source()'s kernel: `seg(o0, ..., l0, ..., acc)`."""
 
-    def __init__(self, phases: list[tuple], n_out: int, load_index: dict[int, int], copies: list[tuple[int, Expr]],
-                 ndim: int) -> None:
+    def __init__(self, phases: list[tuple], n_out: int, load_index: dict[int, int], consts: dict[int, np.ndarray],
+                 copies: list[tuple[int, Expr]], ndim: int) -> None:
         """`phases`: ("numpy", expr, fn, [(src, dtype)], index of the src it writes into or
         -1, output it writes into or -1) or ("jit", fn, targets, [(expr read, dtype)],
         whether fn reads acc); `load_index`: id(Load) -> its place among the loads;
-        `copies`: (output, expr) of the outputs NumPy computed into arrays of their own."""
-        self.phases, self.n_out, self.copies, self.ndim = phases, n_out, copies, ndim
-        self._load_index, self.n_loads = load_index, len(load_index)
-        self.consts: dict[int, np.ndarray] = {}  # id(Const) -> its value, as _Program.run has it
+        `consts`: id(Const) -> its value, as _Program.run has it; `copies`: (output, expr)
+        of the outputs NumPy computed into arrays of their own."""
+        self.phases, self.n_out, self.consts, self.copies, self.ndim = phases, n_out, consts, copies, ndim
+        self.load_index, self.n_loads = load_index, len(load_index)
 
     def __call__(self, *args) -> None:
         outs, loads = args[: self.n_out], args[self.n_out : self.n_out + self.n_loads]
@@ -273,7 +273,7 @@ class Segments:
 
         def value(e: Expr, dtype: np.dtype):
             if isinstance(e, Load):
-                return loads[self._load_index[id(e)]]
+                return loads[self.load_index[id(e)]]
             if isinstance(e, Acc):  # (as _Program.run reads it)
                 return acc if acc.dtype == dtype else acc.astype(dtype)
             return values[id(e)]
@@ -399,9 +399,8 @@ def segments(program: tuple[Expr, ...], exprs: tuple[Expr, ...], ndim: int, load
             built.append(("jit", build(src), targets, [(e, compute(e.dtype)) for e in ins], uses_acc))
     copies = [(j, e) for j, e in enumerate(exprs) if id(e) in numpy and not any(
         b[0] == "numpy" and b[1] is e and b[5] == j for b in built)]
-    seg = Segments(built, len(exprs), load_index, copies, ndim)
-    seg.consts = {id(e): np.array(e.value, dtype=compute(e.dtype)) for e in program if isinstance(e, Const)}
-    return seg
+    consts = {id(e): np.array(e.value, dtype=compute(e.dtype)) for e in program if isinstance(e, Const)}
+    return Segments(built, len(exprs), load_index, consts, copies, ndim)
 
 
 def _phase_source(targets: list[tuple], ndim: int, numpy: set[int], dims: dict, compute):
