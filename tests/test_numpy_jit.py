@@ -267,9 +267,10 @@ def test_compiled_kernels_are_cached_on_disk(tmp_path):
 
 @pytest.fixture
 def segjit(jit):
-    """jit's run(fn), also asserting that segmented programs ran."""
+    """run(fn): asserts that fn's results have the same bits on NumPy alone and
+    compiled, and that segmented programs ran; returns how many calls (pieces) they made."""
 
-    def run(fn, pieces=False):
+    def run(fn):
         before = numpy_jit.counts["segmented"]
         plain, got, runs = jit(fn)
         calls = numpy_jit.counts["segmented"] - before
@@ -347,6 +348,15 @@ def test_transcendental_ops_in_sequence_and_in_parallel(segjit):
         (((t(x) * 2).sin() + 1).log() * t(y)).numpy(),  # NumPy, a loop, NumPy, a loop
         ((t(x).abs() + 1) ** (t(y) * 0.5) - 1).numpy(),  # pow of two computed values
     ])
+
+
+def test_epilogues_of_matmul_and_reduction(segjit):
+    """The core's result read by NumPy's call and by the compiled loops: a matmul's
+    bias-tanh epilogue, logsumexp's log after the sum."""
+    x, w, b = rand(40, 30), rand(30, 70, seed=1), rand(70, seed=2)
+    segjit(lambda: [((t(x) @ t(w) + t(b)).tanh() * 2 + t(x) @ t(w)).numpy(),
+                    ((t(x) @ t(w)).exp() * t(b) - 1).numpy(),
+                    t(w).logsumexp(0).numpy(), (t(x).exp().sum(1).log() * 2 - 1).numpy()])
 
 
 def test_several_outputs_some_from_numpy(segjit):
