@@ -316,7 +316,8 @@ def test_gelu_segments_are_two_loops_around_tanh():
     def op(o, *srcs):
         return node(Apply(o, srcs, float32))
 
-    x, half, one, k = node(Load(0, float32)), node(Const(0.5, float32)), node(Const(1.0, float32)), node(Const(0.7, float32))
+    x = node(Load(0, float32))
+    half, one, k = (node(Const(v, float32)) for v in (0.5, 1.0, 0.7))
     th = op(Op.TANH, op(Op.MUL, x, op(Op.ADD, op(Op.MUL, x, x), k)))
     out = op(Op.MUL, op(Op.MUL, x, half), op(Op.ADD, one, th))
     args = (tuple(program), (out,), 2, [(True, True)], [np.dtype(np.float32)], nb.compute_np)

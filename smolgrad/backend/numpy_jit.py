@@ -12,7 +12,8 @@ Compiling never changes a result. Only kernels whose every op gives NumPy's bits
 compiled are compiled: IEEE arithmetic, sqrt, comparisons, selects and exact casts, each
 computed in the dtype NumPy computes it in (a program whose ops NumPy would promote is
 left to NumPy). exp, tanh, pow and the like stay with NumPy: its vectorised versions
-round differently from the C library's that compiled code calls. So a kernel may start on
+round differently from the C library's that compiled code calls; a kernel with such ops
+runs as compiled loops around NumPy's calls for them (see segments()). So a kernel may start on
 NumPy and move to compiled code: it is compiled when it runs for the (AFTER + 1)-th time
 with MIN_ELEMENTS elements or more, which a training step's kernels soon do and one-off or
 small kernels never pay for (numba takes about 0.3 s a kernel)."""
