@@ -248,6 +248,23 @@ def _cast_result(fn, dtype: np.dtype):
     return cast
 
 
+def _numpy_call(e: Apply, ndim: int):
+    """The function a _Program step computes op e with (see _Program._step), for
+    numpy_jit.segments: _op_fn(e), its result cast where NumPy's promotion differs."""
+    fn = _op_fn(e)
+    dtype = compute_np(e.dtype)
+    args = [
+        np.array(s.value, compute_np(s.dtype)) if isinstance(s, Const) else np.ones((1,) * ndim, compute_np(s.dtype))
+        for s in e.srcs
+    ]
+    try:
+        with np.errstate(all="ignore"):
+            probe = np.asarray(fn(*args))
+    except Exception:  # (as _step: the real run will say what is wrong)
+        probe = None
+    return fn if probe is not None and probe.dtype == dtype else _cast_result(fn, dtype)
+
+
 def _int_div(a, b):
     """Integer division rounding toward zero, exactly (true division through float64 rounds
     large int64 values), and 0 where b is 0, as the WGSL kernels give."""
@@ -570,7 +587,14 @@ class _Program:
                 return None
             dims = [self.dims[s] for s, _, _ in self.loads]
             src = numpy_jit.source(self.program, self.exprs, self.ndim, dims, out_dtypes, compute_np)
-            self.compiled = False if src is None else numpy_jit.build(src)
+            if src is not None:
+                self.compiled = numpy_jit.build(src)
+            else:  # compiled loops around the ops left to NumPy, if any loop is left
+                ndim = self.ndim
+                segments = numpy_jit.segments(
+                    self.program, self.exprs, ndim, dims, out_dtypes, compute_np, lambda e: _numpy_call(e, ndim)
+                )
+                self.compiled = segments or False
         return self.compiled or None
 
     def compiled_value(self, xs: list[np.ndarray], at: tuple | None, shape: tuple[int, ...], loads) -> np.ndarray | None:
@@ -580,10 +604,24 @@ class _Program:
         fn = self.compiled
         if not fn:
             return None
-        x = np.empty(shape, self.probe[self.results[0][0]].dtype)
         indexes = loads or (self.whole_loads if at is None else self.load_indexes(at))
+        args = [xs[i] if index is None else xs[i][index] for (_, i, _), index in zip(self.loads, indexes)]
+        dtype = self.probe[self.results[0][0]].dtype
+        if any(_walks_out_of_order(a) for a in args):
+            # NumPy alone computes the value in its operands' memory order, and its sum
+            # adds in that order: computed into an array laid out as NumPy's value was
+            order = getattr(self, "value_order", None)
+            if order is None:  # (the first run: NumPy's value)
+                value = self.run(xs, None, at, None, loads)[self.results[0][0]]
+                self.value_order = _memory_order(value, shape)
+                return value
+            if order is False:
+                return None
+            x = np.empty([shape[d] for d in order], dtype).transpose(np.argsort(order))
+        else:
+            x = np.empty(shape, dtype)
         try:  # (numba compiles at the first call, for the argument types it gets)
-            fn(x, *[xs[i] if index is None else xs[i][index] for (_, i, _), index in zip(self.loads, indexes)])
+            fn(x, *args)
         except numpy_jit.compile_errors() as exc:
             numpy_jit.failed(exc)
             self.compiled = False
@@ -704,6 +742,23 @@ def reduce_array(op: Op, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
             acc = np.array(part) if acc is None else fold(acc, part, out=acc)
         return acc
     return REDUCE_FNS[op].reduce(x, axis=axes, keepdims=True)
+
+
+def _walks_out_of_order(a: np.ndarray) -> bool:
+    """_is_permuted for an array: whether its strides walk memory out of order."""
+    strides = [abs(s) for n, s in zip(a.shape, a.strides) if n > 1 and s != 0]
+    return strides != sorted(strides, reverse=True)
+
+
+def _memory_order(value: np.ndarray, shape: tuple[int, ...]) -> tuple[int, ...] | bool:
+    """The axes of a reduction prologue's value on NumPy alone, slowest first: an array
+    allocated in that order has its layout; False where the value is not laid out as a
+    fresh array is (NumPy reduces a value of another shape, broadcast, in C order)."""
+    if value.shape != shape:
+        return tuple(range(len(shape)))
+    order = tuple(sorted(range(value.ndim), key=lambda d: -abs(value.strides[d])))
+    like = np.empty([shape[d] for d in order], value.dtype).transpose(np.argsort(order))
+    return order if all(n == 1 or a == b for n, a, b in zip(shape, like.strides, value.strides)) else False
 
 
 def _is_permuted(view: View) -> bool:

@@ -12,7 +12,8 @@ Compiling never changes a result. Only kernels whose every op gives NumPy's bits
 compiled are compiled: IEEE arithmetic, sqrt, comparisons, selects and exact casts, each
 computed in the dtype NumPy computes it in (a program whose ops NumPy would promote is
 left to NumPy). exp, tanh, pow and the like stay with NumPy: its vectorised versions
-round differently from the C library's that compiled code calls. So a kernel may start on
+round differently from the C library's that compiled code calls; a kernel with such ops
+runs as compiled loops around NumPy's calls for them (see segments()). So a kernel may start on
 NumPy and move to compiled code: it is compiled when it runs for the (AFTER + 1)-th time
 with MIN_ELEMENTS elements or more, which a training step's kernels soon do and one-off or
 small kernels never pay for (numba takes about 0.3 s a kernel)."""
@@ -38,8 +39,9 @@ AFTER = 2  # runs of a program on NumPy before it is compiled (see the module do
 MIN_ELEMENTS = 16 * 1024
 
 _numba = None  # the numba module once imported; False when it is not installed
-# programs compiled, and runs of compiled programs, in this process (tests read them)
-counts = {"compiled": 0, "runs": 0}
+# programs (or segments' phases) compiled, runs of compiled programs, and calls of
+# segmented ones (a call a piece), in this process (tests read them)
+counts = {"compiled": 0, "runs": 0, "segmented": 0}
 
 
 def mode() -> str:
@@ -88,6 +90,8 @@ def _op_code(e: Apply, a: list[str], ad: list[np.dtype], rd: np.dtype, t: str) -
         return f"({a[1]} if {a[0]} else {a[2]})" if ad[0] == np.bool_ and ad[1] == ad[2] == rd else None
     if op is Op.CAST:
         src = _kind(ad[0])
+        if e.dtype.np == np.float16:  # rounded to float16 and computed on in float32: NumPy's
+            return None
         if k == "b":
             return f"({a[0]} != 0)"
         if (k == "f" and rd != np.float16) or (k in "iu" and src in "biu"):
@@ -237,3 +241,193 @@ def failed(exc: Exception) -> None:
     if mode() == "1":
         raise exc
     warnings.warn(f"smolgrad: numba could not compile a kernel; it stays on NumPy ({exc!r})", RuntimeWarning)
+
+
+# ----- segments: programs with ops left to NumPy
+# A program that source() refuses for an op or two (GELU's tanh, softmax's exp) runs as
+# phases: NumPy computes those ops (and the values of fewer dims they read, once per
+# distinct value, as on NumPy alone), each with the call a kernel on NumPy alone makes,
+# and compiled loops compute every other value between them, writing the ones NumPy's
+# calls read into temporaries of the piece's size. Phase k of NumPy calls runs the ops
+# whose arguments the compiled phases before it computed; compiled phase k then
+# computes what they feed. E.g. GELU-tanh: a loop computing tanh's argument into a
+# temporary, np.tanh on it in place, a loop computing the rest into the output.
+
+
+class Segments:
+    """A program run as compiled loops and NumPy calls (see segments()); called as
+    source()'s kernel: `seg(o0, ..., l0, ..., acc)`."""
+
+    def __init__(self, phases: list[tuple], n_out: int, load_index: dict[int, int], consts: dict[int, np.ndarray],
+                 copies: list[tuple[int, Expr]], ndim: int) -> None:
+        """`phases`: ("numpy", expr, fn, [(src, dtype)], index of the src it writes into or
+        -1, output it writes into or -1) or ("jit", fn, targets, [(expr read, dtype)],
+        whether fn reads acc); `load_index`: id(Load) -> its place among the loads;
+        `consts`: id(Const) -> its value, as _Program.run has it; `copies`: (output, expr)
+        of the outputs NumPy computed into arrays of their own."""
+        self.phases, self.n_out, self.consts, self.copies, self.ndim = phases, n_out, consts, copies, ndim
+        self.load_index, self.n_loads = load_index, len(load_index)
+
+    def __call__(self, *args) -> None:
+        outs, loads = args[: self.n_out], args[self.n_out : self.n_out + self.n_loads]
+        acc = args[self.n_out + self.n_loads] if len(args) > self.n_out + self.n_loads else None
+        counts["segmented"] += 1
+        values = dict(self.consts)  # id(expr) -> its value, for the NumPy calls and temporaries
+
+        def value(e: Expr, dtype: np.dtype):
+            if isinstance(e, Load):
+                return loads[self.load_index[id(e)]]
+            if isinstance(e, Acc):  # (as _Program.run reads it)
+                return acc if acc.dtype == dtype else acc.astype(dtype)
+            return values[id(e)]
+
+        for phase in self.phases:
+            if phase[0] == "numpy":
+                _, e, fn, srcs, into, dest = phase
+                xs = [value(s, d) for s, d in srcs]
+                if dest >= 0:
+                    values[id(e)] = fn(*xs, out=outs[dest])
+                elif into >= 0:
+                    values[id(e)] = fn(*xs, out=xs[into])
+                else:
+                    values[id(e)] = fn(*xs)
+            else:
+                _, fn, targets, ins, uses_acc = phase
+                dests = []
+                for j, e, dtype in targets:
+                    if j >= 0:
+                        dests.append(outs[j])
+                    else:
+                        values[id(e)] = np.empty(outs[0].shape, dtype)
+                        dests.append(values[id(e)])
+                xs = []
+                for e, d in ins:
+                    x = value(e, d)
+                    xs.append(x if np.ndim(x) == self.ndim else np.reshape(x, (1,) * self.ndim))  # (a NumPy scalar)
+                fn(*dests, *xs, *([acc] if uses_acc else []))
+        for j, e in self.copies:
+            np.copyto(outs[j], values[id(e)], casting="unsafe")
+
+
+def segments(program: tuple[Expr, ...], exprs: tuple[Expr, ...], ndim: int, load_dims: list[tuple[bool, ...]],
+             out_dtypes: list[np.dtype], compute, numpy_fn) -> Segments | None:
+    """A program that source() refuses run as compiled loops around NumPy's calls for
+    the ops it refuses, or None where no loop would be left or one cannot be made.
+    Arguments as source()'s; `numpy_fn(e)`: the NumPy function a kernel run on NumPy
+    alone computes op e with (its result in e's compute dtype)."""
+    if ndim == 0 or any(isinstance(e, Apply) and e.op is Op.RAND for e in program):
+        return None
+    full = (True,) * ndim
+    dims: dict[int, tuple[bool, ...]] = {}
+    numpy: set[int] = set()  # ids of the Apply exprs NumPy computes
+    load_index: dict[int, int] = {}
+    for e in program:
+        if isinstance(e, Load):
+            load_index[id(e)] = len(load_index)
+            dims[id(e)] = tuple(load_dims[load_index[id(e)]])
+        elif isinstance(e, Const):
+            dims[id(e)] = (False,) * ndim
+        elif isinstance(e, Acc):
+            if compute(e.dtype) == np.float16:
+                return None
+            dims[id(e)] = full
+        else:
+            dims[id(e)] = tuple(any(dims[id(s)][d] for s in e.srcs) for d in range(ndim))
+            ad = [compute(s.dtype) for s in e.srcs]
+            rd = compute(e.dtype)
+            if _op_code(e, ["a"] * len(e.srcs), ad, rd, f"T_{rd.name}") is None:
+                numpy.add(id(e))
+    if not numpy:
+        return None
+    for e in reversed(program):  # the values of fewer dims NumPy's ops read: NumPy's too
+        if id(e) in numpy:
+            numpy.update(id(s) for s in e.srcs if isinstance(s, Apply) and dims[id(s)] != full)
+
+    def computed(e: Expr) -> bool:  # a value a compiled loop computes
+        return isinstance(e, Apply) and id(e) not in numpy
+
+    level: dict[int, int] = {}
+    for e in program:
+        srcs = e.srcs if isinstance(e, Apply) else ()
+        if id(e) in numpy:  # after the compiled phase computing its arguments
+            level[id(e)] = max((level[id(s)] + computed(s) for s in srcs), default=0)
+        else:
+            level[id(e)] = max((level[id(s)] for s in srcs), default=0)
+    temps = list({id(s): s for e in program if id(e) in numpy for s in e.srcs if computed(s)}.values())
+    results = {id(e): j for j, e in reversed(list(enumerate(exprs)))}  # (the first output of each)
+
+    phases: list[list] = []  # ["numpy", e, srcs, into, dest] or ["jit", targets]
+    for k in range(max(level.values()) + 1):
+        for e in program:
+            if id(e) in numpy and level[id(e)] == k:
+                j = results.get(id(e), -1)
+                dest = j if j >= 0 and dims[id(e)] == full and compute(e.dtype) == out_dtypes[j] else -1
+                phases.append(["numpy", e, list(e.srcs), -1, dest])
+        targets = [(j, e, out_dtypes[j]) for j, e in enumerate(exprs) if id(e) not in numpy and level[id(e)] == k]
+        targets += [(-1, e, compute(e.dtype)) for e in temps if level[id(e)] == k]
+        if targets:
+            phases.append(["jit", targets])
+    if not any(p[0] == "jit" for p in phases):
+        return None
+
+    built: list[tuple] = []
+    reads = []  # per phase, the ids of the values it reads
+    for p in phases:
+        if p[0] == "numpy":
+            reads.append({id(s) for s in p[2]})
+        else:
+            src, ins, uses_acc = _phase_source(p[1], ndim, numpy, dims, compute)
+            if src is None:
+                return None
+            p.extend([src, ins, uses_acc])
+            reads.append({id(e) for e in ins})
+    owned = {id(e) for e in temps} | numpy  # fresh arrays of the run (may be written in place)
+    for i, p in enumerate(phases):
+        if p[0] == "numpy":
+            e, srcs, dest = p[1], p[2], p[4]
+            fn = numpy_fn(e)
+            into = -1
+            if dest < 0 and isinstance(fn, np.ufunc) and any(dims[id(e)]):
+                later = set().union(*reads[i + 1 :], {id(x) for x in exprs})
+                for a, s in enumerate(srcs):
+                    if id(s) in owned and dims[id(s)] == dims[id(e)] and compute(s.dtype) == compute(e.dtype) \
+                            and id(s) not in later:
+                        into = a
+                        break
+            if dest >= 0 and not isinstance(fn, np.ufunc):
+                dest = -1
+            built.append(("numpy", e, fn, [(s, compute(s.dtype)) for s in srcs], into, dest))
+        else:
+            targets, src, ins, uses_acc = p[1], p[2], p[3], p[4]
+            built.append(("jit", build(src), targets, [(e, compute(e.dtype)) for e in ins], uses_acc))
+    copies = [(j, e) for j, e in enumerate(exprs) if id(e) in numpy and not any(
+        b[0] == "numpy" and b[1] is e and b[5] == j for b in built)]
+    consts = {id(e): np.array(e.value, dtype=compute(e.dtype)) for e in program if isinstance(e, Const)}
+    return Segments(built, len(exprs), load_index, consts, copies, ndim)
+
+
+def _phase_source(targets: list[tuple], ndim: int, numpy: set[int], dims: dict, compute):
+    """source() of a compiled phase computing `targets` ((output index or -1, expr,
+    dtype stored)): the values NumPy computes are read like loads. Returns (source,
+    the exprs read in parameter order, whether it reads the core's result)."""
+    memo: dict[int, Expr] = {}
+    program: list[Expr] = []
+    ins: list[Expr] = []
+
+    def convert(e: Expr) -> Expr:
+        if id(e) in memo:
+            return memo[id(e)]
+        if isinstance(e, Load) or id(e) in numpy:
+            new = Load(len(ins), e.dtype)
+            ins.append(e)
+        elif isinstance(e, (Const, Acc)):
+            new = e
+        else:
+            new = Apply(e.op, tuple(convert(s) for s in e.srcs), e.dtype, e.arg)
+        memo[id(e)] = new
+        program.append(new)
+        return new
+
+    outs = [convert(e) for _, e, _ in targets]
+    src = source(tuple(program), tuple(outs), ndim, [dims[id(e)] for e in ins], [d for _, _, d in targets], compute)
+    return src, ins, any(isinstance(e, Acc) for e in program)
