@@ -159,8 +159,6 @@ def source(program: tuple[Expr, ...], exprs: tuple[Expr, ...], ndim: int, load_d
                 return None
             uses_acc = True
             lines.append(f"{name} = {t}(acc[{index}])")  # (as NumPy's astype)
-        elif e.op is Op.CAST and e.dtype.np == np.float16:
-            return None  # (rounds to float16, computed on in float32: left to NumPy)
         else:
             code = _op_code(e, [names[id(s)] for s in e.srcs], [dtypes[id(s)] for s in e.srcs], rd, t)
             if code is None:
