@@ -472,3 +472,44 @@ def test_prologues_reading_transposed_operands(jit, monkeypatch):
     assert numpy_jit.counts["segmented"] > before
     orders = [getattr(p.pre, "value_order", None) for p in get_backend("numpy")._plans.values() if p.pre is not None]
     assert (1, 0) in orders  # (laid out as the transposed operands)
+
+
+# ----- row kernels (numpy_jit_rows): one compiled pass per row -----
+
+
+@pytest.mark.parametrize("shape, dtype", [((4, 16, 32), np.float32), ((64, 10), np.float32), ((8, 200), np.float64),
+                                          ((3, 1000), np.float32), ((5, 129), np.float32)])
+def test_row_kernels_layer_norm_and_softmax(jit, shape, dtype):
+    """Layer norm forward and backward and softmax's backward run as compiled row
+    kernels (rows of up to 128 values, and longer ones NumPy sums in halves), with NumPy's
+    exact bits; zeros of both signs test the sums' start at 0."""
+    x = rand(*shape, dtype=dtype)
+    x[..., :3] = 0.0
+    x[..., 3:5] = -0.0
+    w, b, g = rand(shape[-1], seed=1, dtype=dtype), rand(shape[-1], seed=2, dtype=dtype), rand(*shape, seed=3, dtype=dtype)
+
+    def run():
+        xs, ws, bs = (sg.tensor(a, device="numpy", requires_grad=True) for a in (x, w, b))
+        y = nn.functional.layer_norm(xs, (shape[-1],), ws, bs)
+        (y * t(g)).sum().backward()
+        s = nn.functional.softmax(xs * 1, -1)
+        (s * t(g)).sum().backward()
+        return [y.detach().numpy(), xs.grad.numpy(), ws.grad.numpy(), bs.grad.numpy()]
+
+    before = numpy_jit.counts["rows"]
+    check(jit, run)
+    assert numpy_jit.counts["rows"] > before, "no row kernel ran compiled"
+
+
+def test_a_row_kernel_that_differs_from_numpy_is_not_compiled_again():
+    """The first compiled result is compared with NumPy's parts, bit for bit."""
+    from smolgrad.backend.numpy_jit_rows import RowsJit
+
+    jit = RowsJit()
+    jit.fn = object()  # (stands for a compiled function)
+    same = [np.arange(4, dtype=np.float32)]
+    assert jit.check(same, [a.copy() for a in same]) and jit.fn
+    other = RowsJit()
+    other.fn = object()
+    assert not other.check([np.array([0.0], np.float32)], [np.array([-0.0], np.float32)])
+    assert other.fn is False and other.checked

@@ -30,6 +30,7 @@ from . import blas_threads, numpy_jit, numpy_threads
 from .numpy_threads import each as _each
 from .base import Backend, debug_level, index_out_of_range
 from .numpy_attention import Pairing, attention
+from .numpy_jit_rows import RowsJit
 from .numpy_rows import run_rows
 
 PLAN_CACHE_SIZE = 1024  # compiled kernels kept (see NumpyBackend._plan)
@@ -781,6 +782,7 @@ class _Plan:
         shape = k.arg.shape if k.kind == "assign" else k.shape  # the region an assign computes
         self.main = _Program(k.program, k.exprs, len(shape), permuted, self.bcast)
         self.pre = _Program(k.pre_program, (k.pre,), len(k.pre_shape), permuted, self.bcast) if k.kind == "reduce" else None
+        self.rows = RowsJit() if k.kind == "rows" else None  # a row kernel's compiled pass (numpy_jit_rows)
 
     def operands(self, srcs: tuple[Operand, ...], buffers: list) -> list[np.ndarray]:
         # (kernels sharing a plan have equal structural keys, so equal operand views)
@@ -918,6 +920,11 @@ def run_kernel(
     `pairing`: where an attention's backward part finds the result its sibling computed.
     NumPy warnings are the caller's to silence."""
     if k.kind == "rows":  # reductions along rows, then their elementwise consumer
+        jit = plan.rows if plan is not None else None
+        if jit is not None and jit.ready(k, compute_np):  # compiled: one pass per row (numpy_jit_rows)
+            got = jit.run(k, plan.operands(k.srcs, buffers), empty)
+            if got is not None and (jit.checked or jit.check(got, run_rows(k, buffers, run_kernel, _Plan, empty))):
+                return got
         return run_rows(k, buffers, run_kernel, _Plan, empty)
     if plan is None:
         plan = _Plan(k)

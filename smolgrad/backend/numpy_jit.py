@@ -39,9 +39,10 @@ AFTER = 2  # runs of a program on NumPy before it is compiled (see the module do
 MIN_ELEMENTS = 16 * 1024
 
 _numba = None  # the numba module once imported; False when it is not installed
-# programs (or segments' phases) compiled, runs of compiled programs, and calls of
-# segmented ones (a call a piece), in this process (tests read them)
-counts = {"compiled": 0, "runs": 0, "segmented": 0}
+# programs (or segments' phases) compiled, runs of compiled programs, calls of segmented
+# ones (a call a piece) and runs of compiled row kernels (numpy_jit_rows), in this
+# process (tests read them)
+counts = {"compiled": 0, "runs": 0, "segmented": 0, "rows": 0}
 
 
 def mode() -> str:
