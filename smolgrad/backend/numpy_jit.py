@@ -121,6 +121,43 @@ def _op_code(e: Apply, a: list[str], ad: list[np.dtype], rd: np.dtype, t: str) -
     return None
 
 
+def emit(program, header: list[str], compute, load, acc: str, count: list[int]):
+    """(lines of Python computing each expression of `program` in turn, each value's name
+    and NumPy dtype, both by id), or None where an op might not give NumPy's exact bits.
+    Dtypes and constants go to the module's `header`; `load(e, name)` gives (the line
+    reading Load e, or "", the name of its value); `acc` is the core's result (Acc);
+    `count` holds the number of names made so far (v0, v1, ...)."""
+    lines, names, dtypes = [], {}, {}
+    for e in program:
+        rd = compute(e.dtype)
+        t = f"T_{rd.name}"
+        if f"{t} = np.{rd.name}" not in header:
+            header.append(f"{t} = np.{rd.name}")
+        name = f"v{count[0]}"
+        count[0] += 1
+        if isinstance(e, Load):
+            got = load(e, name)
+            if got is None:
+                return None
+            line, name = got
+            if line:
+                lines.append(line)
+        elif isinstance(e, Const):
+            header.append(f"{name} = {_literal(np.array(e.value, dtype=rd)[()])}")
+        elif isinstance(e, Acc):
+            lines.append(f"{name} = {t}({acc})")  # (as NumPy's astype)
+        elif e.op is Op.RAND:
+            return None
+        else:
+            code = _op_code(e, [names[id(s)] for s in e.srcs], [dtypes[id(s)] for s in e.srcs], rd, t)
+            if code is None:
+                return None
+            lines.append(f"{name} = {code}")
+        names[id(e)] = name
+        dtypes[id(e)] = rd
+    return lines, names, dtypes
+
+
 def source(program: tuple[Expr, ...], exprs: tuple[Expr, ...], ndim: int, load_dims: list[tuple[bool, ...]],
            out_dtypes: list[np.dtype], compute) -> str | None:
     """The source of a module whose function `kernel` computes a program's results, or
@@ -133,40 +170,20 @@ def source(program: tuple[Expr, ...], exprs: tuple[Expr, ...], ndim: int, load_d
     values are computed in."""
     if ndim == 0 or any(isinstance(e, Apply) and e.op is Op.RAND for e in program):
         return None
-    names: dict[int, str] = {}
-    dtypes: dict[int, np.dtype] = {}
     header = ["import numpy as np", ""]  # the module's: dtypes and constants
-    lines: list[str] = []
     index = ", ".join(f"i{d}" for d in range(ndim))
     params: list[str] = []
-    loads = 0
-    uses_acc = False
-    for n, e in enumerate(program):
-        rd = compute(e.dtype)
-        t = f"T_{rd.name}"
-        if f"{t} = np.{rd.name}" not in header:
-            header.append(f"{t} = np.{rd.name}")
-        name = f"v{n}"
-        if isinstance(e, Load):
-            at = ", ".join(f"i{d}" if varies else "0" for d, varies in enumerate(load_dims[loads]))
-            params.append(f"l{loads}")
-            lines.append(f"{name} = l{loads}[{at}]")
-            loads += 1
-        elif isinstance(e, Const):
-            header.append(f"c{n} = {_literal(np.array(e.value, dtype=rd)[()])}")
-            name = f"c{n}"
-        elif isinstance(e, Acc):
-            if rd == np.float16:
-                return None
-            uses_acc = True
-            lines.append(f"{name} = {t}(acc[{index}])")  # (as NumPy's astype)
-        else:
-            code = _op_code(e, [names[id(s)] for s in e.srcs], [dtypes[id(s)] for s in e.srcs], rd, t)
-            if code is None:
-                return None
-            lines.append(f"{name} = {code}")
-        names[id(e)] = name
-        dtypes[id(e)] = rd
+
+    def load(e: Load, name: str) -> tuple[str, str]:
+        at = ", ".join(f"i{d}" if varies else "0" for d, varies in enumerate(load_dims[len(params)]))
+        params.append(f"l{len(params)}")
+        return f"{name} = {params[-1]}[{at}]", name
+
+    emitted = emit(program, header, compute, load, f"acc[{index}]", [0])
+    if emitted is None:
+        return None
+    lines, names, dtypes = emitted
+    uses_acc = any(isinstance(e, Acc) for e in program)
     stores = []
     for j, (e, od) in enumerate(zip(exprs, out_dtypes)):
         vd, ok, vk = dtypes[id(e)], _kind(od), _kind(dtypes[id(e)])

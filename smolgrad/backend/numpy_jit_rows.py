@@ -20,10 +20,10 @@ import math
 
 import numpy as np
 
-from ..engine.kernel import Acc, Apply, Const, Kernel, Load
+from ..engine.kernel import Kernel, Load
 from ..ops import Op
 from . import numpy_jit
-from .numpy_jit import _kind, _literal, _op_code
+from .numpy_jit import _kind
 
 _BLOCK = '''
 @numba.njit(nogil=True, error_model="numpy")
@@ -124,40 +124,22 @@ def source(k: Kernel, compute) -> str | None:
     count = [0]  # names made so far
 
     def emit(program, exprs, ctx: str, part: Kernel, read):
-        """(lines computing `exprs` of one program, their names, their NumPy dtypes), or
-        None; ctx: "j" inside the loop along a row, "0" for one value per row."""
-        lines, names, dtypes = [], {}, {}
-        for e in program:
-            rd = compute(e.dtype)
-            t = f"T_{rd.name}"
-            if f"{t} = np.{rd.name}" not in header:
-                header.append(f"{t} = np.{rd.name}")
-            name = f"v{count[0]}"
-            count[0] += 1
-            if isinstance(e, Load):
-                where, index = read[e.src]
-                view = part.srcs[e.src].view
-                if where == "red":
-                    if not _per_row(view, rows):
-                        return None
-                    name = row_values[index]
-                else:
-                    if _rows_view(view.shape, view.strides) is None or k.srcs[index].view != view:
-                        return None
-                    lines.append(f"{name} = x{index}[r, {ctx if view.shape[-1] > 1 else '0'}]")
-            elif isinstance(e, Const):
-                header.append(f"{name} = {_literal(np.array(e.value, dtype=rd)[()])}")
-            elif isinstance(e, Acc):
-                lines.append(f"{name} = {t}(acc)")
-            elif e.op is Op.RAND or (e.op is Op.CAST and e.dtype.np == np.float16):
+        """(lines computing `exprs` of one part's program, their names, their NumPy
+        dtypes), or None; ctx: "j" inside the loop along a row, "0" for one value per row."""
+
+        def load(e: Load, name: str):
+            where, index = read[e.src]
+            view = part.srcs[e.src].view
+            if where == "red":  # a row value
+                return ("", row_values[index]) if _per_row(view, rows) else None
+            if _rows_view(view.shape, view.strides) is None or k.srcs[index].view != view:
                 return None
-            else:
-                code = _op_code(e, [names[id(s)] for s in e.srcs], [dtypes[id(s)] for s in e.srcs], rd, t)
-                if code is None:
-                    return None
-                lines.append(f"{name} = {code}")
-            names[id(e)] = name
-            dtypes[id(e)] = rd
+            return f"{name} = x{index}[r, {ctx if view.shape[-1] > 1 else '0'}]", name
+
+        got = numpy_jit.emit(program, header, compute, load, "acc", count)
+        if got is None:
+            return None
+        lines, names, dtypes = got
         return lines, [names[id(e)] for e in exprs], [dtypes[id(e)] for e in exprs]
 
     body: list[str] = []
@@ -235,7 +217,7 @@ class RowsJit:
 
     def run(self, k: Kernel, operands: list[np.ndarray], empty) -> list[np.ndarray] | None:
         """The kernel's flat outputs, or None when an operand cannot be seen as rows."""
-        rows, n = math.prod(k.shape[:-1]), k.shape[-1]
+        rows = math.prod(k.shape[:-1])
         args = []
         for x in operands:
             view = x.view()
