@@ -430,6 +430,7 @@ class _Program:
         self.program, self.exprs = program, exprs
         self.runs = 0  # runs through outputs() before compiling (see numpy_jit)
         self.compiled = None  # the numba function; False: not compiled (see _compiled)
+        self.value_order = None  # a prologue's memory order on NumPy alone (see compiled_value)
 
     def _direct_steps(self) -> None:
         """Steps for a run over pieces of the outputs: a ufunc (or where) step computing
@@ -569,7 +570,6 @@ class _Program:
                 bufs.append(buf)
         return bufs
 
-
     def _compiled(self, out_dtypes: list[np.dtype], shape: tuple[int, ...]):
         """The program's numba function (see numpy_jit) once it has run AFTER times, else
         None; sets self.compiled to False for good where it is not compiled. `out_dtypes`:
@@ -610,7 +610,7 @@ class _Program:
         if any(_walks_out_of_order(a) for a in args):
             # NumPy alone computes the value in its operands' memory order, and its sum
             # adds in that order: computed into an array laid out as NumPy's value was
-            order = getattr(self, "value_order", None)
+            order = self.value_order
             if order is None:  # (the first run: NumPy's value)
                 value = self.run(xs, None, at, None, loads)[self.results[0][0]]
                 self.value_order = _memory_order(value, shape)
