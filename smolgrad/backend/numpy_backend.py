@@ -576,13 +576,13 @@ class _Program:
         the NumPy dtypes its results are stored in; `shape`: the program's (a plan's
         kernels all have the same)."""
         if self.compiled is None:
-            if not numpy_jit.available() or not self.steps:
+            if not self.steps or math.prod(shape) < numpy_jit.MIN_ELEMENTS:
                 self.compiled = False
                 return None
             self.runs += 1
             if self.runs <= numpy_jit.AFTER:
                 return None
-            if math.prod(shape) < numpy_jit.MIN_ELEMENTS:
+            if not numpy_jit.available():  # (numba is imported only now: 0.6 s)
                 self.compiled = False
                 return None
             dims = [self.dims[s] for s, _, _ in self.loads]
