@@ -117,6 +117,8 @@ def source(k: Kernel, compute) -> str | None:
     rows, n = math.prod(k.shape[:-1]), k.shape[-1]
     if parts[-1].kind != "elementwise" or any(o.dtype.np == np.float16 for o in k.outs):
         return None
+    if len({o.slot for o in k.outs}) != len(k.outs):  # (local slot m is then output m: see kernel.local_slots)
+        return None
     if n <= FOLD_MAX_EXTENT and rows >= 4096:  # (NumPy then sums short rows in another order: reduce_array)
         return None
     header = ["import numba", "import numpy as np", "", pairwise_source(n)]
