@@ -11,6 +11,7 @@ from . import dtypes
 from .device import canonical
 from .engine import realize as engine
 from .lazy import LazyBuffer
+from . import random
 from .random import Generator, default_generator
 from .tensor import Tensor, _norm_dim, shape_arg
 
@@ -33,7 +34,7 @@ def initial_seed() -> int:
 def _next_key(device: str, gen: Generator | None = None) -> LazyBuffer:
     """The key of one device-side draw from `gen` (None: the global generator): (seed low
     word, seed high word, offset) as an int32 buffer on `device` (12 bytes uploaded)."""
-    gen = gen or default_generator
+    gen = random.checked(gen)
     node = LazyBuffer.load(_key_words(gen), dtypes.int32, device)
     if engine.observers:  # a captured step draws a new key at each replay
         engine.note_feed(node, lambda: _key_words(gen))
@@ -43,12 +44,6 @@ def _next_key(device: str, gen: Generator | None = None) -> LazyBuffer:
 def _key_words(gen: Generator) -> np.ndarray:
     seed, offset = gen.philox_key()
     return np.array([seed & 0xFFFFFFFF, seed >> 32, offset & 0xFFFFFFFF], np.uint32).view(np.int32)
-
-
-def _generator(gen, op: str) -> Generator | None:
-    if gen is not None and not isinstance(gen, Generator):
-        raise TypeError(f"{op}: generator must be a smolgrad.Generator, got {type(gen).__name__}")
-    return gen
 
 
 def uniform_lazy(shape: tuple[int, ...], dtype, device: str, streams: int = 1, generator: Generator | None = None
@@ -134,7 +129,7 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad: bool = F
     the global one, seeded by manual_seed). Values are multiples of 2^-24 (float32
     resolution, also for float64)."""
     dtype, device = _random_args("rand", dtype, device)
-    (u,) = uniform_lazy(shape_arg(size), dtype, device, generator=_generator(generator, "rand"))
+    (u,) = uniform_lazy(shape_arg(size), dtype, device, generator=generator)
     out = Tensor._from_lazy(u)
     return out.requires_grad_() if requires_grad else out
 
@@ -144,7 +139,7 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad: bool = 
     from `generator` (None: the global one, seeded by manual_seed). |values| stay below
     about 5.8 (24-bit uniforms)."""
     dtype, device = _random_args("randn", dtype, device)
-    uniforms = uniform_lazy(shape_arg(size), dtype, device, streams=2, generator=_generator(generator, "randn"))
+    uniforms = uniform_lazy(shape_arg(size), dtype, device, streams=2, generator=generator)
     u1, u2 = (Tensor._from_lazy(u) for u in uniforms)
     # 1 - u1 is in (0, 1], so the log is finite
     out = ((1.0 - u1).log() * -2.0).sqrt() * (u2 * (2 * math.pi)).cos()
@@ -163,8 +158,7 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     if high <= low:
         raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
     dtype = dtypes.to_dtype(dtype or dtypes.int64)
-    rng = generator.numpy_generator if _generator(generator, "randint") is not None else default_generator.numpy_generator
-    values = rng.integers(low, high, size=shape_arg((size,) if isinstance(size, int) else tuple(size)))
+    values = random.resolve(generator).integers(low, high, size=shape_arg((size,) if isinstance(size, int) else tuple(size)))
     return Tensor(values.astype(dtype.np), dtype=dtype, device=device)
 
 

@@ -64,10 +64,15 @@ class Generator:
 default_generator = Generator()
 
 
-def resolve(generator: Generator | None) -> np.random.Generator:
-    """The NumPy generator behind `generator` (None: the global one, seeded by manual_seed)."""
+def checked(generator: Generator | None) -> Generator:
+    """`generator`, or the global one (seeded by manual_seed) for None."""
     if generator is None:
-        return default_generator.numpy_generator
+        return default_generator
     if not isinstance(generator, Generator):
         raise TypeError(f"generator must be a smolgrad.Generator or None, got {type(generator).__name__}")
-    return generator.numpy_generator
+    return generator
+
+
+def resolve(generator: Generator | None) -> np.random.Generator:
+    """The NumPy generator behind `generator` (None: the global one, seeded by manual_seed)."""
+    return checked(generator).numpy_generator
