@@ -576,14 +576,11 @@ class _Program:
         the NumPy dtypes its results are stored in; `shape`: the program's (a plan's
         kernels all have the same)."""
         if self.compiled is None:
-            if not self.steps or math.prod(shape) < numpy_jit.MIN_ELEMENTS:
-                self.compiled = False
-                return None
             self.runs += 1
-            if self.runs <= numpy_jit.AFTER:
-                return None
-            if not numpy_jit.available():  # (numba is imported only now: 0.6 s)
-                self.compiled = False
+            due = numpy_jit.due(self.runs, math.prod(shape)) if self.steps else False
+            if not due:
+                if due is False:
+                    self.compiled = False
                 return None
             dims = [self.dims[s] for s, _, _ in self.loads]
             src = numpy_jit.source(self.program, self.exprs, self.ndim, dims, out_dtypes, compute_np)
@@ -920,11 +917,13 @@ def run_kernel(
     NumPy warnings are the caller's to silence."""
     if k.kind == "rows":  # reductions along rows, then their elementwise consumer
         jit = plan.rows if plan is not None else None
-        if jit is not None and jit.ready(k, compute_np):  # compiled: one pass per row (numpy_jit_rows)
-            got = jit.run(k, plan.operands(k.srcs, buffers), empty)
-            if got is not None and (jit.checked or jit.check(got, run_rows(k, buffers, run_kernel, _Plan, empty))):
-                return got
-        return run_rows(k, buffers, run_kernel, _Plan, empty)
+        got = jit.run(k, plan.operands(k.srcs, buffers), empty) if jit is not None and jit.ready(k, compute_np) else None
+        if got is None:  # (not compiled: its parts in turn)
+            return run_rows(k, buffers, run_kernel, _Plan, empty)
+        if jit.checked:
+            return got
+        want = run_rows(k, buffers, run_kernel, _Plan, empty)  # (the first compiled run is checked)
+        return got if jit.check(got, want) else want
     if plan is None:
         plan = _Plan(k)
     xs = plan.operands(k.srcs, buffers)

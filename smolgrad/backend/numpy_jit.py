@@ -70,6 +70,17 @@ def available() -> bool:
     return _numba is not False
 
 
+def due(runs: int, numel: int) -> bool | None:
+    """Whether a kernel of `numel` elements that has now run `runs` times is compiled now
+    (True), later (None: fewer than AFTER + 1 runs) or never (False: too small, or no
+    numba; see the module docstring). numba is imported only here, when one is due."""
+    if numel < MIN_ELEMENTS:
+        return False
+    if runs <= AFTER:
+        return None
+    return available()  # (importing numba takes 0.6 s)
+
+
 _COMPARE = {Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">=", Op.EQ: "==", Op.NE: "!="}
 _ARITH = {Op.ADD: "+", Op.SUB: "-", Op.MUL: "*", Op.DIV: "/"}
 _FLOAT_UNARY = {Op.SQRT: "np.sqrt", Op.FLOOR: "np.floor", Op.CEIL: "np.ceil", Op.TRUNC: "np.trunc", Op.ROUND: "np.rint"}
@@ -168,7 +179,7 @@ def source(program: tuple[Expr, ...], exprs: tuple[Expr, ...], ndim: int, load_d
     dims it varies; it has size 1 along the others) and, if the program reads the core's
     result, acc (of the program's shape). `compute(dtype)`: the NumPy dtype a DType's
     values are computed in."""
-    if ndim == 0 or any(isinstance(e, Apply) and e.op is Op.RAND for e in program):
+    if ndim == 0:
         return None
     header = ["import numpy as np", ""]  # the module's: dtypes and constants
     index = ", ".join(f"i{d}" for d in range(ndim))

@@ -198,14 +198,11 @@ class RowsJit:
 
     def ready(self, k: Kernel, compute) -> bool:
         if self.fn is None:
-            if math.prod(k.shape) < numpy_jit.MIN_ELEMENTS:
-                self.fn = False
-                return False
             self.runs += 1
-            if self.runs <= numpy_jit.AFTER:
-                return False
-            if not numpy_jit.available():
-                self.fn = False
+            due = numpy_jit.due(self.runs, math.prod(k.shape))
+            if not due:
+                if due is False:
+                    self.fn = False
                 return False
             src = source(k, compute)
             self.fn = False if src is None else numpy_jit.build(src)
