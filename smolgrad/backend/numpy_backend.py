@@ -248,21 +248,28 @@ def _cast_result(fn, dtype: np.dtype):
     return cast
 
 
+def _settled(fn, probes: list, dtype: np.dtype, ndim: int):
+    """(fn, or fn with its result cast to `dtype` where NumPy's promotion gives another,
+    a one-element stand-in for its result), found by running fn on one-element stand-ins
+    `probes` for its arguments."""
+    try:
+        with np.errstate(all="ignore"):
+            probe = np.asarray(fn(*probes))
+    except Exception:  # e.g. an integer to a negative power: the real run will say so
+        probe = None
+    if probe is None or probe.dtype != dtype:
+        return _cast_result(fn, dtype), np.ones((1,) * ndim, dtype)
+    return fn, probe
+
+
 def _numpy_call(e: Apply, ndim: int):
     """The function a _Program step computes op e with (see _Program._step), for
     numpy_jit.segments: _op_fn(e), its result cast where NumPy's promotion differs."""
-    fn = _op_fn(e)
-    dtype = compute_np(e.dtype)
-    args = [
+    probes = [
         np.array(s.value, compute_np(s.dtype)) if isinstance(s, Const) else np.ones((1,) * ndim, compute_np(s.dtype))
         for s in e.srcs
     ]
-    try:
-        with np.errstate(all="ignore"):
-            probe = np.asarray(fn(*args))
-    except Exception:  # (as _step: the real run will say what is wrong)
-        probe = None
-    return fn if probe is not None and probe.dtype == dtype else _cast_result(fn, dtype)
+    return _settled(_op_fn(e), probes, compute_np(e.dtype), ndim)[0]
 
 
 def _int_div(a, b):
@@ -455,14 +462,7 @@ class _Program:
 
     def _step(self, fn, args: list[int], dtype: np.dtype) -> int:
         """Append the step slots[new] = fn(*args) whose result has `dtype`; return new."""
-        try:
-            with np.errstate(all="ignore"):
-                probe = np.asarray(fn(*[self.probe[a] for a in args]))
-        except Exception:  # e.g. an integer to a negative power: the real run will say so
-            probe = None
-        if probe is None or probe.dtype != dtype:
-            fn = _cast_result(fn, dtype)
-            probe = np.ones((1,) * self.ndim, dtype)
+        fn, probe = _settled(fn, [self.probe[a] for a in args], dtype, self.ndim)
         dims = tuple(any(self.dims[a][d] for a in args) for d in range(self.ndim))
         out = self._slot(None, probe, owned=True, dims=dims)
         self.steps.append([fn, *args, *[-1] * (3 - len(args)), out, -1])
