@@ -146,11 +146,11 @@ class Program:
                 self._sizes = {s: sizes[s] for s in self.double}
             for slot, i in self.plan.items():
                 buffers[slot] = self._arena[i]
-            inputs = {id(b) for b in given.values()}
+            inputs = Counter(id(b) for b in given.values())
             written = set()
             for slot in in_place:
                 old = given[self.in_place[slot]]
-                if sum(b is old for b in given.values()) == 1:  # (not also another input)
+                if inputs[id(old)] == 1:  # (not also another input)
                     buffers[slot] = old
                     written.add(slot)
             if written:  # (the dispatches bind such a kernel's operand through its output)
