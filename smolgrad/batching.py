@@ -72,8 +72,8 @@ def batch(outputs: list[LazyBuffer], inputs: dict[int, LazyBuffer], size: int) -
                 arg = tuple(a + 1 for a in arg)
             elif node.op in (Op.GATHER, Op.SCATTER_ADD):
                 arg = arg + 1
-            elif node.op is Op.PAD:
-                arg = (((0, 0), *arg[0]), arg[1])
+            elif node.op is Op.PAD:  # (the pads of each source, value)
+                arg = (tuple(((0, 0), *pads) for pads in arg[0]), arg[1])
             srcs = [lift(s) for s in node.srcs]
             batched[id(node)] = LazyBuffer((size, *node.shape), node.dtype, node.device, node.op, srcs, arg)
     return [lift(o) for o in outputs]

@@ -19,10 +19,12 @@ import numpy as np
 from . import dtypes
 from .dtypes import DType
 from .engine import realize as engine
+from .engine.kernel import DEFAULT_MAX_BUFFERS
 from .ops import BINARY, COMPARE, ELEMENTWISE, REDUCE, TERNARY, UNARY, Op
 from .view import View
 
 MAX_ELEMENTS = 2**31 - 1  # WGSL indexes with 32-bit integers
+MAX_PLACED = DEFAULT_MAX_BUFFERS - 1  # sources of one PAD node: its kernel binds each, and its output
 
 
 class LazyBuffer:
@@ -118,6 +120,10 @@ class LazyBuffer:
         for s in srcs[1:]:
             if s.shape != self.shape or s.device != self.device:
                 raise RuntimeError(f"internal: elementwise {op.name} on {[x.shape for x in srcs]}")
+        if op is Op.ADD:
+            placed = _placed_sum(self, others[0])
+            if placed is not None:
+                return placed
         if op in UNARY:
             assert len(srcs) == 1
             out_dtype = arg if op is Op.CAST else self.dtype
@@ -136,6 +142,9 @@ class LazyBuffer:
         """A base node with this value: self when it already is one, else a copy."""
         if self.op is not Op.VIEW:
             return self
+        placed = _permuted_pad(self)
+        if placed is not None:
+            return placed
         return self.e(Op.COPY)
 
     # ----- reductions -----
@@ -180,8 +189,13 @@ class LazyBuffer:
         return LazyBuffer(self.shape, self.dtype, self.device, Op.ASSIGN, (self, value), view)
 
     def pad(self, pads: tuple[tuple[int, int], ...], value=0.0) -> LazyBuffer:
+        """This value with `pads` (before, after) elements of `value` around it per dim.
+
+        A PAD node may place several sources (see _placed_sum): its arg is (the pads of
+        each source, value), each source's region disjoint from the others'."""
+        pads = tuple((int(lo), int(hi)) for lo, hi in pads)
         shape = tuple(lo + n + hi for n, (lo, hi) in zip(self.shape, pads))
-        return LazyBuffer(shape, self.dtype, self.device, Op.PAD, (self,), (tuple(pads), value))
+        return LazyBuffer(shape, self.dtype, self.device, Op.PAD, (self,), ((pads,), value))
 
     # ----- movement (zero-copy views) -----
     def _view(self, view: View) -> LazyBuffer:
@@ -230,6 +244,73 @@ class LazyBuffer:
         with profiler.span("wait (read back)"):
             flat = get_backend(self.device).download(base.realized, self.dtype, src.view.offset, self.numel)
         return flat.reshape(self.shape)
+
+
+def _placed_sum(a: LazyBuffer, b: LazyBuffer) -> LazyBuffer | None:
+    """a + b as one PAD node placing the sources of both, when a and b are unrealized
+    zero pads whose regions do not overlap; None otherwise.
+
+    `cat` and the gradient of several slices of one tensor (q, k and v of a fused
+    projection) add such pads: placed together they are one kernel that copies each source
+    once, instead of a full-size buffer per source and an add that reads them all. Inside
+    a region the value is the source's own, as torch.cat keeps it (x + 0.0 would turn a
+    -0.0 into 0.0)."""
+    if not (_zero_pad(a) and _zero_pad(b)) or a.dtype != b.dtype or a.shape != b.shape:
+        return None
+    if len(a.srcs) + len(b.srcs) > MAX_PLACED:
+        return None
+    boxes_a = [_region(p, s.shape) for p, s in zip(a.arg[0], a.srcs)]
+    boxes_b = [_region(p, s.shape) for p, s in zip(b.arg[0], b.srcs)]
+    if any(_overlap(x, y) for x in boxes_a for y in boxes_b):
+        return None
+    return LazyBuffer(a.shape, a.dtype, a.device, Op.PAD, a.srcs + b.srcs, (a.arg[0] + b.arg[0], a.arg[1]))
+
+
+def _permuted_pad(x: LazyBuffer) -> LazyBuffer | None:
+    """A copy of view x, when x permutes the dims of an unrealized PAD node, as a PAD of
+    its sources permuted alike (the pad writes the copy's layout directly, and the PAD
+    node itself need not be stored); None otherwise. (The gradient of q, k and v sliced
+    from a permuted qkv projection is such a copy.)"""
+    base = x.srcs[0]
+    if base.op is not Op.PAD or base.realized is not None or base.saved:
+        return None
+    order = _permutation(x.arg, base.shape)
+    if order is None:
+        return None
+    pads = tuple(tuple(p[d] for d in order) for p in base.arg[0])
+    srcs = tuple(s.permute(order) for s in base.srcs)
+    return LazyBuffer(x.shape, x.dtype, x.device, Op.PAD, srcs, (pads, base.arg[1]))
+
+
+def _permutation(view: View, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The order with View.contiguous(shape).permute(order) == view, or None."""
+    strides = View.contiguous(shape).strides
+    order: list[int] = []
+    for n, stride in zip(view.shape, view.strides):
+        d = next((d for d in range(len(shape)) if d not in order and shape[d] == n and strides[d] == stride), None)
+        if d is None:
+            return None
+        order.append(d)
+    order_t = tuple(order)
+    return order_t if len(order_t) == len(shape) and View.contiguous(shape).permute(order_t) == view else None
+
+
+def _zero_pad(x: LazyBuffer) -> bool:
+    """Whether x is an unrealized PAD with +0 outside its regions (x + y is then y there)."""
+    if x.op is not Op.PAD or x.realized is not None or x.saved or x.dtype == dtypes.bool_:
+        return False
+    value = x.arg[1]
+    return value == 0 and math.copysign(1.0, value) > 0
+
+
+def _region(pads: tuple[tuple[int, int], ...], shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """The [start, stop) per dim that a source of `shape` padded by `pads` fills."""
+    return tuple((lo, lo + n) for (lo, _), n in zip(pads, shape))
+
+
+def _overlap(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> bool:
+    """Whether two boxes share an element."""
+    return all(max(lo_a, lo_b) < min(hi_a, hi_b) for (lo_a, hi_a), (lo_b, hi_b) in zip(a, b))
 
 
 def realize(*lbs: LazyBuffer) -> None:

@@ -909,6 +909,27 @@ def reduce_kernel(k: Kernel, pre: _Program, xs: list[np.ndarray]) -> np.ndarray:
     return acc
 
 
+def place(out: np.ndarray, xs: list[np.ndarray], pads: tuple, value) -> None:
+    """A PAD kernel: each xs[i] copied into its region of `out` (before-padding pads[i][d][0]
+    along dim d), `value` elsewhere. The regions do not overlap (see lazy._placed_sum)."""
+    regions = [tuple(slice(lo, lo + n) for (lo, _), n in zip(p, x.shape)) for p, x in zip(pads, xs)]
+    if len(xs) == 1:  # only the border is filled:
+        region = regions[0]
+        for d, ((lo, hi), n) in enumerate(zip(pads[0], xs[0].shape)):
+            if lo:  # the slabs before and after the region along dim d, within it along the dims before
+                out[(*region[:d], slice(0, lo))] = value
+            if hi:
+                out[(*region[:d], slice(lo + n, None))] = value
+    elif sum(x.size for x in xs) < out.size:  # (disjoint regions covering it all leave nothing to fill)
+        out.fill(value)
+    copies = list(zip(regions, xs))
+    if len(copies) > 1 and out.size >= PIECE:
+        _each(lambda c: out.__setitem__(*c), copies)
+    else:
+        for region, x in copies:
+            out[region] = x
+
+
 def run_kernel(
     k: Kernel, buffers: list, plan: _Plan | None = None, empty=_empty, pairing: Pairing | None = None
 ) -> list[np.ndarray]:
@@ -941,13 +962,7 @@ def run_kernel(
         pads, value = k.arg
         flat = empty(math.prod(k.shape), xs[0].dtype)  # (held until the kernel is done: see _Pool)
         acc = flat.reshape(k.shape)
-        region = tuple(slice(lo, lo + n) for (lo, _), n in zip(pads, xs[0].shape))
-        for d, ((lo, hi), n) in enumerate(zip(pads, xs[0].shape)):  # only the border is filled:
-            if lo:  # the slabs before and after the region along dim d, within it along the dims before
-                acc[(*region[:d], slice(0, lo))] = value
-            if hi:
-                acc[(*region[:d], slice(lo + n, None))] = value
-        acc[region] = xs[0]
+        place(acc, xs, pads, value)
     elif k.op is Op.MATMUL:
         a, b = xs[0], xs[1]
         flat = empty(math.prod(k.shape), a.dtype if a.dtype == b.dtype else np.result_type(a, b))

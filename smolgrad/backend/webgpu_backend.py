@@ -746,9 +746,9 @@ class WebGPUBackend(Backend):
             self._encode_scatter_add(compute, k, outs, buffers)
         elif k.kind == "pad":
             if numel:
-                inputs, decls, bound = self._bind(k.srcs, [0], buffers)
+                inputs, decls, bound = self._bind(k.srcs, list(range(len(k.srcs))), buffers)
                 pads, value = k.arg
-                src = wgsl.pad_source(inputs[0], pads, value, k.shape, k.out.dtype, decls)
+                src = wgsl.pad_source(inputs, pads, value, k.shape, k.out.dtype, decls)
                 self._dispatch(compute, k, src, outs, bound, numel, self._grid(wgsl.groups_for(numel)))
         elif k.kind == "attention":
             self._encode_attention(compute, k, outs, buffers)

@@ -1280,24 +1280,29 @@ def gather_source(src: Input, index: Input, dim: int, out_dtype: DType, bindings
     return one_thread_per_element("GATHER", shape, out_dtype, numel, body, bindings, detail)
 
 
-def pad_source(x: Input, pads, value, out_shape, out_dtype: DType, bindings) -> str:
-    """out[c] = x[c - lo] inside the source region, else `value`."""
+def pad_source(xs: list[Input], pads, value, out_shape, out_dtype: DType, bindings) -> str:
+    """out[c] = xs[i][c - lo_i] inside source i's region (pads[i]: its (lo, hi) per dim;
+    the regions do not overlap), else `value`."""
     coords = dim_coords(out_shape)
     body = coords_lines(out_shape)
-    checks, src_coords = [], []
-    for d, ((lo, _hi), n) in enumerate(zip(pads, x.view.shape)):
-        c = coords[d] or "0i"
-        name = f"s{d}"
-        body.append(f"let {name} = {c} - {lo}i;" if lo else f"let {name} = {c};")
-        checks.append(f"{name} >= 0i && {name} < {n}i")
-        src_coords.append(name)
-    inside = " && ".join(checks) if checks else "true"
     body.append(f"var value = {stored(literal(value, wgsl_type(out_dtype)), out_dtype)};")  # (storage type)
-    body.append(f"if ({inside}) {{")
-    body.append(f"    value = {x.binding}[{view_index(x.view, src_coords)}];")
-    body.append("}")
+    branches = []
+    for i, (x, x_pads) in enumerate(zip(xs, pads)):
+        checks, src_coords = [], []
+        for d, ((lo, _hi), n) in enumerate(zip(x_pads, x.view.shape)):
+            c = coords[d] or "0i"
+            name = f"s{i}_{d}"
+            body.append(f"let {name} = {c} - {lo}i;" if lo else f"let {name} = {c};")
+            checks.append(f"{name} >= 0i && {name} < {n}i")
+            src_coords.append(name)
+        inside = " && ".join(checks) if checks else "true"
+        branches.append(f"if ({inside}) {{")
+        branches.append(f"    value = {x.binding}[{view_index(x.view, src_coords)}];")
+        branches.append("}")
+    body += branches
     body.append("out[gid] = value;")
-    detail = f"{x.view.shape} padded by {tuple(pads)} with {value!r}"
+    shapes = ", ".join(f"{x.view.shape} padded by {p}" for x, p in zip(xs, pads))
+    detail = f"{shapes} with {value!r}"
     return one_thread_per_element("PAD", out_shape, out_dtype, math.prod(out_shape), body, bindings, detail)
 
 

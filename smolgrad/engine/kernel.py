@@ -91,6 +91,8 @@ class Kernel:
                         `pre_shape`; then outs[0] = exprs[0] with Acc = the reduction.
     kind "matmul":      Acc = srcs[0] @ srcs[1]; outs[0] = exprs[0] (the epilogue).
     kind "gather", "scatter_add", "pad", "attention": `op` over srcs with `arg`; exprs[0] is Acc.
+                        A pad places each of its srcs in its own region (arg: (the pads of
+                        each src, the value elsewhere); see LazyBuffer.pad).
     kind "rows":        reductions along the last axis, then elementwise work reading them,
                         run as the kernels `arg.parts` (see RowsArg below); no exprs.
     kind "assign":      outs[0] is srcs[0]'s slot, its buffer updated in place: exprs[0],
