@@ -704,7 +704,9 @@ def scatter_add(src: np.ndarray, index: np.ndarray, dim: int, shape, dtype) -> n
         rows = _slice_ids(index, dim)
         check_index(rows, shape[dim], "scatter_add", dim)
         out = np.zeros(shape, dtype=dtype)
-        _add_slices(np.moveaxis(out, dim, 0), rows, np.moveaxis(src, dim, 0))
+        # (index may be smaller than out on the other dims: only that part is added to)
+        part = out[tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))]
+        _add_slices(np.moveaxis(part, dim, 0), rows, np.moveaxis(src, dim, 0))
         return out
     check_index(index, shape[dim], "scatter_add", dim)
     out = np.zeros(shape, dtype=dtype)
