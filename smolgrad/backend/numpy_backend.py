@@ -744,7 +744,9 @@ def _slices_kernel(out: np.ndarray, src: np.ndarray):
 
 def _add_slices(out: np.ndarray, rows: np.ndarray, src: np.ndarray) -> None:
     """out[rows[i]] += src[i] for each i in turn, as np.add.at adds (the same sums, in the
-    same order, so the same bits), 5-20x faster.
+    same order, so the same bits), faster: for an embedding's (2048, 128) into (512, 128),
+    about 60 us compiled and 0.5-0.8 ms on NumPy, against 0.8 ms (np.add.at: 2.5 ms where a
+    token is 30% of the batch) before either.
 
     Compiled (numba), it is that loop. On NumPy, the k-th additions to each row of out are
     made together, one fancy-indexed add per k (no row repeats within one), for the first
