@@ -353,8 +353,8 @@ def test_gather_scatter_add_with_expanded_index(device, dim):
 
 
 def test_gradients_through_the_slice_paths():
-    ids = np.array([[2], [0], [2], [4], [2]])
-    gradcheck(lambda w: w.gather(0, sg.tensor(ids, device="numpy").expand(5, 3)), np.random.default_rng(13).standard_normal((6, 3)))
-    gradcheck(lambda s: sg.zeros(6, 3, device="numpy", dtype=sg.float64).scatter_add(
-        0, sg.tensor(ids, device="numpy").expand(5, 3), s), np.random.default_rng(14).standard_normal((5, 3)),
-        noncontiguous=True)
+    rng = np.random.default_rng(13)
+    index = sg.tensor(np.array([[2], [0], [2], [4], [2]]), device="numpy").expand(5, 3)
+    gradcheck(lambda w: w.gather(0, index), rng.standard_normal((6, 3)))
+    zeros = sg.zeros(6, 3, device="numpy", dtype=sg.float64)
+    gradcheck(lambda s: zeros.scatter_add(0, index, s), rng.standard_normal((5, 3)), noncontiguous=True)
