@@ -664,27 +664,52 @@ class _Program:
 
 
 def check_index(index: np.ndarray, size: int, op: str, dim: int) -> None:
-    if index.size and (index.min() < 0 or index.max() >= size):
-        bad = index.min() if index.min() < 0 else index.max()
-        raise index_out_of_range(op, dim, size, int(bad), on_device=False)
+    """Raise index_out_of_range unless every value of `index` is in [0, size)."""
+    if not index.size:
+        return
+    # a broadcast index (stride 0) repeats its values: each is checked once
+    index = index[tuple(slice(0, 1) if stride == 0 else slice(None) for stride in index.strides)]
+    low, high = index.min(), index.max()
+    if low < 0 or high >= size:
+        raise index_out_of_range(op, dim, size, int(low if low < 0 else high), on_device=False)
+
+
+def _one_index_per_slice(index: np.ndarray, dim: int) -> bool:
+    """Whether `index` is constant along every dim but `dim` (an embedding's: one row id
+    per slice), so whole slices of the data are moved."""
+    return index.size > 0 and all(
+        n == 1 or stride == 0 for d, (n, stride) in enumerate(zip(index.shape, index.strides)) if d != dim
+    )
+
+
+def _slice_ids(index: np.ndarray, dim: int) -> np.ndarray:
+    """The indices of an index that _one_index_per_slice accepts, once each, as intp."""
+    return index[tuple(slice(None) if d == dim else 0 for d in range(index.ndim))].astype(np.intp)
 
 
 def gather(src: np.ndarray, index: np.ndarray, dim: int) -> np.ndarray:
-    check_index(index, src.shape[dim], "gather", dim)
     # torch.gather allows index to be smaller than src on the other dims
     src = src[tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))]
+    if _one_index_per_slice(index, dim):  # whole slices (an embedding): 10x faster than take_along_axis
+        ids = _slice_ids(index, dim)
+        check_index(ids, src.shape[dim], "gather", dim)
+        return np.take(src, ids, axis=dim)  # (of index's shape: src is sliced to it on the other dims)
+    check_index(index, src.shape[dim], "gather", dim)
     return np.take_along_axis(src, index.astype(np.intp), axis=dim)
 
 
 def scatter_add(src: np.ndarray, index: np.ndarray, dim: int, shape, dtype) -> np.ndarray:
+    src = src[tuple(slice(0, n) for n in index.shape)]
+    if _one_index_per_slice(index, dim):  # an embedding's backward: whole slices are added
+        rows = _slice_ids(index, dim)
+        check_index(rows, shape[dim], "scatter_add", dim)
+        out = np.zeros(shape, dtype=dtype)
+        # (index may be smaller than out on the other dims: only that part is added to)
+        part = out[tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))]
+        _add_slices(np.moveaxis(part, dim, 0), rows, np.moveaxis(src, dim, 0))
+        return out
     check_index(index, shape[dim], "scatter_add", dim)
     out = np.zeros(shape, dtype=dtype)
-    src = src[tuple(slice(0, n) for n in index.shape)]
-    if all(n == 1 or stride == 0 for d, (n, stride) in enumerate(zip(index.shape, index.strides)) if d != dim):
-        # one index per slice along dim (an embedding's backward): whole slices are added
-        rows = index[tuple(slice(None) if d == dim else 0 for d in range(index.ndim))].astype(np.intp)
-        _add_slices(np.moveaxis(out, dim, 0), rows, np.moveaxis(src, dim, 0))
-        return out
     coords = list(np.indices(index.shape, sparse=True))
     coords[dim] = index.astype(np.intp)
     np.add.at(out, tuple(coords), src)
@@ -692,31 +717,81 @@ def scatter_add(src: np.ndarray, index: np.ndarray, dim: int, shape, dtype) -> n
 
 
 SCATTER_MAX_LEVELS = 64  # see _add_slices
+SCATTER_MIN_ROWS = 4  # see _add_slices
+
+# _add_slices's compiled loops (numpy_jit.add_slices_source), by (dtype, ndim): the function,
+# or False where numba failed; and the calls made on NumPy before one is due (numpy_jit.due)
+_slices_jit: dict[tuple[str, int], object] = {}
+_slices_runs: Counter = Counter()
+
+
+def _slices_kernel(out: np.ndarray, src: np.ndarray):
+    """The compiled loop adding slices of src into out, once numpy_jit.due says so; else None."""
+    if src.dtype != out.dtype or out.dtype.kind not in "fiu" or out.dtype == np.float16:
+        return None
+    key = (out.dtype.str, out.ndim)
+    fn = _slices_jit.get(key)
+    if fn is None:
+        runs = _slices_runs[key] + 1
+        due = numpy_jit.due(runs, src.size)
+        if due is None:
+            _slices_runs[key] = runs
+        if not due:
+            return None
+        fn = _slices_jit[key] = numpy_jit.build(numpy_jit.add_slices_source(out.ndim))
+    return fn if fn and numpy_jit.available() else None  # (SMOLGRAD_JIT=0 set since)
 
 
 def _add_slices(out: np.ndarray, rows: np.ndarray, src: np.ndarray) -> None:
-    """out[rows[i]] += src[i] for each i in turn, as np.add.at adds (the same sums, in
-    the same order), 2-4x faster: the k-th additions to each row of out are made
-    together, one fancy-indexed add per k (no row repeats within one). A row added to
-    more than SCATTER_MAX_LEVELS times makes np.add.at do it instead."""
-    order = np.argsort(rows, kind="stable")
-    sorted_rows = rows[order]
+    """out[rows[i]] += src[i] for each i in turn, as np.add.at adds (the same sums, in the
+    same order, so the same bits), faster: for an embedding's (2048, 128) into (512, 128),
+    about 60 us compiled and 0.5-0.8 ms on NumPy, against 0.8 ms (np.add.at: 2.5 ms where a
+    token is 30% of the batch) before either.
+
+    Compiled (numba), it is that loop. On NumPy, the k-th additions to each row of out are
+    made together, one fancy-indexed add per k (no row repeats within one), for the first
+    levels that hold SCATTER_MIN_ROWS rows or more (at most SCATTER_MAX_LEVELS); the few rows
+    added to more often then get their remaining additions in turn from one
+    np.add.accumulate each (a sequential sum by definition)."""
+    fn = _slices_kernel(out, src)
+    if fn is not None:
+        try:
+            fn(out, rows, src)
+            return
+        except numpy_jit.compile_errors() as exc:  # (raised before the loop runs: out is untouched)
+            numpy_jit.failed(exc)
+            _slices_jit[(out.dtype.str, out.ndim)] = False
     n = len(rows)
-    first = np.ones(n, dtype=bool)
-    first[1:] = sorted_rows[1:] != sorted_rows[:-1]
-    start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else first
-    rank = np.arange(n) - start  # how many earlier i add to the same row
-    counts = np.bincount(rank) if n else np.zeros(0, np.intp)
-    if len(counts) > SCATTER_MAX_LEVELS or (src.dtype != out.dtype):
+    if src.dtype != out.dtype:
         np.add.at(out, rows, src)
         return
-    by_rank = order[np.argsort(rank, kind="stable")]  # (i ascending within one rank)
+    if not n:
+        return
+    # (a stable argsort of 16-bit keys is a radix sort: 8x faster than of intp)
+    order = np.argsort(rows.astype(np.uint16) if len(out) <= 1 << 16 else rows, kind="stable")
+    sorted_rows = rows[order]
+    first = np.ones(n, dtype=bool)
+    first[1:] = sorted_rows[1:] != sorted_rows[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    rank = np.arange(n) - start  # how many earlier i add to the same row
+    counts = np.bincount(rank)  # rows at each rank (non-increasing)
+    levels = min(len(counts), SCATTER_MAX_LEVELS, 65535)
+    while levels > 1 and counts[levels - 1] < SCATTER_MIN_ROWS:
+        levels -= 1
+    by_rank = order[np.argsort(np.minimum(rank, levels).astype(np.uint16), kind="stable")]  # (i ascending within one)
     lo = 0
-    for count in counts:
+    for count in counts[:levels]:
         i = by_rank[lo : lo + count]
         lo += count
         r = rows[i]
         out[r] = out[r] + src[i]
+    if levels < len(counts):  # the rows added to more often than that: the rest of their additions
+        starts = np.flatnonzero(first)
+        ends = np.append(starts[1:], n)
+        for s in np.flatnonzero(ends - starts > levels):
+            r = sorted_rows[starts[s]]
+            more = src[order[starts[s] + levels : ends[s]]]
+            out[r] = np.add.accumulate(np.concatenate([out[r : r + 1], more]), axis=0)[-1]
 
 
 FOLD_MAX_EXTENT = 16

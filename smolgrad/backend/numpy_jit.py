@@ -211,6 +211,19 @@ def source(program: tuple[Expr, ...], exprs: tuple[Expr, ...], ndim: int, load_d
     return "\n".join(header + body) + "\n"
 
 
+def add_slices_source(ndim: int) -> str:
+    """The source of a module whose `kernel(out, rows, src)` adds src[i] into out[rows[i]]
+    for i = 0, 1, ... in turn, elementwise: np.add.at's order, so its bits (IEEE additions
+    in the arrays' dtype). out and src have `ndim` dims, the first the one rows index;
+    src may be smaller than out along the others."""
+    at = "".join(f", j{d}" for d in range(1, ndim))
+    lines = ["def kernel(out, rows, src):", "    for i in range(rows.shape[0]):", "        r = rows[i]"]
+    for d in range(1, ndim):
+        lines.append("    " * (d + 1) + f"for j{d} in range(src.shape[{d}]):")
+    lines.append("    " * (ndim + 1) + f"out[r{at}] += src[i{at}]")
+    return "import numpy as np\n\n\n" + "\n".join(lines) + "\n"
+
+
 def _literal(value: np.generic) -> str:
     """Source giving NumPy scalar `value` exactly (floats through their hex form)."""
     if isinstance(value, np.floating):
