@@ -609,8 +609,9 @@ class CrossEntropy(Function):
     reduction "mean" (divided by the sum of the weights), "sum" or "none".
 
     One op for log-softmax and the pick of the target's log-probability: the forward is
-    one reduction, its backward (softmax(x) - one_hot(t)) * w * g one fused kernel, where
-    the composite records about twenty ops (and as many Tensors) per call."""
+    the log-sum-exp of each row and a gather of the targets' logits, its backward
+    (softmax(x) - one_hot(t)) * w * g one fused kernel, where the composite records about
+    twenty ops (and as many Tensors) per call."""
 
     def forward(self, x: LazyBuffer, t: LazyBuffer, w: LazyBuffer, reduction: str) -> LazyBuffer:
         n, c = x.shape
@@ -621,16 +622,21 @@ class CrossEntropy(Function):
         lse = shifted.e(Op.EXP).r(Op.SUM, (1,)).e(Op.LOG).e(Op.ADD, row_max)  # (n, 1)
         classes = LazyBuffer.load(np.arange(c), t.dtype, t.device).reshape((1, c)).expand((n, c))
         targets = t.reshape((n, 1)).expand((n, c))
-        one_hot = classes.e(Op.EQ, targets)
         row_weights = w.reshape((n, 1)).expand((n, c))
         total_weight = w.r(Op.SUM, (0,)).reshape(()) if reduction == "mean" else None
         self.save_for_backward(x, classes, targets, row_weights, total_weight, lse)
         if reduction == "none":
-            picked = one_hot.e(Op.WHERE, x, x.const_like(0.0)).r(Op.SUM, (1,))
+            picked = classes.e(Op.EQ, targets).e(Op.WHERE, x, x.const_like(0.0)).r(Op.SUM, (1,))
             return lse.e(Op.SUB, picked).reshape((n,)).e(Op.MUL, w)
-        # -log_softmax at the targets, weighted and summed over both dims: one reduction
-        nll = lse.expand((n, c)).e(Op.SUB, x).e(Op.MUL, row_weights)
-        total = one_hot.e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
+        # -log_softmax at the targets, weighted and summed: the logit at each target is
+        # gathered (a pass over n values, not n * c); an ignored target (out of range:
+        # nn.functional checked the others) reads class 0 and counts 0, as a row with no
+        # one-hot match did
+        valid = t.e(Op.GE, t.const_like(0))
+        valid = valid.e(Op.WHERE, t.e(Op.LT, t.const_like(c)), valid)
+        index = valid.e(Op.WHERE, t, t.const_like(0)).reshape((n, 1))
+        nll = lse.e(Op.SUB, x.gather(index, 1)).e(Op.MUL, w.reshape((n, 1)))
+        total = valid.reshape((n, 1)).e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
         return total if reduction == "sum" else total.e(Op.DIV, total_weight)
 
     def _softmax_minus_one_hot(self):

@@ -66,7 +66,7 @@ class Op(Enum):
     MATMUL = auto()  # srcs=(a: (*B, M, K), b: (*B, K, N)) with equal batch dims
     GATHER = auto()  # srcs=(src, index), arg=dim; out.shape == index.shape
     SCATTER_ADD = auto()  # srcs=(src, index), arg=dim; out = zeros(out.shape) then += at index
-    PAD = auto()  # srcs=(x,), arg=(pads: ((lo, hi), ...), value)
+    PAD = auto()  # srcs=(x, ...), arg=(pads of each src: (((lo, hi), ...), ...), value); regions disjoint
     # srcs=(target, value), arg=View of value's shape into target: target with `value` written
     # at the view's positions, computed IN PLACE in target's buffer (storage.py decides when
     # that is safe: nothing else may read target's value any more)
