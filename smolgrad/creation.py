@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from typing import Sequence
 
 import numpy as np
@@ -10,7 +12,7 @@ import numpy as np
 from . import dtypes
 from .device import canonical
 from .engine import realize as engine
-from .lazy import LazyBuffer
+from .lazy import MAX_PLACED, LazyBuffer
 from . import random
 from .random import Generator, default_generator
 from .tensor import Tensor, _norm_dim, shape_arg
@@ -240,15 +242,17 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     for t in tensors[1:]:
         dt = dtypes.promote(dt, t.dtype)
     total = sum(t.shape[dim] for t in tensors)
-    out, start = None, 0
+    pieces, start = [], 0
     for t in tensors:
         n = t.shape[dim]
         pads = [(0, 0)] * ref.ndim
         pads[dim] = (start, total - start - n)
-        piece = t.type(dt).pad(pads)
-        out = piece if out is None else out + piece
+        pieces.append(t.type(dt).pad(pads))
         start += n
-    return out
+    # zero pads that do not overlap add up to one kernel placing up to MAX_PLACED of them
+    # (see lazy._placed_sum): added a group at a time, then the groups
+    groups = [functools.reduce(operator.add, pieces[i : i + MAX_PLACED]) for i in range(0, len(pieces), MAX_PLACED)]
+    return functools.reduce(operator.add, groups)
 
 
 def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:

@@ -157,3 +157,11 @@ def test_compiled_step_with_cat_matches_eager(device):
     for _ in range(4):
         a, b = (sg.tensor(rng.standard_normal(s).astype(np.float32), device=device) for s in ((3, 2), (3, 5)))
         assert_close(compiled(a, b), step(a, b).numpy(), rtol=0, atol=0)
+
+
+def test_cat_of_many_tensors_places_them_a_group_at_a_time(device):
+    arrays = [rand(2, 1 + i % 3, seed=30 + i) for i in range(2 * MAX_PLACED + 1)]
+    out = sg.cat([sg.tensor(a, device=device) for a in arrays], 1)
+    # three PADs (7, 7 and 1 sources) and one add of the three
+    assert count(device, out)["kernels"] == 4
+    assert_close(out, np.concatenate(arrays, 1), rtol=0, atol=0)
