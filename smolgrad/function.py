@@ -603,13 +603,16 @@ class LayerNorm(Function):
         return out
 
 
+GATHER_CLASSES = 64  # classes from which CrossEntropy gathers the target logits (see _nll_total)
+
+
 class CrossEntropy(Function):
     """Cross-entropy of logits x (N, C) against class indices t (N,), each row weighted by
     w (N,) (its class's weight, 0 for an ignored target: nn.functional works these out);
     reduction "mean" (divided by the sum of the weights), "sum" or "none".
 
     One op for log-softmax and the pick of the target's log-probability: the forward is
-    the log-sum-exp of each row and a gather of the targets' logits, its backward
+    the log-sum-exp of each row and the pick (see _nll_total), its backward
     (softmax(x) - one_hot(t)) * w * g one fused kernel, where the composite records about
     twenty ops (and as many Tensors) per call."""
 
@@ -628,16 +631,26 @@ class CrossEntropy(Function):
         if reduction == "none":
             picked = classes.e(Op.EQ, targets).e(Op.WHERE, x, x.const_like(0.0)).r(Op.SUM, (1,))
             return lse.e(Op.SUB, picked).reshape((n,)).e(Op.MUL, w)
-        # -log_softmax at the targets, weighted and summed: the logit at each target is
-        # gathered (a pass over n values, not n * c); an ignored target (out of range:
-        # nn.functional checked the others) reads class 0 and counts 0, as a row with no
-        # one-hot match did
+        total = self._nll_total(x, t, w, lse, classes, targets, row_weights)
+        return total if reduction == "sum" else total.e(Op.DIV, total_weight)
+
+    @staticmethod
+    def _nll_total(x, t, w, lse, classes, targets, row_weights) -> LazyBuffer:
+        """The sum of -log_softmax(x) at the targets, weighted: a reduction over every logit,
+        a row's target picked by a one-hot match; from GATHER_CLASSES classes, each row's
+        target logit is gathered instead (a pass over n values, not n * c, for one more
+        kernel). An ignored target (out of range: nn.functional checked the others)
+        counts 0 either way."""
+        n, c = x.shape
+        if c < GATHER_CLASSES:
+            nll = lse.expand((n, c)).e(Op.SUB, x).e(Op.MUL, row_weights)
+            one_hot = classes.e(Op.EQ, targets)
+            return one_hot.e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
         valid = t.e(Op.GE, t.const_like(0))
         valid = valid.e(Op.WHERE, t.e(Op.LT, t.const_like(c)), valid)
-        index = valid.e(Op.WHERE, t, t.const_like(0)).reshape((n, 1))
+        index = valid.e(Op.WHERE, t, t.const_like(0)).reshape((n, 1))  # (an ignored target reads class 0)
         nll = lse.e(Op.SUB, x.gather(index, 1)).e(Op.MUL, w.reshape((n, 1)))
-        total = valid.reshape((n, 1)).e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
-        return total if reduction == "sum" else total.e(Op.DIV, total_weight)
+        return valid.reshape((n, 1)).e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
 
     def _softmax_minus_one_hot(self):
         """d loss_row / d x, before the row's weight."""

@@ -10,6 +10,7 @@ import pytest
 import smolgrad as sg
 import smolgrad.nn.functional as F
 from smolgrad import nn
+from smolgrad.function import GATHER_CLASSES
 from helpers import assert_close, gradcheck, nll_np, on, rand
 
 
@@ -75,6 +76,32 @@ def test_cross_entropy_gradients(case):
     kw, w = _ce_args(case)
     ws = sg.tensor(w) if w is not None else None
     gradcheck(lambda x: F.cross_entropy(x, t, weight=ws, **kw), rand(6, 4, low=-2, high=2))
+
+
+@pytest.mark.parametrize("classes", [4, GATHER_CLASSES + 6])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("computed_target", [False, True])
+def test_cross_entropy_of_few_and_many_classes(device, classes, reduction, computed_target):
+    """Below GATHER_CLASSES the loss picks the targets with a one-hot pass, from it by a
+    gather: both with weights and ignored targets (-100 and a computed one, which the
+    host does not check)."""
+    rng = np.random.default_rng(classes)
+    x = rng.uniform(-3, 3, (7, classes)).astype(np.float32)
+    t = rng.integers(0, classes, 7)
+    t[[1, 4]] = -100
+    w = rng.uniform(0.5, 2.0, classes).astype(np.float32)
+    tt = sg.tensor(t + 100, device=device) - 100 if computed_target else sg.tensor(t, device=device)
+    xs = sg.tensor(x, device=device, requires_grad=True)
+    out = F.cross_entropy(xs, tt, weight=sg.tensor(w, device=device), reduction=reduction)
+    assert_close(out, f32(cross_entropy_np(x.astype(np.float64), t, w.astype(np.float64), reduction=reduction)), atol=1e-5)
+    out.backward()
+    assert (xs.grad.numpy()[[1, 4]] == 0).all()
+
+
+def test_cross_entropy_gradients_of_many_classes():
+    t = sg.tensor([0, 5, GATHER_CLASSES, -100, 3])
+    w = sg.tensor(np.linspace(0.5, 2.0, GATHER_CLASSES + 1))
+    gradcheck(lambda x: F.cross_entropy(x, t, weight=w), rand(5, GATHER_CLASSES + 1, low=-2, high=2))
 
 
 def test_cross_entropy_over_extra_dims(device):
