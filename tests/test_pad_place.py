@@ -4,6 +4,8 @@ sources (see lazy._placed_sum and lazy._permuted_pad): values, kernels and gradi
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import smolgrad as sg
 from smolgrad import func
@@ -165,3 +167,45 @@ def test_cat_of_many_tensors_places_them_a_group_at_a_time(device):
     # three PADs (7, 7 and 1 sources) and one add of the three
     assert count(device, out)["kernels"] == 4
     assert_close(out, np.concatenate(arrays, 1), rtol=0, atol=0)
+
+
+@st.composite
+def pad_sums(draw):
+    """A shape, and pads of values of smaller shapes into it (some overlapping, some of
+    another value), added in the order given; and a permutation of the sum's dims."""
+    rank = draw(st.integers(1, 3))
+    shape = tuple(draw(st.integers(1, 5)) for _ in range(rank))
+    pieces = []
+    for _ in range(draw(st.integers(1, MAX_PLACED + 3))):
+        size = tuple(draw(st.integers(0, n)) for n in shape)
+        lo = tuple(draw(st.integers(0, n - m)) for n, m in zip(shape, size))
+        value = draw(st.sampled_from([0.0, 0.0, 0.0, -0.0, 1.5]))
+        pieces.append((size, lo, value))
+    return shape, pieces, tuple(draw(st.permutations(range(rank))))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=pad_sums(), seed=st.integers(0, 2**16))
+def test_sums_of_pads_match_numpy(device, case, seed):
+    """Whatever pads are placed together, the sum and a permuted copy of it equal NumPy's
+    sum of np.pad (bit for bit but for the sign of a zero, which placing keeps)."""
+    shape, pieces, order = case
+    rng = np.random.default_rng(seed)
+    total, want = None, np.zeros(shape, np.float32)
+    for size, lo, value in pieces:
+        a = rng.standard_normal(size).astype(np.float32)
+        pads = [(l, n - m - l) for n, m, l in zip(shape, size, lo)]
+        piece = sg.tensor(a, device=device).pad(pads, value=value)
+        total = piece if total is None else total + piece
+        want = want + np.pad(a, pads, constant_values=value) if total is not piece else np.pad(a, pads, constant_values=value)
+    np.testing.assert_allclose(total.numpy(), want, rtol=0, atol=0)
+    np.testing.assert_allclose(total.permute(*order).contiguous().numpy(), want.transpose(order), rtol=0, atol=0)
+
+
+def test_pads_and_cats_of_empty_tensors(device):
+    # (an output dim of size 1 makes the shader's index into an empty source a negative constant)
+    assert_close(sg.tensor(np.zeros(0, np.float32), device=device).pad([(1, 0)]), np.zeros(1, np.float32))
+    empty = sg.tensor(np.zeros((0, 3), np.float32), device=device)
+    assert_close(empty.pad([(1, 1), (0, 0)], value=2.0), np.full((2, 3), 2.0, np.float32), rtol=0, atol=0)
+    x = rand(2, 3, seed=40)
+    assert_close(sg.cat([empty, sg.tensor(x, device=device), empty], 0), x, rtol=0, atol=0)

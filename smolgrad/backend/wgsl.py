@@ -1288,6 +1288,8 @@ def pad_source(xs: list[Input], pads, value, out_shape, out_dtype: DType, bindin
     body.append(f"var value = {stored(literal(value, wgsl_type(out_dtype)), out_dtype)};")  # (storage type)
     branches = []
     for i, (x, x_pads) in enumerate(zip(xs, pads)):
+        if not math.prod(x.view.shape):  # (an empty source places nothing; its indexes could fold to negative constants)
+            continue
         checks, src_coords = [], []
         for d, ((lo, _hi), n) in enumerate(zip(x_pads, x.view.shape)):
             c = coords[d] or "0i"
