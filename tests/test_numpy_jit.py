@@ -513,3 +513,33 @@ def test_a_row_kernel_that_differs_from_numpy_is_not_compiled_again():
     other.fn = object()
     assert not other.check([np.array([0.0], np.float32)], [np.array([-0.0], np.float32)])
     assert other.fn is False and other.checked
+
+
+def test_row_kernels_get_broadcast_operands_one_dimensional(jit, monkeypatch):
+    """A layer norm's weight (one row for every row) and the mean and 1 / std its forward
+    saved (one value per row) reach the compiled row kernels 1-d, where numba knows their
+    layout and vectorises, with NumPy's exact bits."""
+    from smolgrad.backend import numpy_jit_rows
+
+    seen = []
+    real = numpy_jit_rows.flat_operands
+
+    def spy(k):
+        forms = real(k)
+        seen.append(set(forms.values()))
+        return forms
+
+    monkeypatch.setattr(numpy_jit_rows, "flat_operands", spy)
+    x, w, b, g = rand(64, 32), rand(32, seed=1), rand(32, seed=2), rand(64, 32, seed=3)
+    x[:, :2] = -0.0
+
+    def run():
+        xs, ws, bs = (sg.tensor(a, device="numpy", requires_grad=True) for a in (x, w, b))
+        y = nn.functional.layer_norm(xs, (32,), ws, bs)
+        y.realize()  # (the backward then reads the mean and 1 / std the forward saved)
+        (y * t(g)).sum().backward()
+        return [y.detach().numpy(), xs.grad.numpy(), ws.grad.numpy(), bs.grad.numpy()]
+
+    check(jit, run)
+    assert any("row" in forms for forms in seen)  # (the forward: weight and bias)
+    assert any("column" in forms for forms in seen)  # (the backward: the saved mean and 1 / std)
