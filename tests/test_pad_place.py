@@ -209,3 +209,44 @@ def test_pads_and_cats_of_empty_tensors(device):
     assert_close(empty.pad([(1, 1), (0, 0)], value=2.0), np.full((2, 3), 2.0, np.float32), rtol=0, atol=0)
     x = rand(2, 3, seed=40)
     assert_close(sg.cat([empty, sg.tensor(x, device=device), empty], 0), x, rtol=0, atol=0)
+
+
+@st.composite
+def slicings(draw):
+    """A shape, and slices of it (basic: start, stop, step per dim; some overlapping),
+    each with a weight, and whether each is taken before or after a permute."""
+    rank = draw(st.integers(1, 3))
+    shape = tuple(draw(st.integers(1, 5)) for _ in range(rank))
+    cuts = []
+    for _ in range(draw(st.integers(1, 6))):
+        key = []
+        for n in shape:
+            start = draw(st.integers(0, n - 1))
+            stop = draw(st.integers(start + 1, n))
+            key.append(slice(start, stop, draw(st.sampled_from([1, 1, 2]))))
+        cuts.append((tuple(key), draw(st.sampled_from([1.0, -2.0, 0.5]))))
+    return shape, cuts, tuple(draw(st.permutations(range(rank))))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=slicings(), seed=st.integers(0, 2**16))
+def test_gradient_of_slices_matches_numpy(device, case, seed):
+    """The gradient of a weighted sum of slices (the slices' pads placed or added, then
+    copied through a permute) equals NumPy's sum of the weights over each slice."""
+    shape, cuts, order = case
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shape).astype(np.float32)
+    x = sg.tensor(a, device=device, requires_grad=True)
+    xp = x.permute(*order)
+    total, want = None, np.zeros(shape, np.float32)
+    for key, weight in cuts:
+        g = rng.standard_normal(a[key].shape).astype(np.float32)
+        term = (x[key] * sg.tensor(g, device=device) * weight).sum()
+        total = term if total is None else total + term
+        want[key] += g * np.float32(weight)
+    # and one read through the permuted view, whose gradient is permuted back
+    gp = rng.standard_normal(a.transpose(order).shape).astype(np.float32)
+    total = total + (xp * sg.tensor(gp, device=device)).sum()
+    want += gp.transpose(np.argsort(order))
+    total.backward()
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-5, atol=1e-5)
