@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import smolgrad as sg
 import smolgrad.nn.functional as F
@@ -289,3 +291,37 @@ def test_cross_entropy_of_class_indices_is_one_recorded_op(device):
         assert value == pytest.approx(want, rel=1e-5)
         assert np.all(grad[2] == 0)  # an ignored target gets no gradient
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n=st.integers(1, 9),
+    classes=st.sampled_from([1, 2, 7, GATHER_CLASSES - 1, GATHER_CLASSES, GATHER_CLASSES + 9]),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    weighted=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_cross_entropy_property(device, n, classes, reduction, weighted, seed):
+    """Random logits, targets (some ignored) and class weights, on either side of
+    GATHER_CLASSES: the loss and its gradient against NumPy."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-4, 4, (n, classes)).astype(np.float32)
+    t = rng.integers(0, classes, n)
+    t[rng.random(n) < 0.3] = -100
+    if reduction == "mean" and (t == -100).all():
+        t[0] = 0  # (all ignored: a mean of nothing, nan as in torch, tested elsewhere)
+    w = rng.uniform(0.5, 2.0, classes).astype(np.float32) if weighted else None
+    xs = sg.tensor(x, device=device, requires_grad=True)
+    out = F.cross_entropy(xs, sg.tensor(t, device=device), weight=None if w is None else sg.tensor(w, device=device),
+                          reduction=reduction)
+    want = cross_entropy_np(x.astype(np.float64), t, None if w is None else w.astype(np.float64), reduction=reduction)
+    assert_close(out, f32(want), rtol=1e-5, atol=1e-5)
+    gx = rng.standard_normal(out.shape).astype(np.float32)
+    (out * sg.tensor(gx, device=device)).sum().backward()
+    logp = log_softmax_np(x.astype(np.float64), 1)
+    valid = t != -100
+    safe = np.where(valid, t, 0)
+    wt = (np.ones(classes) if w is None else w.astype(np.float64))[safe] * valid
+    scale = wt * (gx if reduction == "none" else float(gx)) / (wt.sum() if reduction == "mean" else 1.0)
+    grad = (np.exp(logp) - np.eye(classes)[safe]) * scale[:, None]
+    assert_close(xs.grad, f32(grad), rtol=1e-4, atol=1e-5)
