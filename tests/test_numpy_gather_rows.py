@@ -12,6 +12,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import smolgrad as sg
 from smolgrad import nn
@@ -358,3 +360,27 @@ def test_gradients_through_the_slice_paths():
     gradcheck(lambda w: w.gather(0, index), rng.standard_normal((6, 3)))
     zeros = sg.zeros(6, 3, device="numpy", dtype=sg.float64)
     gradcheck(lambda s: zeros.scatter_add(0, index, s), rng.standard_normal((5, 3)), noncontiguous=True)
+
+
+# ----- property test
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_slice_paths_property(adder, data):
+    """Random ranks, dims, vocabularies and skew: the gather and scatter-add of whole
+    slices give the general paths' bits (an index smaller than src on the other dims too)."""
+    rank = data.draw(st.integers(1, 3))
+    dim = data.draw(st.integers(0, rank - 1))
+    shape = tuple(data.draw(st.integers(1, 6)) for _ in range(rank))
+    index_shape = tuple(n if d == dim else data.draw(st.integers(1, n)) for d, n in enumerate(shape))
+    vocab = shape[dim]
+    count = index_shape[dim]
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    if data.draw(st.booleans()):  # (one id most of the time: rows added many times)
+        ids = np.where(rng.random(count) < 0.7, 0, rng.integers(0, vocab, count))
+    else:
+        ids = rng.integers(0, vocab, count)
+    index = per_slice(ids.astype(np.int64), index_shape, dim)
+    src = _src(rng, shape, np.float32)
+    same_bits(nb.gather(src, index, dim), gather_ref(src, index, dim))
+    grads = _src(rng, index_shape, np.float32)
+    adder(grads, index, dim, shape, np.float32)
