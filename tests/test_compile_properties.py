@@ -92,7 +92,10 @@ def run(case, device, data, compiled):
         loss = step(x)
         if sched is not None:
             sched.step()
-        history.append([loss.detach().numpy(), w.detach().numpy(), b.detach().numpy()] + ([view.detach().numpy()] if view is not None else []))
+        values = [loss.detach().numpy(), w.detach().numpy(), b.detach().numpy()]
+        if view is not None:
+            values.append(view.detach().numpy())
+        history.append(values)
     return history, step
 
 

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 import smolgrad as sg
 
+OPS = ("iadd", "imul", "fill", "setitem", "setitem_scalar", "read", "transposed_iadd", "hold", "held_iadd")
+
 
 @st.composite
 def basic_keys(draw, shape):
@@ -33,8 +35,7 @@ def programs(draw):
     shape = tuple(draw(st.integers(1, 5)) for _ in range(draw(st.integers(1, 3))))
     steps = []
     for _ in range(draw(st.integers(1, 8))):
-        op = draw(st.sampled_from(["iadd", "imul", "fill", "setitem", "setitem_scalar", "read", "transposed_iadd", "hold",
-                                   "held_iadd"]))
+        op = draw(st.sampled_from(OPS))
         steps.append((op, draw(basic_keys(shape)), draw(st.integers(0, 2**16))))
     return shape, steps
 

@@ -191,13 +191,14 @@ def test_sums_of_pads_match_numpy(device, case, seed):
     sum of np.pad (bit for bit but for the sign of a zero, which placing keeps)."""
     shape, pieces, order = case
     rng = np.random.default_rng(seed)
-    total, want = None, np.zeros(shape, np.float32)
+    total = want = None
     for size, lo, value in pieces:
         a = rng.standard_normal(size).astype(np.float32)
         pads = [(l, n - m - l) for n, m, l in zip(shape, size, lo)]
         piece = sg.tensor(a, device=device).pad(pads, value=value)
+        padded = np.pad(a, pads, constant_values=value)
         total = piece if total is None else total + piece
-        want = want + np.pad(a, pads, constant_values=value) if total is not piece else np.pad(a, pads, constant_values=value)
+        want = padded if want is None else want + padded
     np.testing.assert_allclose(total.numpy(), want, rtol=0, atol=0)
     np.testing.assert_allclose(total.permute(*order).contiguous().numpy(), want.transpose(order), rtol=0, atol=0)
 
