@@ -54,7 +54,8 @@ def pool_ref(x, k, s, p, d=(1, 1), ceil_mode=False, kind="max", count_include_pa
                 cols = [j * s[1] - p[1] + b * d[1] for b in range(k[1])]
                 rows = [r for r in rows if 0 <= r < h]
                 cols = [q for q in cols if 0 <= q < w]
-                out[:, :, i, j] = x[:, :, rows][:, :, :, cols].max(axis=(2, 3))
+                # (a dilated window may fall wholly in the padding: -inf, as in torch)
+                out[:, :, i, j] = x[:, :, rows][:, :, :, cols].max(axis=(2, 3)) if rows and cols else -np.inf
             else:  # torch's avg_pool2d divisor rule
                 h0, w0 = i * s[0] - p[0], j * s[1] - p[1]
                 h1, w1 = min(h0 + k[0], h + p[0]), min(w0 + k[1], w + p[1])
