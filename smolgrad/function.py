@@ -642,15 +642,16 @@ class CrossEntropy(Function):
         kernel). An ignored target (out of range: nn.functional checked the others)
         counts 0 either way."""
         n, c = x.shape
-        if c < GATHER_CLASSES:
+        if c < GATHER_CLASSES:  # (n, c): every logit, counted where it is the row's target
+            counted = classes.e(Op.EQ, targets)
             nll = lse.expand((n, c)).e(Op.SUB, x).e(Op.MUL, row_weights)
-            one_hot = classes.e(Op.EQ, targets)
-            return one_hot.e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
-        valid = t.e(Op.GE, t.const_like(0))
-        valid = valid.e(Op.WHERE, t.e(Op.LT, t.const_like(c)), valid)
-        index = valid.e(Op.WHERE, t, t.const_like(0)).reshape((n, 1))  # (an ignored target reads class 0)
-        nll = lse.e(Op.SUB, x.gather(index, 1)).e(Op.MUL, w.reshape((n, 1)))
-        return valid.reshape((n, 1)).e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
+        else:  # (n, 1): each row's target logit, counted where the target is in range
+            valid = t.e(Op.GE, t.const_like(0))
+            valid = valid.e(Op.WHERE, t.e(Op.LT, t.const_like(c)), valid)
+            index = valid.e(Op.WHERE, t, t.const_like(0)).reshape((n, 1))  # (an ignored target reads class 0)
+            counted = valid.reshape((n, 1))
+            nll = lse.e(Op.SUB, x.gather(index, 1)).e(Op.MUL, w.reshape((n, 1)))
+        return counted.e(Op.WHERE, nll, nll.const_like(0.0)).r(Op.SUM, (0, 1)).reshape(())
 
     def _softmax_minus_one_hot(self):
         """d loss_row / d x, before the row's weight."""
