@@ -687,9 +687,14 @@ def _slice_ids(index: np.ndarray, dim: int) -> np.ndarray:
     return index[tuple(slice(None) if d == dim else 0 for d in range(index.ndim))].astype(np.intp)
 
 
+def _index_part(index: np.ndarray, dim: int) -> tuple:
+    """The part of an array that `index` covers: all of `dim`, index's size along the others
+    (torch's gather and scatter allow an index smaller than the data there)."""
+    return tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))
+
+
 def gather(src: np.ndarray, index: np.ndarray, dim: int) -> np.ndarray:
-    # torch.gather allows index to be smaller than src on the other dims
-    src = src[tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))]
+    src = src[_index_part(index, dim)]
     if _one_index_per_slice(index, dim):  # whole slices (an embedding): 10x faster than take_along_axis
         ids = _slice_ids(index, dim)
         check_index(ids, src.shape[dim], "gather", dim)
@@ -704,8 +709,7 @@ def scatter_add(src: np.ndarray, index: np.ndarray, dim: int, shape, dtype) -> n
         rows = _slice_ids(index, dim)
         check_index(rows, shape[dim], "scatter_add", dim)
         out = np.zeros(shape, dtype=dtype)
-        # (index may be smaller than out on the other dims: only that part is added to)
-        part = out[tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))]
+        part = out[_index_part(index, dim)]  # (only the part index covers is added to)
         _add_slices(np.moveaxis(part, dim, 0), rows, np.moveaxis(src, dim, 0))
         return out
     check_index(index, shape[dim], "scatter_add", dim)
