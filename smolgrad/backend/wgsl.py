@@ -1286,7 +1286,6 @@ def pad_source(xs: list[Input], pads, value, out_shape, out_dtype: DType, bindin
     coords = dim_coords(out_shape)
     body = coords_lines(out_shape)
     body.append(f"var value = {stored(literal(value, wgsl_type(out_dtype)), out_dtype)};")  # (storage type)
-    branches = []
     for i, (x, x_pads) in enumerate(zip(xs, pads)):
         if not math.prod(x.view.shape):  # (an empty source places nothing; its indexes could fold to negative constants)
             continue
@@ -1298,10 +1297,9 @@ def pad_source(xs: list[Input], pads, value, out_shape, out_dtype: DType, bindin
             checks.append(f"{name} >= 0i && {name} < {n}i")
             src_coords.append(name)
         inside = " && ".join(checks) if checks else "true"
-        branches.append(f"if ({inside}) {{")
-        branches.append(f"    value = {x.binding}[{view_index(x.view, src_coords)}];")
-        branches.append("}")
-    body += branches
+        body.append(f"if ({inside}) {{")
+        body.append(f"    value = {x.binding}[{view_index(x.view, src_coords)}];")
+        body.append("}")
     body.append("out[gid] = value;")
     shapes = ", ".join(f"{x.view.shape} padded by {p}" for x, p in zip(xs, pads))
     detail = f"{shapes} with {value!r}"
