@@ -25,15 +25,22 @@ def convs(draw):
                 bias=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=convs())
-def test_conv2d_matches_numpy(device, case):
+def conv_inputs(case) -> list[np.ndarray]:
+    """Input, weight and bias of a case whose output is not empty (hypothesis drops the others)."""
     k, s, p, d = case["k"], case["s"], case["p"], case["d"]
     assume(out_size(case["h"], k[0], s[0], p[0], d[0]) >= 1 and out_size(case["w"], k[1], s[1], p[1], d[1]) >= 1)
     rng = np.random.default_rng(case["seed"])
-    x = rng.uniform(-1, 1, (case["n"], case["c"], case["h"], case["w"])).astype(np.float32)
-    wt = rng.uniform(-1, 1, (case["oc"], case["c"] // case["groups"], *k)).astype(np.float32)
-    b = rng.uniform(-1, 1, case["oc"]).astype(np.float32) if case["bias"] else None
+    return [rng.uniform(-1, 1, (case["n"], case["c"], case["h"], case["w"])).astype(np.float32),
+            rng.uniform(-1, 1, (case["oc"], case["c"] // case["groups"], *k)).astype(np.float32),
+            rng.uniform(-1, 1, case["oc"]).astype(np.float32)]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=convs())
+def test_conv2d_matches_numpy(device, case):
+    s, p, d = case["s"], case["p"], case["d"]
+    x, wt, b = conv_inputs(case)
+    b = b if case["bias"] else None
     got = F.conv2d(*(sg.tensor(a, device=device) for a in (x, wt)), None if b is None else sg.tensor(b, device=device),
                    stride=s, padding=p, dilation=d, groups=case["groups"])
     want = conv2d_ref(x.astype(np.float64), wt.astype(np.float64), b, s, p, d, case["groups"])
@@ -62,12 +69,8 @@ def test_pools_match_numpy(device, case, kind, ceil_mode, include_pad):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=convs())
 def test_conv2d_gradients_on_webgpu_match_numpy(webgpu, case):
-    k, s, p, d = case["k"], case["s"], case["p"], case["d"]
-    assume(out_size(case["h"], k[0], s[0], p[0], d[0]) >= 1 and out_size(case["w"], k[1], s[1], p[1], d[1]) >= 1)
-    rng = np.random.default_rng(case["seed"])
-    arrays = [rng.uniform(-1, 1, (case["n"], case["c"], case["h"], case["w"])).astype(np.float32),
-              rng.uniform(-1, 1, (case["oc"], case["c"] // case["groups"], *k)).astype(np.float32),
-              rng.uniform(-1, 1, case["oc"]).astype(np.float32)]
+    s, p, d = case["s"], case["p"], case["d"]
+    arrays = conv_inputs(case)
     grads = {}
     for device in ("numpy", webgpu):
         ts = [sg.tensor(a, device=device, requires_grad=True) for a in arrays]
