@@ -101,7 +101,9 @@ def smolgrad_epoch(data, order, device: str, compiled: bool = True) -> tuple[flo
 
 
 class Timers:
-    """Wrap the scheduler and the backend's run with perf_counter timers."""
+    """Wrap the scheduler and the backend's runs (`run`, and `run_program`: a captured
+    step's) with perf_counter timers; a run inside another (a captured step's first run
+    goes through `run`) is counted once."""
 
     def __init__(self, device: str):
         import smolgrad.engine.realize as scheduler  # (the realize loop calls schedule through this module)
@@ -110,37 +112,38 @@ class Timers:
         self.scheduler, self.backend = scheduler, get_backend(device)
         self.totals: dict[str, float] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)
+        self._kernels = 0
+        self._depth = 0
 
-    def _wrap(self, owner, name: str, label: str):
+    def _wrap(self, owner, name: str, label: str, kernels: bool = False):
         original = getattr(owner, name)
 
         def timed(*args, **kwargs):
+            if self._depth:
+                return original(*args, **kwargs)
+            self._depth += 1
             t0 = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
                 self.totals[label] += time.perf_counter() - t0
                 self.counts[label] += 1
+                if kernels:
+                    self._kernels += len(args[0])
+                self._depth -= 1
 
         setattr(owner, name, timed)
-        return original
 
     def __enter__(self):
-        self._schedule = self._wrap(self.scheduler, "schedule", "scheduling")
-        self._run = self._wrap(self.backend, "run", "backend")
-        self._kernels = 0
-        run = self.backend.run
-
-        def counting(kernels, *args, **kwargs):
-            self._kernels += len(kernels)
-            return run(kernels, *args, **kwargs)
-
-        self.backend.run = counting
+        self._schedule = self.scheduler.schedule
+        self._wrap(self.scheduler, "schedule", "scheduling")
+        for name in ("run", "run_program"):
+            self._wrap(self.backend, name, "backend", kernels=True)
         return self
 
     def __exit__(self, *exc):
         self.scheduler.schedule = self._schedule
-        del self.backend.run  # back to the class's method
+        del self.backend.run, self.backend.run_program  # back to the class's methods
         return False
 
 

@@ -52,7 +52,7 @@ from .engine import realize as engine
 from .engine.capture import Program, Recorder
 from .engine.schedule import fusion_enabled
 from .lazy import LazyBuffer, realize
-from .storage import value_unshared
+from .storage import rebind, value_unshared
 from .ops import Op
 from .tensor import Tensor
 
@@ -444,8 +444,8 @@ class _Step:
                 return base if r[2] is None else base._view(r[2])
             return r[1]
 
-        for i, r in self.values:
-            state[i].data = Tensor._from_lazy(value(r))
+        for i, r in self.values:  # (state[i].data = the new value; shapes and dtypes match by recording)
+            rebind(state[i], value(r))
         for i, r in self.grads:
             state[i].grad = None if r is None else Tensor._from_lazy(value(r))
         return _unflatten(self.spec, [Tensor._from_lazy(value(r)) for r in self.returned])

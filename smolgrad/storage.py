@@ -122,6 +122,17 @@ def alias(target: Tensor, value: Tensor) -> None:
     register_view(value, target, ("detach", None))
 
 
+def rebind(target: Tensor, node: LazyBuffer) -> None:
+    """`target.data = value` for a value that no tensor holds yet (a replayed step's new
+    parameter): `target` becomes the root of its own storage rather than a detached alias
+    of a tensor made only to be aliased. As with alias, views of its old value keep it."""
+    old = target._storage
+    if old is not None and target._view is None:
+        _reroot(target, old)
+    target.lazydata = node
+    target._storage = target._view = None
+
+
 def _reroot(root: Tensor, storage: Storage) -> None:
     """`root` leaves its storage: its live views keep the old value under a new root."""
     views = storage.live_views()

@@ -246,6 +246,33 @@ def test_a_view_of_a_parameter_keeps_its_value_as_eagerly(device):
         check_equal(got, want, device)
 
 
+def test_a_parameter_shares_storage_after_replays_as_after_eager_steps(device):
+    """After replayed steps a parameter is bound to its new value as `p.data = new` binds
+    it eagerly: its .data and its views share its storage (an in-place change through
+    them shows in it), views taken before keep their old values, and training goes on."""
+    def run(compiled):
+        w, fn = simple_step(device)
+        fn = sg.compile(fn) if compiled else fn
+        x = sg.tensor(np.random.default_rng(2).standard_normal((4, 5)).astype(np.float32), device=device)
+        losses = [fn(x).item() for _ in range(4)]
+        before = w.detach()[1]
+        held = before.numpy().copy()
+        with sg.no_grad():
+            w.data[0].mul_(0.0)  # through .data: w's storage
+            w.detach()[2].add_(1.0)  # through a view
+        values = [w.detach().numpy().copy(), before.numpy().copy()]
+        losses += [fn(x).item() for _ in range(3)]
+        return losses, values, w.detach().numpy(), held
+
+    (eager_losses, eager_values, eager_w, held), (losses, values, w, _) = run(False), run(True)
+    assert np.all(values[0][0] == 0) and np.all(eager_values[0][0] == 0)
+    check_equal(values[1], held, device)  # (the view of row 1 saw only the row-2 change, not row 1)
+    check_equal(losses, eager_losses, device)
+    for got, want in zip(values, eager_values):
+        check_equal(got, want, device)
+    check_equal(w, eager_w, device)
+
+
 def test_a_guard_miss_records_again(device):
     w, fn = simple_step(device)
     step = sg.compile(fn)

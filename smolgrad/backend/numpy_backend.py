@@ -1125,9 +1125,34 @@ class NumpyBackend(Backend):
                         profiler.record(event)
 
     def run_program(self, kernels: list[Kernel], buffers: list, memo: dict) -> None:
-        """A captured step: as `run`, dropping each temporary after its last reader
-        (memo["release"], worked out by the program)."""
-        self.run(kernels, buffers, memo.get("release"))
+        """A captured step: as `run`, over the kernels' plans looked up once (kept in
+        `memo`), dropping each temporary after its last reader (memo["release"], worked
+        out by the program). Under the profiler or SMOLGRAD_DEBUG it runs through `run`,
+        which times each kernel."""
+        if profiler.is_active() or debug_level() >= 1:
+            return self.run(kernels, buffers, memo.get("release"))
+        steps = memo.get("steps")
+        if steps is None:  # (kernel, its plan, its output slots, the slots it reads last)
+            release = memo.get("release") or {}
+            steps = memo["steps"] = [
+                (k, self._plan(k), tuple(o.slot for o in k.outs), tuple(release.get(i, ()))) for i, k in enumerate(kernels)
+            ]
+        pairing = Pairing()
+        empty, track = self._pool.empty, self._track
+        with np.errstate(all="ignore"):  # (as in run)
+            for k, plan, outs, dropped in steps:
+                if k.kind == "assign":  # (as in run)
+                    pairing.clear()
+                bufs = run_kernel(k, buffers, plan, empty, pairing)
+                if k.kind == "assign":  # (its buffer is its target's, counted already)
+                    buffers[outs[0]] = bufs[0]
+                else:
+                    for slot, buf in zip(outs, bufs):
+                        buffers[slot] = track(buf)
+                for slot in dropped:
+                    buffers[slot] = None
+        for name in ("kernels", "dispatches", "pipeline_cache_hits"):
+            self.stats[name] += len(steps)
 
     def _plan(self, k: Kernel) -> _Plan:
         """The plan of kernel `k`, made once per distinct kernel (its structural key), so a
