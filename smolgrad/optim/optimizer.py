@@ -35,21 +35,24 @@ def _frozen(value):
     return value
 
 
-def _pack_scalars(values: list[tuple[float, Tensor]]) -> tuple[dict[tuple, np.ndarray], list[tuple[tuple, int]]]:
-    """The step's scalars packed per (device, dtype) of the parameter each is paired with:
-    ({key: host array}, the (key, index) of each value)."""
+def _pack_scalars(values: list[tuple[float, tuple]]) -> tuple[dict[tuple, np.ndarray], list[tuple[tuple, int]]]:
+    """The step's scalars packed per (device, dtype) of the parameter each is paired with,
+    given as (value, (device, dtype)): ({key: host array}, the (key, index) of each value)."""
     packed: dict[tuple, list[float]] = {}
     slots = []
-    for value, like in values:
-        key = (like.device, like.dtype)
-        slots.append((key, len(packed.setdefault(key, []))))
-        packed[key].append(value)
+    for value, key in values:
+        same = packed.get(key)
+        if same is None:
+            same = packed[key] = []
+        slots.append((key, len(same)))
+        same.append(value)
     return {key: np.array(vals, dtype=key[1].np) for key, vals in packed.items()}, slots
 
 
-def _step_scalars(values: list[tuple[float, Tensor]], feed: Callable[[tuple], Callable] | None = None) -> list[Tensor]:
+def _step_scalars(values: list[tuple[float, tuple]], feed: Callable[[tuple], Callable] | None = None) -> list[Tensor]:
     """0-d tensors for the values of one step that change between steps (the current
-    lr, bias corrections), each of the dtype and device of the parameter it is paired with.
+    lr, bias corrections), each of the dtype and device of the parameter it is paired with
+    (given as (value, (device, dtype))).
 
     The code generator bakes Python scalars into the kernel source, so a learning rate
     passed as a float would compile a new kernel whenever a scheduler changes it (and a
@@ -222,7 +225,8 @@ class Optimizer:
             for p, _, gi, _, keys, values in work:
                 names = tuple(sorted(values))
                 layout.append((gi, keys, names))
-                pairs += [(values[n], p) for n in names]
+                like = (p.device, p.dtype)
+                pairs += [(values[n], like) for n in names]
             feed = _ScalarFeed(self, [(gi, p) for p, _, gi, _, _, _ in work])
             scalars = iter(_step_scalars(pairs, feed.producer))
             tensors: list[Tensor] = []
@@ -259,7 +263,8 @@ class Optimizer:
         for gi, p in params:
             state = self.state[p]
             values = self._step_values(p, state, self.param_groups[gi])
-            pairs += [(values[n], p) for n in sorted(values)]
+            like = (p.device, p.dtype)
+            pairs += [(values[n], like) for n in sorted(values)]
         return _pack_scalars(pairs)[0]
 
     def _options(self, group: dict[str, Any]) -> tuple:
