@@ -11,8 +11,8 @@
 The first calls run eagerly and record every kernel the step runs (forward, backward,
 optimizer update, the returned values) through the engine's capture (engine/capture.py).
 Once two consecutive recordings agree, later calls whose guards match replay the
-recording: the inputs' buffers are bound, the kernels run over a static memory plan (one
-command buffer, one submit on webgpu), and the results are bound back to Python: the
+recording: the inputs' buffers are bound, the kernels run (on webgpu over a static memory
+plan, in one command buffer and one submit), and the results are bound back to Python: the
 returned tensors, and the new values and grads of the state the step changed.
 
 Guards (a miss records again, at most `max_recordings` times per function): the tensor
@@ -21,7 +21,8 @@ values; the identity, layout and grad of every parameter, buffer and optimizer s
 tensor reachable from the arguments, the function's closure and the globals it names
 (modules, optimizers, schedulers, lists, dicts, users' objects); the Python numbers and
 strings among those globals, the closure and the modules' and objects' attributes (a
-kernel may have baked them in); the modules' train/eval mode; grad mode and fusion.
+kernel may have baked them in); the optimizers' options but lr (weight decay, betas...);
+the modules' train/eval mode; grad mode and fusion.
 
 What a replay does not do, by design (as with CUDA graphs and TinyJit):
 - it runs no Python of the step: values the step computes on the host each call must
@@ -30,8 +31,10 @@ What a replay does not do, by design (as with CUDA graphs and TinyJit):
 - returned tensors carry no autograd history.
 A host read inside the step (`.item()`, `.numpy()`, printing a tensor, a data-dependent
 shape) cannot be replayed: the step then runs eagerly, with a warning saying why. So does
-a step whose recordings keep disagreeing (a Python value that changes between calls and
-is baked into a kernel: pass it as a 0-d tensor).
+a step that changes an optimizer's hyperparameters (a scheduler stepped inside it: step
+schedulers after the compiled call, as the examples do), and a step whose recordings
+keep disagreeing (a Python value that changes between calls and is baked into a kernel:
+pass it as a 0-d tensor).
 """
 
 from __future__ import annotations
@@ -203,13 +206,14 @@ _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType
 _SCALARS = (int, float, bool, complex, str, type(None))
 
 
-def _walk(roots: list) -> tuple[list[Tensor], list, list]:
+def _walk(roots: list) -> tuple[list[Tensor], list, list, list]:
     """The tensors (parameters, buffers, optimizer state, tensors held by objects and
-    containers), the modules, and the Python scalars (the closure's and named globals',
-    and modules' and users' objects' attributes) reachable from `roots`, in a
-    deterministic order. A scalar a kernel may have baked in is a guard: a new value
-    records again rather than replaying the old one. (Optimizers and schedulers are
-    looked into for their tensors only: their changing lr reaches kernels as a tensor.)"""
+    containers), the modules, the Python scalars (the closure's and named globals', and
+    modules' and users' objects' attributes), and the optimizers and learning-rate
+    schedulers reachable from `roots`, in a deterministic order. A scalar a kernel may
+    have baked in is a guard: a new value records again rather than replaying the old
+    one. (Optimizers and schedulers are looked into for their tensors only: their
+    changing lr reaches kernels as a tensor; see _host_options and _host_state.)"""
     from .nn.module import Module
     from .optim.lr_scheduler import LRScheduler
     from .optim.optimizer import Optimizer
@@ -217,6 +221,7 @@ def _walk(roots: list) -> tuple[list[Tensor], list, list]:
     tensors: list[Tensor] = []
     modules: list = []
     scalars: list = []
+    hosts: list = []  # optimizers and schedulers
     seen: set[int] = set()
     stack = [(r, 0, True) for r in reversed(roots)]  # (object, depth, whether a scalar there is guarded)
     while stack:
@@ -238,9 +243,11 @@ def _walk(roots: list) -> tuple[list[Tensor], list, list]:
             children += [v for k, v in vars(obj).items() if k not in ("_parameters", "_buffers", "_modules")]
             attributes = True
         elif isinstance(obj, Optimizer):
+            hosts.append(obj)
             children = [p for g in obj.param_groups for p in g["params"]]
             children += [v for state in obj.state.values() for v in state.values() if isinstance(v, Tensor)]
         elif isinstance(obj, LRScheduler):
+            hosts.append(obj)
             children = [obj.optimizer]
         elif isinstance(obj, (list, tuple)):
             children = list(obj) if len(obj) <= MAX_WALK_ITEMS else []
@@ -252,7 +259,31 @@ def _walk(roots: list) -> tuple[list[Tensor], list, list]:
             children = list(vars(obj).values())
             attributes = True
         stack += [(c, depth + 1, attributes) for c in reversed(children)]
-    return tensors, modules, scalars
+    return tensors, modules, scalars, hosts
+
+
+def _host_options(hosts: list) -> tuple:
+    """What the optimizers among `hosts` may bake into their update kernels (each group's
+    options but lr; see Optimizer._options): a guard, so that a changed weight decay or
+    momentum records again."""
+    from .optim.optimizer import Optimizer
+
+    return tuple((id(h), tuple(h._options(g) for g in h.param_groups)) for h in hosts if isinstance(h, Optimizer))
+
+
+def _host_state(hosts: list) -> tuple:
+    """The optimizers' hyperparameters (lr included) and the schedulers' step counts. A
+    step that changes them (a scheduler stepped inside it) does host work that a replay
+    would skip, so it runs eagerly."""
+    from .optim.optimizer import Optimizer
+
+    out = []
+    for h in hosts:
+        if isinstance(h, Optimizer):
+            out.append(tuple(tuple((k, _value_guard(v)) for k, v in sorted(g.items()) if k != "params") for g in h.param_groups))
+        else:
+            out.append(getattr(h, "last_epoch", None))
+    return tuple(out)
 
 
 def _tensor_guard(t: Tensor) -> tuple:
@@ -476,16 +507,16 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if self.eager_reason is not None or engine.observers:
             return self.fn(*args, **kwargs)  # (a compiled function inside a recording is recorded as part of it)
-        state, modules, scalars = _walk(_roots(self.fn, args, kwargs))
+        state, modules, scalars, hosts = _walk(_roots(self.fn, args, kwargs))
         arg_tensors: list[Tensor] = []
         _flatten((args, kwargs), arg_tensors)
         realize(*[t.lazydata for t in arg_tensors], *[t.lazydata for t in state])
-        key = self._guard(args, kwargs, state, modules, arg_tensors, scalars)
+        key = self._guard(args, kwargs, state, modules, arg_tensors, scalars, hosts)
         step = self._steps.get(key)
         if step is not None:
             self.replays += 1
             return step.replay(arg_tensors, state)
-        return self._record(key, args, kwargs, arg_tensors, state)
+        return self._record(key, args, kwargs, arg_tensors, state, hosts)
 
     @staticmethod
     def _identity(t: Tensor, args_by_id: dict[int, int]) -> tuple:
@@ -493,7 +524,8 @@ class CompiledFunction:
         each call is the same input)."""
         return ("arg", args_by_id[id(t)]) if id(t) in args_by_id else ("state", id(t))
 
-    def _guard(self, args, kwargs, state: list[Tensor], modules: list, arg_tensors: list[Tensor], scalars: list) -> Hashable:
+    def _guard(self, args, kwargs, state: list[Tensor], modules: list, arg_tensors: list[Tensor], scalars: list,
+               hosts: list) -> Hashable:
         args_by_id = {id(t): i for i, t in enumerate(arg_tensors)}
         return (
             is_grad_enabled(),
@@ -503,9 +535,10 @@ class CompiledFunction:
             tuple((self._identity(t, args_by_id), _tensor_guard(t), None if t.grad is None else _tensor_guard(t.grad)) for t in state),
             tuple((id(m), m.training) for m in modules),
             tuple(scalars),
+            _host_options(hosts),
         )
 
-    def _record(self, key, args, kwargs, arg_tensors: list[Tensor], state: list[Tensor]):
+    def _record(self, key, args, kwargs, arg_tensors: list[Tensor], state: list[Tensor], hosts: list):
         if self.recordings >= self.max_recordings:
             self._give_up(f"it was recorded {self.recordings} times (max_recordings) without a replayable recording "
                           "for these guards: its inputs' shapes, modes or state keep changing")
@@ -514,6 +547,7 @@ class CompiledFunction:
         _debug(f"{self.__name__}: recording ({'guard miss' if key not in self._last else 'confirming'}, "
                f"recording {self.recordings} of at most {self.max_recordings})")
         before = {id(t): (t.lazydata, None if t.grad is None else t.grad.lazydata) for t in state}
+        host_before = _host_state(hosts)
         with Recorder() as rec:
             result = self.fn(*args, **kwargs)
             returned: list[Tensor] = []
@@ -521,6 +555,11 @@ class CompiledFunction:
             changed = [t.lazydata for t in state if t.lazydata is not before[id(t)][0]]
             grads = [t.grad.lazydata for t in state if t.grad is not None and t.grad.lazydata is not before[id(t)][1]]
             realize(*[t.lazydata for t in returned], *changed, *grads)
+        if _host_state(hosts) != host_before:
+            self._give_up("the step changes an optimizer's hyperparameters or a learning-rate scheduler's step count "
+                          "on the host (a scheduler stepped inside it?), which a replay would not do; step the "
+                          "scheduler outside the compiled function")
+            return result
         device = next(iter(rec.devices), None)
         if device is None:
             return result  # nothing ran on a device: nothing to replay, record again next time

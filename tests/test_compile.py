@@ -322,6 +322,62 @@ def test_a_host_read_inside_the_step_runs_eagerly_with_a_warning(device):
     assert compiled.replays == 0 and "host" in compiled.eager_reason
 
 
+def optimizer_run(device, compiled, sched_inside=False, change=None, steps=8):
+    """Losses and parameters of `steps` steps of a small MLP with AdamW and a StepLR
+    schedule (stepped inside the step function with sched_inside, else after each call);
+    change(opt, i) runs before call i."""
+    sg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).to(device)
+    opt = optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if sched_inside:
+            sched.step()
+        return loss
+
+    fn = sg.compile(step) if compiled else step
+    losses = []
+    for i, (x, y) in enumerate(batches((8, 6), 3, steps, device)):
+        if change is not None:
+            change(opt, i)
+        losses.append(fn(x, y).item())
+        if not sched_inside:
+            sched.step()
+    return losses, [p.detach().numpy() for p in model.parameters()], fn
+
+
+def test_a_scheduler_stepped_inside_the_step_runs_eagerly_with_a_warning(device):
+    """A replay runs none of the step's Python: a scheduler stepped inside it would never
+    change the lr again. The step runs eagerly instead, with a warning saying why."""
+    eager_losses, eager_params, _ = optimizer_run(device, False, sched_inside=True)
+    with pytest.warns(RuntimeWarning, match="scheduler"):
+        losses, params, fn = optimizer_run(device, True, sched_inside=True)
+    assert fn.replays == 0 and "scheduler" in fn.eager_reason
+    check_equal(losses, eager_losses, device)
+    for got, want in zip(params, eager_params):
+        check_equal(got, want, device)
+
+
+def test_a_changed_optimizer_option_records_again(device):
+    """An option the update may bake into its kernels (weight decay here, which also adds
+    a step scalar) is a guard: changing it after replays have started records again."""
+    def change(opt, i):
+        if i == 6:
+            opt.param_groups[0]["weight_decay"] = 0.5
+
+    eager_losses, eager_params, _ = optimizer_run(device, False, change=change, steps=10)
+    losses, params, fn = optimizer_run(device, True, change=change, steps=10)
+    assert fn.replays > 0 and fn.recordings > 2 and fn.eager_reason is None
+    check_equal(losses, eager_losses, device)
+    for got, want in zip(params, eager_params):
+        check_equal(got, want, device)
+
+
 def test_a_baked_python_value_that_changes_is_never_replayed(device):
     scale = {"value": 1.0}
 
