@@ -13,7 +13,8 @@ optimizer update, the returned values) through the engine's capture (engine/capt
 Once two consecutive recordings agree, later calls whose guards match replay the
 recording: the inputs' buffers are bound, the kernels run (on webgpu over a static memory
 plan, in one command buffer and one submit), and the results are bound back to Python: the
-returned tensors, and the new values and grads of the state the step changed.
+returned tensors, the new values and grads of the state the step changed, and the
+train/eval mode of the modules it set (`model.train()` inside the step).
 
 Guards (a miss records again, at most `max_recordings` times per function): the tensor
 arguments' shapes, dtypes, devices, layouts and requires_grad; the other arguments'
@@ -338,7 +339,10 @@ class _Step:
     """One recording of a step, resolved against Python: where each external buffer comes
     from and where each result goes."""
 
-    def __init__(self, rec: Recorder, device: str, args: list[Tensor], state: list[Tensor], before: dict, returned: list[Tensor], spec):
+    def __init__(self, rec: Recorder, device: str, args: list[Tensor], state: list[Tensor], before: dict, returned: list[Tensor], spec,
+                 modes: list[tuple] = ()):
+        """`modes`: (module, training) of the modules whose train/eval mode the step set
+        (`model.train()` inside it): a replay sets them the same way."""
         if rec.reads:
             raise _Uncapturable(f"the step reads a tensor on the host ({rec.reads[0]}: .item(), .numpy(), printing, "
                                 "or a data-dependent shape); return the tensor from the step and read it afterwards")
@@ -411,6 +415,7 @@ class _Step:
         # step's zero_grad would have), so that old and new grads are not held at once
         read = {what for _, kind, what in self.sources if kind == "grad"}
         self.dropped_grads = [i for i, r in self.grads if i not in read]
+        self.modes = list(modes)
         self.signature = self._signature(rec)
 
     def _signature(self, rec: Recorder) -> tuple:
@@ -437,6 +442,7 @@ class _Step:
             tuple(described(r) for r in self.returned),
             tuple((i, described(r)) for i, r in self.values),
             tuple((i, described(r)) for i, r in self.grads),
+            tuple((id(m), training) for m, training in self.modes),
         )
 
     def replay(self, args: list[Tensor], state: list[Tensor]):
@@ -479,6 +485,8 @@ class _Step:
             rebind(state[i], value(r))
         for i, r in self.grads:
             state[i].grad = None if r is None else Tensor._from_lazy(value(r))
+        for module, training in self.modes:
+            module.training = training
         return _unflatten(self.spec, [Tensor._from_lazy(value(r)) for r in self.returned])
 
 
@@ -516,7 +524,7 @@ class CompiledFunction:
         if step is not None:
             self.replays += 1
             return step.replay(arg_tensors, state)
-        return self._record(key, args, kwargs, arg_tensors, state, hosts)
+        return self._record(key, args, kwargs, arg_tensors, state, hosts, modules)
 
     @staticmethod
     def _identity(t: Tensor, args_by_id: dict[int, int]) -> tuple:
@@ -538,7 +546,7 @@ class CompiledFunction:
             _host_options(hosts),
         )
 
-    def _record(self, key, args, kwargs, arg_tensors: list[Tensor], state: list[Tensor], hosts: list):
+    def _record(self, key, args, kwargs, arg_tensors: list[Tensor], state: list[Tensor], hosts: list, modules: list):
         if self.recordings >= self.max_recordings:
             self._give_up(f"it was recorded {self.recordings} times (max_recordings) without a replayable recording "
                           "for these guards: its inputs' shapes, modes or state keep changing")
@@ -548,6 +556,7 @@ class CompiledFunction:
                f"recording {self.recordings} of at most {self.max_recordings})")
         before = {id(t): (t.lazydata, None if t.grad is None else t.grad.lazydata) for t in state}
         host_before = _host_state(hosts)
+        modes_before = [m.training for m in modules]
         with Recorder() as rec:
             result = self.fn(*args, **kwargs)
             returned: list[Tensor] = []
@@ -564,7 +573,8 @@ class CompiledFunction:
         if device is None:
             return result  # nothing ran on a device: nothing to replay, record again next time
         try:
-            step = _Step(rec, device, arg_tensors, state, before, returned, spec)
+            modes = [(m, m.training) for m, was in zip(modules, modes_before) if m.training != was]
+            step = _Step(rec, device, arg_tensors, state, before, returned, spec, modes)
         except _Uncapturable as e:
             self._give_up(str(e))
             return result

@@ -305,6 +305,38 @@ def test_train_and_eval_mode_are_guards(device):
     assert forward.recordings == 3
 
 
+def test_a_mode_set_inside_the_step_is_set_by_replays_too(device):
+    """A step that calls model.train() itself leaves the model in train mode; so does each
+    replay (it runs none of the step's Python), so an eager forward after it matches."""
+    def run(compiled):
+        sg.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.Linear(8, 3)).to(device)
+        opt = optim.SGD(model.parameters(), lr=0.1)
+
+        def step(x, y):
+            model.train()
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = sg.compile(step) if compiled else step
+        out = []
+        for x, y in batches((8, 6), 3, 8, device):
+            out.append(fn(x, y).item())
+            out.append(model.training)
+            with sg.no_grad():
+                out.append(model(x).numpy())  # dropout on in train mode
+            model.eval()
+        return out, fn
+
+    (eager, _), (captured, fn) = run(False), run(True)
+    assert fn.replays > 0
+    for got, want in zip(captured, eager):
+        check_equal(got, want, device)
+
+
 def test_a_host_read_inside_the_step_runs_eagerly_with_a_warning(device):
     w, fn = simple_step(device)
 
