@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from .shapes import _norm_dim, broadcast_shapes
+from .shapes import _norm_dim, broadcast_shapes, shape_arg
 
 
 def _dims_arg(dims) -> tuple[int, ...]:
@@ -207,7 +207,10 @@ class ShapeOps:
     # ----- broadcasting, uneven splits and metadata -----
     def broadcast_to(self, *shape):
         """A view of the tensor expanded to `shape` (-1 keeps a size; torch.broadcast_to)."""
-        return self.expand(*shape)
+        try:
+            return self.expand(*shape)
+        except RuntimeError as e:
+            raise RuntimeError(f"broadcast_to: cannot broadcast shape {self.shape} to {shape_arg(shape, True)}: {e}") from None
 
     def tensor_split(self, indices_or_sections, dim: int = 0):
         """Views splitting `dim` into n parts (an int: the first size % n parts one longer) or at

@@ -2,6 +2,8 @@
 order with `create_graph`), forward mode (`forward_ad`), and `functional` (jacobian,
 hessian, vjp, jvp, hvp, vhp)."""
 
+import threading
+
 from .engine import (
     Function,
     backward,
@@ -12,13 +14,11 @@ from .engine import (
     run_backward,  # (used by Tensor.backward)
     set_grad_enabled,
 )
-from .engine import _GradMode  # noqa: E402
+from .engine import _GradMode
 
 
 # ----- inference mode (torch.inference_mode): grad mode off, with a flag to ask about -----
-import threading as _threading  # noqa: E402
-
-_inference = _threading.local()
+_inference = threading.local()
 
 
 def is_inference_mode_enabled() -> bool:
@@ -48,9 +48,6 @@ class inference_mode(_GradMode):
     def __exit__(self, *exc):
         _inference.enabled = self._prev_inference
         return super().__exit__(*exc)
-
-    def clone(self) -> "inference_mode":
-        return self.__class__(self.mode)
 
 
 from . import forward_ad  # noqa: E402
