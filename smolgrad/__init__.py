@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from . import autograd
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import inference_mode, is_inference_mode_enabled
 from .creation import (
     cat,
     empty,
@@ -31,6 +32,10 @@ from .creation import (
     zeros,
     zeros_like,
 )
+from .creation import atleast_1d, atleast_2d, atleast_3d, broadcast_tensors
+from .creation import column_stack, dstack, hstack, row_stack, vstack
+from .creation import randperm, tril_indices, triu_indices
+from .tensor_reduce import std_mean, var_mean
 from .device import default_device, devices, set_default_device
 from .dtypes import DType, bool_, float16, float32, float64, int32, int64
 from .tensor import Tensor, arange, broadcast_shapes, where
@@ -107,6 +112,8 @@ def empty_cache(device: str | None = None) -> None:
 
 def _unary(name):
     def fn(x: Tensor, *args, **kwargs) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name}(): argument 'input' must be Tensor, not {type(x).__name__}")
         return getattr(x, name)(*args, **kwargs)
 
     fn.__name__ = name
@@ -124,10 +131,18 @@ for _name in (
     "isnan isinf isfinite isposinf isneginf nan_to_num allclose isclose lerp fmod floor_divide "
     "floor ceil round trunc fix frac log1p expm1 log2 log10 exp2 atan2 arctan2 asin acos atan arcsin arccos arctan "
     "sinh cosh asinh acosh atanh arcsinh arccosh arctanh hypot logaddexp "
-    "nonzero argwhere masked_select unique bincount histc unflatten movedim moveaxis swapaxes swapdims"
+    "nonzero argwhere masked_select unique bincount histc unflatten movedim moveaxis swapaxes swapdims "
+    "eq ne lt le gt ge greater less greater_equal less_equal not_equal "
+    "logical_not logical_and logical_or logical_xor unbind numel tan logit addcmul addcdiv "
+    "broadcast_to diff nansum nanmean tensor_split"
 ).split():
     globals()[_name] = _unary(_name)
 del _name
+
+
+def is_tensor(obj) -> bool:
+    """Whether obj is a smolgrad Tensor (torch.is_tensor)."""
+    return isinstance(obj, Tensor)
 
 
 def pow(input, exponent) -> Tensor:  # noqa: A001

@@ -267,3 +267,131 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
             )
     dim = _norm_dim(dim, tensors[0].ndim + 1, "stack")
     return cat([t.unsqueeze(dim) for t in tensors], dim)
+
+
+# ----- broadcasting, atleast_*d and the *stack family -----
+
+
+def broadcast_tensors(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """The tensors expanded (as views) to their common broadcast shape."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"broadcast_tensors(): expected Tensors, got {type(t).__name__} at position {i}")
+    from .shapes import broadcast_shapes
+
+    shape = broadcast_shapes(*(t.shape for t in tensors), op="broadcast_tensors")
+    return tuple(t.expand(shape) for t in tensors)
+
+
+def _atleast(tensors, ndim: int, op: str, place):
+    """place(t) for each tensor of fewer than ndim dims; one tensor in, one out, else a tuple."""
+    single = len(tensors) == 1 and isinstance(tensors[0], Tensor)
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    out = []
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}(): expected Tensors, got {type(t).__name__} at position {i}")
+        out.append(place(t) if t.ndim < ndim else t)
+    return out[0] if single else tuple(out)
+
+
+def atleast_1d(*tensors: Tensor):
+    """Each tensor viewed with at least 1 dim (0-d becomes shape (1,))."""
+    return _atleast(tensors, 1, "atleast_1d", lambda t: t.reshape(1))
+
+
+def atleast_2d(*tensors: Tensor):
+    """Each tensor viewed with at least 2 dims: () -> (1, 1), (n,) -> (1, n)."""
+    return _atleast(tensors, 2, "atleast_2d", lambda t: t.reshape((1, t.numel())))
+
+
+def atleast_3d(*tensors: Tensor):
+    """Each tensor viewed with at least 3 dims: () -> (1, 1, 1), (n,) -> (1, n, 1), (m, n) -> (m, n, 1)."""
+    return _atleast(tensors, 3, "atleast_3d", lambda t: t.reshape((1, t.numel(), 1) if t.ndim < 2 else t.shape + (1,)))
+
+
+def _stack_list(tensors, op: str) -> list[Tensor]:
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise TypeError(f"{op}(): argument 'tensors' must be a tuple or list of Tensors, not {type(tensors).__name__}")
+    if not tensors:
+        raise RuntimeError(f"{op}(): expected a non-empty list of Tensors")
+    return list(tensors)
+
+
+def hstack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join along dim 1 (along dim 0 for 1-D tensors), after atleast_1d."""
+    ts = atleast_1d(_stack_list(tensors, "hstack"))
+    return cat(ts, 0 if ts[0].ndim == 1 else 1)
+
+
+def vstack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join along dim 0 after atleast_2d (1-D tensors become rows)."""
+    return cat(atleast_2d(_stack_list(tensors, "vstack")), 0)
+
+
+row_stack = vstack
+
+
+def dstack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join along dim 2 after atleast_3d."""
+    return cat(atleast_3d(_stack_list(tensors, "dstack")), 2)
+
+
+def column_stack(tensors: Sequence[Tensor]) -> Tensor:
+    """Join along dim 1, with 0-D and 1-D tensors made columns of shape (n, 1) first."""
+    ts = [t.reshape((t.numel(), 1)) if t.ndim <= 1 else t for t in _stack_list(tensors, "column_stack")]
+    return cat(ts, 1)
+
+
+# ----- index sets and permutations -----
+
+
+def _triangle_indices(op: str, row: int, col: int, offset: int, dtype, device, lower: bool) -> Tensor:
+    for name, v in (("row", row), ("col", col), ("offset", offset)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"{op}(): argument '{name}' must be int, not {type(v).__name__}")
+    if row < 0 or col < 0:
+        raise RuntimeError(f"{op}: row and col must be non-negative, got row={row}, col={col}")
+    dtype = dtypes.to_dtype(dtype)
+    if dtype not in (dtypes.int32, dtypes.int64):
+        raise RuntimeError(f"{op}: dtype must be int32 or int64, got {dtype.name}")
+    rows, cols = (np.tril_indices if lower else np.triu_indices)(row, offset, col)
+    return Tensor(np.stack([rows, cols]).astype(dtype.np).reshape(2, -1), dtype=dtype, device=device)
+
+
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype=dtypes.int64, device=None) -> Tensor:
+    """The (2, N) row and column indices of the lower triangle of a row x col matrix, row by row
+    (offset > 0 takes diagonals above the main one, < 0 leaves some out)."""
+    return _triangle_indices("tril_indices", row, col, offset, dtype, device, lower=True)
+
+
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype=dtypes.int64, device=None) -> Tensor:
+    """The (2, N) row and column indices of the upper triangle of a row x col matrix, row by row
+    (offset > 0 leaves diagonals out, < 0 takes some below the main one)."""
+    return _triangle_indices("triu_indices", row, col, offset, dtype, device, lower=False)
+
+
+def randperm(n: int, *, generator=None, dtype=dtypes.int64, device=None, requires_grad: bool = False) -> Tensor:
+    """A random permutation of 0..n-1: the order that sorts n uniforms drawn on the device from
+    `generator` (None: the global one, seeded by manual_seed)."""
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+        raise TypeError(f"randperm(): argument 'n' must be int, not {type(n).__name__}")
+    if n < 0:
+        raise RuntimeError(f"randperm: n must be non-negative, got {n}")
+    dtype, device = dtypes.to_dtype(dtype), canonical(device)
+    if dtype.is_bool or (dtype.is_int and n - 1 > np.iinfo(dtype.np).max) or (dtype == dtypes.float16 and n > 2049):
+        raise RuntimeError(f"randperm: n={n} values do not fit in dtype {dtype.name}")
+    if dtype == dtypes.float64 and device == "webgpu":
+        raise TypeError("randperm: float64 is only supported on the numpy device; use dtype=smolgrad.float32 on webgpu")
+    if requires_grad and not dtype.is_floating_point:
+        raise RuntimeError(f"randperm: only Tensors of floating point dtype can require gradients (got {dtype.name})")
+    # two uniforms per element (48 random bits) make ties, which would keep index order, negligible
+    u1, u2 = (Tensor._from_lazy(u) for u in uniform_lazy((n,), dtypes.float32, device, streams=2, generator=generator))
+    from .lazy import realize
+
+    realize(u1.lazydata, u2.lazydata)
+    order = np.lexsort((u2.numpy(), u1.numpy()))
+    return Tensor(order.astype(dtype.np), dtype=dtype, device=device, requires_grad=requires_grad)

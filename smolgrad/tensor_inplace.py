@@ -77,6 +77,14 @@ class InPlaceOps:
 
     clip_ = clamp_
 
+    def addcmul_(self, tensor1, tensor2, *, value=1) -> Tensor:
+        """self += value * tensor1 * tensor2, in place."""
+        return self._inplace("addcmul_", lambda s: s.addcmul(tensor1, tensor2, value=value))
+
+    def addcdiv_(self, tensor1, tensor2, *, value=1) -> Tensor:
+        """self += value * tensor1 / tensor2, in place."""
+        return self._inplace("addcdiv_", lambda s: s.addcdiv(tensor1, tensor2, value=value))
+
     def __iadd__(self, other) -> Tensor:
         return self.add_(other)
 

@@ -304,6 +304,95 @@ class MathOps:
             raise RuntimeError(f"lerp: expected floating point tensors, got {start.dtype.name}")
         return start + weight * (end - start)
 
+    # ----- torch aliases, logical ops, tan, logit, addcmul/addcdiv -----
+    def greater(self, other):
+        """self > other elementwise (alias of gt)."""
+        return self.gt(other)
+
+    def less(self, other):
+        """self < other elementwise (alias of lt)."""
+        return self.lt(other)
+
+    def greater_equal(self, other):
+        """self >= other elementwise (alias of ge)."""
+        return self.ge(other)
+
+    def less_equal(self, other):
+        """self <= other elementwise (alias of le)."""
+        return self.le(other)
+
+    def not_equal(self, other):
+        """self != other elementwise (alias of ne)."""
+        return self.ne(other)
+
+    def _logical(self, other, op: str):
+        """(self != 0, other != 0) as bool tensors of one broadcast shape."""
+        Tensor, _ = _tensor()
+        if not isinstance(other, Tensor):
+            raise TypeError(f"{op}(): argument 'other' must be Tensor, not {type(other).__name__}")
+        a, b = (t if t.dtype.is_bool else t != 0 for t in (self, other))  # nan counts as True
+        return a._operands(b, op)
+
+    def logical_and(self, other):
+        """Elementwise AND of the truth values (nonzero is True) of two tensors; bool result."""
+        a, b = self._logical(other, "logical_and")
+        return (a.long() * b.long()).bool()
+
+    def logical_or(self, other):
+        """Elementwise OR of the truth values (nonzero is True) of two tensors; bool result."""
+        a, b = self._logical(other, "logical_or")
+        return (a.long() + b.long()).bool()
+
+    def logical_xor(self, other):
+        """Elementwise XOR of the truth values (nonzero is True) of two tensors; bool result."""
+        a, b = self._logical(other, "logical_xor")
+        return a != b
+
+    def tan(self):
+        """The tangent, elementwise (sin / cos; integers give floats)."""
+        x = self._as_float()
+        return x.sin() / x.cos()
+
+    def logit(self, eps: float | None = None):
+        """log(p / (1 - p)), with p clamped to [eps, 1 - eps] when eps is given (torch.logit)."""
+        x = self._as_float()
+        if eps is not None:
+            x = x.clamp(eps, 1.0 - eps)
+        return (x / (1.0 - x)).log()
+
+    def _addc(self, tensor1, tensor2, value, op: str):
+        """(self, tensor1, tensor2) of one promoted dtype and broadcast shape, with value checked."""
+        Tensor, _ = _tensor()
+        for name, t in (("tensor1", tensor1), ("tensor2", tensor2)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{op}(): argument '{name}' must be Tensor, not {type(t).__name__}")
+        if not isinstance(value, (bool, int, float)):
+            raise TypeError(f"{op}(): argument 'value' must be a Python number, not {type(value).__name__}")
+        t1, t2 = tensor1._operands(tensor2, op)
+        x, t1 = self._operands(t1, op)
+        _, t2 = x._operands(t2, op)
+        if not x.dtype.is_floating_point and isinstance(value, float):
+            raise RuntimeError(f"{op}: For integral input tensors, argument value must not be a floating point number.")
+        return x, t1, t2
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        """self + value * tensor1 * tensor2, broadcast (torch.addcmul)."""
+        x, t1, t2 = self._addc(tensor1, tensor2, value, "addcmul")
+        return x + value * t1 * t2
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        """self + value * tensor1 / tensor2, broadcast (torch.addcdiv); integer tensor1 and
+        tensor2 are refused, as in torch."""
+        Tensor, _ = _tensor()
+        if all(isinstance(t, Tensor) and not t.dtype.is_floating_point for t in (tensor1, tensor2)):
+            raise RuntimeError(
+                "addcdiv: Integer division with addcdiv is no longer supported. Use "
+                "(input + value * torch.trunc(tensor1 / tensor2)).to(input.dtype) for the historic integer "
+                "behavior, or convert tensor1 or tensor2 to a floating point dtype for true division."
+            )
+        x, t1, t2 = self._addc(tensor1, tensor2, value, "addcdiv")
+        return x + value * (t1 / t2)
+
     # ----- helpers -----
     def _as_float(self):
         return self if self.dtype.is_floating_point else self.float()

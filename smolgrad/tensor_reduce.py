@@ -1,5 +1,6 @@
 """Reductions and scans of Tensor beyond sum/mean/max in tensor.py: prod, all, any,
-cumsum, cumprod, norm and dist. A mixin of Tensor.
+cumsum, cumprod, norm, dist, nansum, nanmean and diff (a mixin of Tensor), and the
+functions var_mean and std_mean.
 
 Scans and products are composed from slices, pads and elementwise ops (log2(n) steps
 each), so they run on either device, stay exact for integers, and get gradients,
@@ -111,3 +112,77 @@ class ReduceOps:
         from . import linalg
 
         return linalg.vector_norm(self - other, p)
+
+    # ----- nan-ignoring reductions and differences -----
+    def nansum(self, dim=None, keepdim: bool = False, *, dtype=None):
+        """The sum (over `dim`, all elements by default), treating nan as zero."""
+        from .tensor import where
+
+        x = where(self.isnan(), 0, self) if self.dtype.is_floating_point else self
+        return x.sum(dim, keepdim=keepdim, dtype=dtype)
+
+    def nanmean(self, dim=None, keepdim: bool = False, *, dtype=None):
+        """The mean of the non-nan elements (over `dim`, all by default); nan where all are nan."""
+        x = self if dtype is None else self.type(dtype)
+        if not x.dtype.is_floating_point:
+            raise RuntimeError(
+                f"nanmean(): expected input to have floating point dtype but got {x.dtype.name}; "
+                "call .float() first or pass dtype=smolgrad.float32"
+            )
+        count = (~x.isnan()).sum(dim, keepdim=keepdim)
+        return x.nansum(dim, keepdim=keepdim) / count
+
+    def diff(self, n: int = 1, dim: int = -1, prepend=None, append=None):
+        """The n-th forward difference along `dim` (out[i] = x[i + 1] - x[i], applied n times),
+        after joining `prepend` and `append` along dim; bool tensors give x[i + 1] != x[i]."""
+        from .creation import cat
+        from .tensor import Tensor
+
+        if self.ndim == 0:
+            raise RuntimeError("diff expects input to be at least one-dimensional")
+        if not isinstance(n, int) or n < 0:
+            raise RuntimeError(f"diff expects n to be a non-negative int, but got n={n!r}")
+        dim = _norm_dim(dim, self.ndim, "diff")
+        parts = []
+        for name, extra in (("prepend", prepend), (None, self), ("append", append)):
+            if extra is None:
+                continue
+            if not isinstance(extra, Tensor):
+                raise TypeError(f"diff(): argument '{name}' must be Tensor, not {type(extra).__name__}")
+            if extra.ndim != self.ndim:
+                raise RuntimeError(
+                    f"diff expects prepend or append to be the same dimension as input, "
+                    f"but got {name} of shape {extra.shape} for input of shape {self.shape}"
+                )
+            parts.append(extra)
+        x = cat(parts, dim) if len(parts) > 1 else self
+        for _ in range(n):
+            m = x.shape[dim]
+            if m == 0:
+                break
+            hi, lo = x.narrow(dim, 1, m - 1), x.narrow(dim, 0, m - 1)
+            x = hi != lo if x.dtype.is_bool else hi - lo
+        return x
+
+
+def _moments_args(dim, unbiased, correction, op: str):
+    """torch's overloads: (dim, unbiased) positionally, unbiased in dim's place, or correction=."""
+    if isinstance(dim, bool):  # var_mean(x, True): the unbiased overload
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise RuntimeError(f"{op}: pass either unbiased or correction, not both")
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    return dim, correction
+
+
+def var_mean(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
+    """(var, mean) over `dim` (all elements by default), var with `correction` (default 1)."""
+    dim, correction = _moments_args(dim, unbiased, correction, "var_mean")
+    return input.var(dim, keepdim=keepdim, correction=correction), input.mean(dim, keepdim=keepdim)
+
+
+def std_mean(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
+    """(std, mean) over `dim` (all elements by default), std with `correction` (default 1)."""
+    dim, correction = _moments_args(dim, unbiased, correction, "std_mean")
+    return input.std(dim, keepdim=keepdim, correction=correction), input.mean(dim, keepdim=keepdim)

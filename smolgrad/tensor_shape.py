@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from .shapes import _norm_dim, broadcast_shapes
+from .shapes import _norm_dim, broadcast_shapes, shape_arg
 
 
 def _dims_arg(dims) -> tuple[int, ...]:
@@ -203,6 +203,66 @@ class ShapeOps:
     def reshape_as(self, other):
         """self.reshape(other.shape)."""
         return self.reshape(other.shape)
+
+    # ----- broadcasting, uneven splits and metadata -----
+    def broadcast_to(self, *shape):
+        """A view of the tensor expanded to `shape` (-1 keeps a size; torch.broadcast_to)."""
+        try:
+            return self.expand(*shape)
+        except RuntimeError as e:
+            raise RuntimeError(f"broadcast_to: cannot broadcast shape {self.shape} to {shape_arg(shape, True)}: {e}") from None
+
+    def tensor_split(self, indices_or_sections, dim: int = 0):
+        """Views splitting `dim` into n parts (an int: the first size % n parts one longer) or at
+        the given indices (slice rules: out of range clamps, a decreasing index gives an empty part)."""
+        from .tensor import Tensor
+
+        if self.ndim == 0:
+            raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a tensor with 0 dims")
+        dim = _norm_dim(dim, self.ndim, "tensor_split")
+        n = self.shape[dim]
+        spec = indices_or_sections
+        if isinstance(spec, Tensor):
+            if spec.dtype.is_floating_point or spec.dtype.is_bool or spec.ndim > 1:
+                raise RuntimeError(
+                    "tensor_split expected tensor_indices_or_sections to be a zero-dimensional or one-dimensional "
+                    f"integer tensor, but got a {spec.dtype.name} tensor of shape {spec.shape}"
+                )
+            spec = spec.tolist()
+        if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+            sections = int(spec)
+            if sections <= 0:
+                raise RuntimeError(f"tensor_split: number of sections must be larger than 0, got {sections}")
+            size, extra = divmod(n, sections)
+            bounds, start = [], 0
+            for i in range(sections):
+                length = size + (1 if i < extra else 0)
+                bounds.append((start, length))
+                start += length
+        elif isinstance(spec, (list, tuple)) and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in spec):
+            edges = [0] + [min(max(i + n if i < 0 else i, 0), n) for i in spec] + [n]
+            bounds = [(a, max(b - a, 0)) for a, b in zip(edges[:-1], edges[1:])]
+        else:
+            raise TypeError(
+                f"tensor_split(): argument 'indices_or_sections' must be an int or a sequence of ints, got {spec!r}"
+            )
+        return tuple(self.narrow(dim, start, length) for start, length in bounds)
+
+    def type_as(self, other):
+        """The tensor cast to other's dtype."""
+        return self.type(other.dtype)
+
+    def element_size(self) -> int:
+        """Bytes per element of the dtype (as torch reports it: int64 is 8)."""
+        return self.dtype.itemsize
+
+    def nelement(self) -> int:
+        """The number of elements (numel)."""
+        return self.numel()
+
+    def ndimension(self) -> int:
+        """The number of dims (dim)."""
+        return self.ndim
 
     # ----- new tensors with this tensor's dtype and device -----
     def _new(self, dtype, device):
