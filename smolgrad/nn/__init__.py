@@ -7,7 +7,7 @@ from .attention import MultiheadAttention
 from .containers import ModuleDict, ModuleList, Sequential
 from .conv import Conv2d
 from .layers import Dropout, Embedding, Flatten, LayerNorm
-from .linear import Identity, Linear
+from .linear import Bilinear, Identity, Linear
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module
 from .parameter import Parameter
@@ -63,6 +63,7 @@ __all__ = [
     "ModuleDict",
     "Identity",
     "Linear",
+    "Bilinear",
     "Conv2d",
     "MaxPool2d",
     "AvgPool2d",

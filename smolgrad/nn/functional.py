@@ -135,6 +135,25 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return out + bias if bias is not None and not fused_bias else out
 
 
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y[..., o] = sum_ij input1[..., i] * weight[o, i, j] * input2[..., j] + bias[o], with
+    weight of shape (out_features, in1_features, in2_features)."""
+    if weight.ndim != 3:
+        raise RuntimeError(f"bilinear(): weight must be 3-D (out, in1, in2), got shape {weight.shape}")
+    if input1.shape[:-1] != input2.shape[:-1]:
+        raise RuntimeError(f"bilinear(): input batch dimensions do not match: got {input1.shape[:-1]} and "
+                           f"{input2.shape[:-1]}")
+    for name, x, want in (("input1", input1, weight.shape[1]), ("input2", input2, weight.shape[2])):
+        if x.ndim == 0 or x.shape[-1] != want:
+            raise RuntimeError(f"bilinear(): {name} size does not match weight size: got {x.shape[-1] if x.ndim else 0} "
+                               f"but expected {want}")
+    out_features, in1, in2 = weight.shape
+    # x1 @ W as one matrix product: (..., in1) @ (in1, out * in2), then the sum over j with x2
+    mixed = linear(input1, weight.permute(0, 2, 1).reshape(out_features * in2, in1))
+    out = (mixed.reshape(*input1.shape[:-1], out_features, in2) * input2.unsqueeze(-2)).sum(-1)
+    return out + bias if bias is not None else out
+
+
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of `weight` picked by the integer tensor `input`: shape input.shape + (dim,).
 
