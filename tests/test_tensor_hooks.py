@@ -206,6 +206,20 @@ def test_a_hooked_gradient_matches_finite_differences_of_the_scaled_function():
     np.testing.assert_allclose(x.grad.numpy(), x2.grad.numpy(), rtol=1e-12)
 
 
+def test_hooks_registered_before_an_in_place_op_see_the_old_values_grad(device):
+    """As in torch: a hook registered before y.mul_(3) gets the gradient with respect to the
+    value before the change, one registered after it the gradient with respect to the new one."""
+    x = leaf([1.0, 2.0], device)
+    y = x * 1
+    seen = []
+    y.register_hook(lambda g: seen.append(("before", g.numpy().tolist())))
+    y.mul_(3)
+    y.register_hook(lambda g: seen.append(("after", g.numpy().tolist())))
+    (y * y).sum().backward()
+    assert seen == [("after", [6.0, 12.0]), ("before", [18.0, 36.0])]
+    assert_close(x.grad, [18.0, 36.0])
+
+
 def test_register_hook_errors(device):
     with pytest.raises(RuntimeError, match="cannot register a hook on a tensor that doesn't require gradient"):
         sg.ones(2, device=device).register_hook(lambda g: g)
@@ -261,6 +275,7 @@ def _compiled_run(device, hook, compiled, steps=5):
     model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)).to(device)
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     x = sg.tensor(rand(5, 4, seed=10), device=device)
+    model[2].weight.register_hook(lambda g: g * 0.5)  # on state, registered before: recorded too
 
     def step(x):
         opt.zero_grad()

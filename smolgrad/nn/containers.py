@@ -271,7 +271,7 @@ class ParameterList(Module):
     def insert(self, index: int, value: Any) -> None:
         """Insert `value` before position `index`, renumbering the entries after it."""
         if isinstance(value, Tensor) and not isinstance(value, Parameter):
-            value = Parameter(value)
+            value = Parameter(value)  # before the entries are renumbered: a bad tensor changes nothing
         items = list(self)
         items.insert(operator.index(index), value)
         for i in range(len(items)):
