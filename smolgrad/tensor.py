@@ -66,8 +66,10 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
     # in-place op needs one); _view: how a view derives from its root (storage.ViewInfo);
     # _fw: (forward-AD level, tangent) while a dual_level is active
     # _post_accumulate_grad_hooks: dict of hooks a leaf runs after backward accumulates its .grad
+    # _backward_hooks: a leaf's register_hook hooks (a non-leaf's live on its Function, _ctx)
     __slots__ = (
-        "lazydata", "requires_grad", "grad", "_ctx", "_storage", "_view", "_fw", "_post_accumulate_grad_hooks", "__weakref__"
+        "lazydata", "requires_grad", "grad", "_ctx", "_storage", "_view", "_fw", "_post_accumulate_grad_hooks",
+        "_backward_hooks", "__weakref__",
     )
     __array_priority__ = 1000  # numpy_array + tensor goes to Tensor.__radd__
 
@@ -222,6 +224,17 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
         `inputs`); with `create_graph=True` the gradients are differentiable again."""
         inputs = None if inputs is None else ([inputs] if isinstance(inputs, Tensor) else list(inputs))
         run_backward([self], [gradient], retain_graph, create_graph, inputs)
+
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> RemovableHandle:
+        """Call `hook(grad)` each time a gradient with respect to this tensor is computed; a
+        returned tensor replaces the gradient. Returns a handle whose `remove()` unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        node = self if self._ctx is None else self._ctx  # where backward collects this tensor's gradient
+        hooks = getattr(node, "_backward_hooks", None)
+        if hooks is None:
+            hooks = node._backward_hooks = {}
+        return RemovableHandle(hooks, hook)
 
     def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> RemovableHandle:
         """Call `hook(self)` each time backward has accumulated a gradient into this leaf's

@@ -75,6 +75,7 @@ class Function:
 
     released = False  # set by release() after backward
     _to_save: tuple = ()
+    _backward_hooks: dict | None = None  # Tensor.register_hook on this Function's output
 
     def forward(self, *args, **kwargs) -> LazyBuffer:
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -288,6 +289,9 @@ def _propagate(outputs, grad_outputs, retain_graph, create_graph, inputs, accumu
             g = grads.pop(id(node), None)
             if g is None:
                 continue
+            hooks = getattr(node, "_backward_hooks", None)
+            if hooks:  # Tensor.register_hook: on the node's total gradient, before it is captured or used
+                g = _run_tensor_hooks(hooks, g)
             if wanted is not None and id(node) in wanted:
                 captured[id(node)] = g
             if not isinstance(node, Function):  # a leaf
@@ -310,6 +314,27 @@ def _propagate(outputs, grad_outputs, retain_graph, create_graph, inputs, accumu
             if not retain_graph:
                 node.release()
     return captured
+
+
+def _run_tensor_hooks(hooks: dict, g: Tensor) -> Tensor:
+    """Run Tensor.register_hook's hooks in registration order, each on the previous one's
+    result; a hook returning a tensor replaces the gradient, one returning None keeps it."""
+    Tensor = _tensor_class()
+    for hook in list(hooks.values()):
+        out = hook(g)
+        if out is None:
+            continue
+        name = getattr(hook, "__name__", type(hook).__name__)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"hook '{name}' (registered with Tensor.register_hook) returned a {type(out).__name__}; "
+                            "a tensor hook must return a Tensor (the new gradient) or None")
+        for what, was, got in (("size", list(g.shape), list(out.shape)), ("type", g.dtype.name, out.dtype.name),
+                               ("device", g.device, out.device)):
+            if was != got:
+                raise RuntimeError(f"hook '{name}' has changed the {what} of value (was {was} got {got}); a tensor "
+                                   "hook must return a gradient of the tensor's shape, dtype and device")
+        g = out
+    return g
 
 
 class set_grad_mode(_GradMode):
