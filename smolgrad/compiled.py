@@ -287,6 +287,18 @@ def _host_state(hosts: list) -> tuple:
     return tuple(out)
 
 
+def _hooks(state: list[Tensor]) -> tuple:
+    """The gradient hooks registered on the state tensors (register_hook and
+    register_post_accumulate_grad_hook), by handle: a guard, so that adding or removing one
+    records again (the recording ran the hooks there were)."""
+    out = []
+    for i, t in enumerate(state):
+        hooks = getattr(t, "_backward_hooks", None), getattr(t, "_post_accumulate_grad_hooks", None)
+        if hooks[0] or hooks[1]:
+            out.append((i, tuple(hooks[0] or ()), tuple(hooks[1] or ())))
+    return tuple(out)
+
+
 def _tensor_guard(t: Tensor) -> tuple:
     return (*_layout(t.lazydata), t.requires_grad)
 
@@ -544,6 +556,7 @@ class CompiledFunction:
             tuple((id(m), m.training) for m in modules),
             tuple(scalars),
             _host_options(hosts),
+            _hooks(state),
         )
 
     def _record(self, key, args, kwargs, arg_tensors: list[Tensor], state: list[Tensor], hosts: list, modules: list):

@@ -337,6 +337,28 @@ def test_a_mode_set_inside_the_step_is_set_by_replays_too(device):
         check_equal(got, want, device)
 
 
+def test_a_hook_added_or_removed_after_replays_start_records_again(device):
+    """Gradient hooks on parameters are a guard: a hook registered (or removed) between
+    calls takes effect at the next call, as eagerly."""
+    def run(compiled):
+        w, fn = simple_step(device)
+        fn = sg.compile(fn) if compiled else fn
+        x = sg.tensor(np.random.default_rng(3).standard_normal((4, 5)).astype(np.float32), device=device)
+        losses, handle = [], None
+        for i in range(10):
+            if i == 5:
+                handle = w.register_hook(lambda g: g * 0)  # freezes w from now on
+            if i == 8:
+                handle.remove()
+            losses.append(fn(x).item())
+        return losses, w.detach().numpy(), fn
+
+    (eager_losses, eager_w, _), (losses, w, fn) = run(False), run(True)
+    assert fn.replays > 0
+    check_equal(losses, eager_losses, device)
+    check_equal(w, eager_w, device)
+
+
 def test_a_host_read_inside_the_step_runs_eagerly_with_a_warning(device):
     w, fn = simple_step(device)
 
