@@ -125,6 +125,9 @@ def test_softmin_dtype_and_implicit_dim():
     out = F.softmin(x, 1, dtype=sg.float64)
     assert out.dtype == sg.float64
     assert_close(out, softmax_np(-a.astype(np.float64), 1))
+    assert_close(F.softmin(sg.tensor([[0, 1]]), 1, dtype=sg.float32), softmax_np(-np.array([[0.0, 1.0]]), 1))
+    with pytest.raises(TypeError, match="softmin: expected a Tensor"):
+        F.softmin([1.0, 2.0], 0)
     with pytest.warns(UserWarning, match="Implicit dimension choice for softmin"):
         out = F.softmin(x)  # 2-d: torch picks dim 1
     assert_close(out, softmax_np(-a, 1))

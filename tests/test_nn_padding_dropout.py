@@ -105,6 +105,10 @@ def test_pad_modes_webgpu_gradients_match_numpy(webgpu):
     assert_close(grads[webgpu], grads["numpy"], rtol=1e-5, atol=1e-5)
 
 
+def test_constant_pad_value_none_is_zero():
+    assert_close(F.pad(sg.ones(1, 2), (1, 0), value=None), np.array([[0.0, 1.0, 1.0]], dtype=np.float32))
+
+
 def test_pad_mode_errors():
     x = sg.zeros(1, 2, 3)
     with pytest.raises(RuntimeError, match=r"reflect padding size should be less than the corresponding input dimension.*\(3, 0\)"):

@@ -28,7 +28,9 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
 
     Negative amounts crop. Modes: 'constant' (value), 'reflect', 'replicate', 'circular'."""
     if mode not in ("constant", "reflect", "replicate", "circular"):
-        raise NotImplementedError(f"pad: mode {mode!r} is not supported; use 'constant', 'reflect', 'replicate' or 'circular'")
+        raise NotImplementedError(
+            f"pad: mode {mode!r} is not supported; use 'constant', 'reflect', 'replicate' or 'circular'"
+        )
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise RuntimeError(
             f"pad: padding length {len(pad)} must be even and at most 2 * the {input.ndim} dims of the input"
@@ -38,7 +40,7 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
     pairs = [(0, 0)] * input.ndim
     for i in range(len(pad) // 2):
         pairs[input.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
-    return input.pad(pairs, value)
+    return input.pad(pairs, 0.0 if value is None else value)
 
 
 # ----- activations -----
@@ -1802,6 +1804,7 @@ def _implicit_softmax_dim(op: str, ndim: int) -> int:
 
 def softmin(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """softmax(-x) along dim (stable)."""
+    _check_tensor("softmin", input)
     x = _float_input("softmin", input if dtype is None else input.type(dtype))
     if dim is None:
         dim = _implicit_softmax_dim("softmin", x.ndim)
