@@ -68,6 +68,18 @@ class InPlaceOps:
     def sqrt_(self) -> Tensor:
         return self._inplace("sqrt_", lambda s: s.sqrt())
 
+    def log_(self) -> Tensor:
+        return self._inplace("log_", lambda s: s.log())
+
+    def relu_(self) -> Tensor:
+        return self._inplace("relu_", lambda s: s.relu())
+
+    def sigmoid_(self) -> Tensor:
+        return self._inplace("sigmoid_", lambda s: s.sigmoid())
+
+    def tanh_(self) -> Tensor:
+        return self._inplace("tanh_", lambda s: s.tanh())
+
     def abs_(self) -> Tensor:
         return self._inplace("abs_", lambda s: s.abs())
 

@@ -26,24 +26,28 @@ from ..tensor import Tensor, arange, check_same_device, where
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
     """Pad the last len(pad)//2 dims: pad = (last_lo, last_hi, second_last_lo, ...), like torch.
 
-    Negative amounts crop. Only mode='constant' is supported."""
-    if mode != "constant":
-        raise NotImplementedError(f"pad: mode {mode!r} is not supported; only 'constant'")
+    Negative amounts crop. Modes: 'constant' (value), 'reflect', 'replicate', 'circular'."""
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise NotImplementedError(
+            f"pad: mode {mode!r} is not supported; use 'constant', 'reflect', 'replicate' or 'circular'"
+        )
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise RuntimeError(
             f"pad: padding length {len(pad)} must be even and at most 2 * the {input.ndim} dims of the input"
         )
+    if mode != "constant":
+        return _pad_nonconstant(input, pad, mode, value)
     pairs = [(0, 0)] * input.ndim
     for i in range(len(pad) // 2):
         pairs[input.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
-    return input.pad(pairs, value)
+    return input.pad(pairs, 0.0 if value is None else value)
 
 
 # ----- activations -----
 
 
-def relu(input: Tensor) -> Tensor:
-    return input.relu()
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return relu_(input) if inplace else input.relu()
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -54,8 +58,10 @@ def tanh(input: Tensor) -> Tensor:
     return input.tanh()
 
 
-def silu(input: Tensor) -> Tensor:
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x) (also called swish)."""
+    if inplace:
+        return _write_inplace("silu_", input, silu)
     return input * input.sigmoid()
 
 
@@ -80,7 +86,7 @@ def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
     return (input.type(dtype) if dtype is not None else input).log_softmax(dim)
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p), in training.
 
     The mask is drawn on the device, in the kernel that applies it (Philox, seeded by
@@ -90,6 +96,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
+    if inplace:
+        return _write_inplace("dropout_", input, lambda s: dropout(s, p, training))
     if p == 1.0:
         return input * 0.0
     if not input.dtype.is_floating_point:
@@ -621,8 +629,8 @@ __all__ = [
 
 # ===== activations, distances and losses (issue 12: LeakyReLU ... TripletMarginLoss) =====
 # Kept in one block; the private helpers (_log1p, _expm1, _vector_norm, _xlogy) stand in for
-# Tensor methods that do not exist yet. `inplace=True` is accepted for torch's signatures and
-# computed out of place (same output; the input tensor is left as it was).
+# Tensor methods that do not exist yet. `inplace=True` writes the result into the input
+# (through the in-place forms in the nnact block below).
 
 from ..tensor import _norm_dim, broadcast_shapes  # noqa: E402
 
@@ -660,23 +668,31 @@ def _softplus(x: Tensor) -> Tensor:
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, else negative_slope * x."""
+    if inplace:
+        return leaky_relu_(input, negative_slope)
     x = _float_input("leaky_relu", input)
     return where(x > 0, x, x * negative_slope)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x where x > 0, else alpha * (exp(x) - 1)."""
+    if inplace:
+        return elu_(input, alpha)
     x = _float_input("elu", input)
     return where(x > 0, x, alpha * _expm1(x.clamp(max=0.0)))  # clamp: no exp overflow in the unused branch
 
 
 def selu(input: Tensor, inplace: bool = False) -> Tensor:
     """scale * elu(x, alpha) with the self-normalising constants alpha ~ 1.6733, scale ~ 1.0507."""
+    if inplace:
+        return selu_(input)
     return _SELU_SCALE * elu(_float_input("selu", input), _SELU_ALPHA)
 
 
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
+    if inplace:
+        return celu_(input, alpha)
     x = _float_input("celu", input)
     if alpha == 0:
         raise ValueError("celu: alpha must be nonzero (the formula divides by it)")
@@ -695,12 +711,16 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * tanh(softplus(x))."""
+    if inplace:
+        return _write_inplace("mish_", _float_input("mish_", input), mish)
     x = _float_input("mish", input)
     return x * _softplus(x).tanh()
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     """x clamped to [min_val, max_val]; the gradient is zero at and beyond the bounds (like torch)."""
+    if inplace:
+        return hardtanh_(input, min_val, max_val)
     x = _float_input("hardtanh", input)
     if max_val < min_val:
         raise ValueError(f"hardtanh: max_val ({max_val}) must be greater than or equal to min_val ({min_val})")
@@ -709,17 +729,21 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """min(max(0, x), 6)."""
-    return hardtanh(_float_input("relu6", input), 0.0, 6.0)
+    return hardtanh(_float_input("relu6", input), 0.0, 6.0, inplace)
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """0 for x <= -3, 1 for x >= 3, else x / 6 + 1 / 2."""
+    if inplace:
+        return _write_inplace("hardsigmoid_", _float_input("hardsigmoid_", input), hardsigmoid)
     x = _float_input("hardsigmoid", input)
     return where(x <= -3.0, 0.0, where(x >= 3.0, 1.0, x / 6.0 + 0.5))
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """0 for x <= -3, x for x >= 3, else x * (x + 3) / 6 (torch's gradient at +-3 included)."""
+    if inplace:
+        return _write_inplace("hardswish_", _float_input("hardswish_", input), hardswish)
     x = _float_input("hardswish", input)
     return where(x < -3.0, 0.0, where(x <= 3.0, x * (x + 3.0) / 6.0, x))
 
@@ -1692,3 +1716,245 @@ __all__ += [
     "pixel_shuffle",
     "pixel_unshuffle",
 ]
+
+
+# ===== more activations, in-place activations, padding modes, channel dropout (nnact) =====
+# In-place forms go through Tensor._inplace (tensor_inplace.py): the tensor object is the
+# result, its views see the new value, and autograd treats it as torch treats in-place ops.
+
+from ..creation import cat  # noqa: E402
+
+
+def _check_tensor(op: str, input) -> None:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: expected a Tensor as input, got {type(input).__name__}")
+
+
+def _write_inplace(op: str, input: Tensor, fn) -> Tensor:
+    """Set input's value to fn(input's value), in place (torch's in-place op `op`)."""
+    _check_tensor(op, input)
+    return input._inplace(op, fn)
+
+
+def relu_(input: Tensor) -> Tensor:
+    """relu, in place."""
+    return _write_inplace("relu_", input, lambda s: s.relu())
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """elu, in place."""
+    return _write_inplace("elu_", _float_input("elu_", input), lambda s: elu(s, alpha))
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """leaky_relu, in place."""
+    return _write_inplace("leaky_relu_", _float_input("leaky_relu_", input), lambda s: leaky_relu(s, negative_slope))
+
+
+def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """hardtanh, in place."""
+    if max_val < min_val:
+        raise ValueError(f"hardtanh_: max_val ({max_val}) must be greater than or equal to min_val ({min_val})")
+    return _write_inplace("hardtanh_", _float_input("hardtanh_", input), lambda s: hardtanh(s, min_val, max_val))
+
+
+def selu_(input: Tensor) -> Tensor:
+    """selu, in place."""
+    return _write_inplace("selu_", _float_input("selu_", input), selu)
+
+
+def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """celu, in place."""
+    if alpha == 0:
+        raise ValueError("celu_: alpha must be nonzero (the formula divides by it)")
+    return _write_inplace("celu_", _float_input("celu_", input), lambda s: celu(s, alpha))
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, else value."""
+    if inplace:
+        return threshold_(input, threshold, value)
+    _check_tensor("threshold", input)
+    return where(input > threshold, input, value).type(input.dtype)
+
+
+def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:
+    """threshold, in place."""
+    return _write_inplace("threshold_", input, lambda s: where(s > threshold, s, value).type(s.dtype))
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x where |x| > lambd, else 0."""
+    x = _float_input("hardshrink", input)
+    return where(x.abs() > lambd, x, 0.0).type(x.dtype)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x - lambd where x > lambd, x + lambd where x < -lambd, else 0."""
+    x = _float_input("softshrink", input)
+    if lambd < 0:
+        raise RuntimeError(f"softshrink: lambda must be greater or equal to 0, but found to be {lambd}")
+    return where(x > lambd, x - lambd, where(x < -lambd, x + lambd, 0.0)).type(x.dtype)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b), where a and b are the two halves of input along dim."""
+    x = _float_input("glu", input)
+    if x.ndim == 0:
+        raise RuntimeError("glu: does not support scalars (0-d tensors) because halving size must be even")
+    d = _norm_dim(dim, x.ndim, "glu")
+    n = x.shape[d]
+    if n % 2:
+        raise RuntimeError(
+            f"glu: Halving dimension must be even, but dimension {d} is size {n} (input of shape {x.shape})"
+        )
+    a, b = x.narrow(d, 0, n // 2), x.narrow(d, n // 2, n // 2)
+    return a * b.sigmoid()
+
+
+def _implicit_softmax_dim(op: str, ndim: int) -> int:
+    warnings.warn(
+        f"Implicit dimension choice for {op} has been deprecated. Change the call to include dim=X as an argument.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmin(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    """softmax(-x) along dim (stable)."""
+    _check_tensor("softmin", input)
+    x = _float_input("softmin", input if dtype is None else input.type(dtype))
+    if dim is None:
+        dim = _implicit_softmax_dim("softmin", x.ndim)
+    return softmax(-x, dim)
+
+
+# ----- padding modes: reflect, replicate, circular (movement ops and one cat per dim) -----
+
+
+def _pad_dim(x: Tensor, d: int, lo: int, hi: int, mode: str) -> Tensor:
+    """x padded along dim d: out[i] = x[m(i - lo)], m the mode's index map onto [0, n)."""
+    n = x.shape[d]
+    crop_lo, crop_hi = max(0, -lo), max(0, -hi)
+    pieces = []
+    if lo > 0:
+        if mode == "reflect":
+            pieces.append(x.narrow(d, 1, lo).flip(d))
+        elif mode == "replicate":
+            pieces.append(x.narrow(d, 0, 1).expand(*x.shape[:d], lo, *x.shape[d + 1 :]))
+        else:  # circular
+            pieces.append(x.narrow(d, n - lo, lo))
+    if n - crop_lo - crop_hi > 0:
+        pieces.append(x.narrow(d, crop_lo, n - crop_lo - crop_hi))
+    if hi > 0:
+        if mode == "reflect":
+            pieces.append(x.narrow(d, n - 1 - hi, hi).flip(d))
+        elif mode == "replicate":
+            pieces.append(x.narrow(d, n - 1, 1).expand(*x.shape[:d], hi, *x.shape[d + 1 :]))
+        else:
+            pieces.append(x.narrow(d, 0, hi))
+    return pieces[0] if len(pieces) == 1 else cat(pieces, d)
+
+
+def _pad_nonconstant(input: Tensor, pad: Sequence[int], mode: str, value) -> Tensor:
+    """F.pad's 'reflect', 'replicate' and 'circular' modes (torch's checks and index maps)."""
+    if value is not None and value != 0:
+        raise RuntimeError(f'pad: padding mode "{mode}" doesn\'t take in value argument (got value={value})')
+    k = len(pad) // 2
+    if len(pad) not in (2, 4, 6) or input.ndim not in (k + 1, k + 2):
+        raise NotImplementedError(
+            f"pad: mode {mode!r} pads the last 1, 2 or 3 dims of an input with those dims, a channel dim and an "
+            f"optional batch dim; got padding of length {len(pad)} for an input of shape {input.shape}"
+        )
+    x = input
+    for i in range(k):
+        d = input.ndim - 1 - i
+        lo, hi, n = int(pad[2 * i]), int(pad[2 * i + 1]), input.shape[d]
+        if mode == "reflect" and (lo >= n or hi >= n):
+            raise RuntimeError(
+                f"pad: reflect padding size should be less than the corresponding input dimension, but got "
+                f"padding ({lo}, {hi}) at dimension {d} of input of shape {input.shape}"
+            )
+        if mode == "circular" and (lo > n or hi > n):
+            raise RuntimeError(
+                f"pad: circular padding ({lo}, {hi}) at dimension {d} of input of shape {input.shape} "
+                "wraps around more than once; it must be at most the size of that dimension"
+            )
+        if n == 0 or max(0, -lo) + max(0, -hi) > n or n + lo + hi <= 0:
+            raise RuntimeError(
+                f"pad: padding ({lo}, {hi}) at dimension {d} of input of shape {input.shape} "
+                f"gives an empty or negative output size in mode {mode!r}"
+            )
+        x = _pad_dim(x, d, lo, hi, mode)
+    return x
+
+
+# ----- channel dropout (dropout1d / 2d / 3d) -----
+
+
+def _check_dropout_p(p: float) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _feature_dropout(op: str, input: Tensor, p: float, training: bool, inplace: bool, unbatched: bool) -> Tensor:
+    """Zero whole channels (dims 0 and 1, or dim 0 of an unbatched input) with probability p and
+    scale the rest by 1/(1-p), the channel mask drawn on the device from smolgrad's streams."""
+    _check_dropout_p(p)
+    if not training or p == 0.0:
+        return input
+    x = _float_input(op, input)
+    if x.ndim < 2:
+        raise RuntimeError(f"{op}: feature dropout requires at least 2 dimensions in the input, got shape {x.shape}")
+    lead = 1 if unbatched else 2
+    mask_shape = x.shape[:lead] + (1,) * (x.ndim - lead)
+    if p == 1.0:
+        scale = x.new_zeros(mask_shape)
+    else:
+        from ..creation import uniform_lazy
+
+        (u,) = uniform_lazy(mask_shape, x.dtype, x.device)
+        scale = where(Tensor._from_lazy(u) >= p, 1.0 / (1.0 - p), 0.0).type(x.dtype)
+    if inplace:
+        return _write_inplace(op + "_", x, lambda s: s * scale)
+    return x * scale
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, L) or (C, L) input with probability p, scaling the rest by 1/(1-p)."""
+    _check_dropout_p(p)
+    _check_tensor("dropout1d", input)
+    if input.ndim not in (2, 3):
+        raise RuntimeError(
+            f"dropout1d: Expected 2D or 3D input, but received input of shape {input.shape}. "
+            "dropout1d zeroes channels of (N, C, L) or (C, L) inputs"
+        )
+    return _feature_dropout("dropout1d", input, p, training, inplace, unbatched=input.ndim == 2)
+
+
+def _warn_dropout_dims(op: str, ndim: int, expected: str) -> None:
+    warnings.warn(
+        f"{op}: Received a {ndim}-D input to {op}, which is deprecated and will result in an error in a future "
+        f"release. {op} expects {expected} inputs; the input is treated as (N, C, *)",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, H, W) or (C, H, W) input with probability p, scaling the rest by 1/(1-p)."""
+    _check_dropout_p(p)
+    _check_tensor("dropout2d", input)
+    if input.ndim not in (3, 4):
+        _warn_dropout_dims("dropout2d", input.ndim, "3-D (C, H, W) or 4-D (N, C, H, W)")
+    return _feature_dropout("dropout2d", input, p, training, inplace, unbatched=input.ndim == 3)
+
+
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels of an (N, C, D, H, W) or (C, D, H, W) input with probability p, scaling the rest by 1/(1-p)."""
+    _check_dropout_p(p)
+    _check_tensor("dropout3d", input)
+    if input.ndim not in (4, 5):
+        _warn_dropout_dims("dropout3d", input.ndim, "4-D (C, D, H, W) or 5-D (N, C, D, H, W)")
+    return _feature_dropout("dropout3d", input, p, training, inplace, unbatched=input.ndim == 4)
