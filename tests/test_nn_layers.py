@@ -127,7 +127,7 @@ def test_dropout_module_drops_in_train_and_passes_in_eval():
     assert (drop(x).numpy() == 0).any()
     drop.eval()
     assert drop(x) is x
-    assert repr(drop) == "Dropout(p=0.5)"
+    assert repr(drop) == "Dropout(p=0.5, inplace=False)"  # (torch's)
 
 
 # ----- clip_grad_norm_ / clip_grad_value_ -----
