@@ -12,12 +12,19 @@ import tempfile
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import smolgrad as sg
 
 # pytest runs with --import-mode=importlib (so the installed smolgrad is tested);
 # make tests/helpers.py importable as `helpers` all the same.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+# Property tests draw the same examples on every run ("ci", the default), so a run never
+# fails by chance; SMOLGRAD_HYPOTHESIS=explore draws new ones each run (to look for bugs).
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("SMOLGRAD_HYPOTHESIS", "ci"))
 
 # the matmul autotuner's choices go to a folder of this test run, never the user's cache
 os.environ["SMOLGRAD_AUTOTUNE_CACHE"] = tempfile.mkdtemp(prefix="smolgrad-autotune-")

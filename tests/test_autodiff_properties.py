@@ -4,7 +4,7 @@ forward-mode JVP (func.jvp) and second derivative (double backward: a Hessian-ve
 product) agree with central finite differences."""
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import smolgrad as sg
@@ -77,11 +77,13 @@ def test_gradient_jvp_and_hessian_vector_product_match_finite_differences(progra
     v = rng.uniform(-1, 1, (n, d))
     bias = sg.tensor(rng.uniform(0.5, 1.5, d), device="numpy")
     f = make(steps, bias)
+    # a chain of growing steps into exp overflows, or is too steep for finite differences
+    want = numeric_directional(f, x, v)
+    assume(abs(f(sg.tensor(x, device="numpy")).item()) < 1e3 and abs(want) < 1e3)
 
     # reverse mode: <grad f(x), v> against the directional difference
     xt = sg.tensor(x, device="numpy", requires_grad=True)
     (g,) = sg.autograd.grad(f(xt), xt, create_graph=True)
-    want = numeric_directional(f, x, v)
     np.testing.assert_allclose((g.detach().numpy() * v).sum(), want, rtol=1e-5, atol=1e-6)
 
     # forward mode: the JVP's tangent is the same directional derivative
