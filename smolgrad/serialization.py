@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import tempfile
+import zipfile
 from typing import Any
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, serialization_torch
 from .device import canonical
 from .tensor import Tensor
 
@@ -177,12 +179,23 @@ def _fsync_directory(directory: str) -> None:
 def load(path: str | os.PathLike, device: str | None = None) -> Any:
     """Load what `save` stored, with tensors on `device` (default: the default device).
 
-    A safetensors file written by another tool loads as a dict of name -> Tensor.
-    Raises CheckpointError (a ValueError) for a corrupt or truncated file."""
+    A safetensors file written by another tool loads as a dict of name -> Tensor, and a
+    PyTorch checkpoint (torch.save's zip format: .pt, .pth, .bin) as the object it holds,
+    read without running its code (see serialization_torch). Raises CheckpointError (a
+    ValueError) for a corrupt or truncated file."""
     path = os.fspath(path)
     device = canonical(device)
     with open(path, "rb") as f:
         raw = f.read()
+    if serialization_torch.is_torch_checkpoint(raw):
+        try:
+            return serialization_torch.load_torch(path, device)
+        except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, EOFError, ValueError) as e:
+            raise CheckpointError(f"{path}: cannot read this PyTorch checkpoint: {e}") from None
+    if raw[:2] == b"\x80\x02":  # a pickle: torch.save's format before PyTorch 1.6
+        raise CheckpointError(f"{path}: a PyTorch checkpoint in the legacy (pre-1.6) format, which smolgrad does not "
+                              "read; load it in PyTorch and save it again with torch.save (the zip format) or "
+                              "safetensors.torch.save_file")
     header, data_start = _parse_header(raw, path)
     metadata = header.pop("__metadata__", None) or {}
     arrays = _read_tensors(header, memoryview(raw)[data_start:], path)
