@@ -146,6 +146,36 @@ class Tensor(MathOps, ReduceOps, SortingOps, SelectOps, ShapeOps, LinalgOps, InP
             return None
         return info.root
 
+    def stride(self, dim: int | None = None):
+        """Elements to step in the storage to the next index along each dim (or along
+        `dim`), as torch reports them: a view's are its base's (a transpose swaps them,
+        an expanded dim has 0); a computed tensor's are C order."""
+        strides = storage.storage_view(self).strides
+        if dim is None:
+            return tuple(strides)
+        if self.ndim == 0:
+            raise IndexError(f"stride: dimension specified as {dim} but tensor has no dimensions")
+        return strides[_norm_dim(dim, self.ndim, "stride")]
+
+    def storage_offset(self) -> int:
+        """Where this tensor's first element sits in its storage, in elements."""
+        return storage.storage_view(self).offset
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        """Whether the elements sit in C order in the storage, with no gaps (size-1 dims and
+        empty tensors count as contiguous, as in torch)."""
+        if memory_format is not None:
+            raise NotImplementedError(f"is_contiguous: memory_format={memory_format!r}: smolgrad tracks only C order")
+        if self.numel() == 0:
+            return True
+        expected = 1
+        for n, s in reversed(list(zip(self.shape, self.stride()))):
+            if n != 1:
+                if s != expected:
+                    return False
+                expected *= n
+        return True
+
     @property
     def T(self) -> Tensor:
         return self.permute(tuple(reversed(range(self.ndim))))
