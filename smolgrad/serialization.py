@@ -189,7 +189,7 @@ def load(path: str | os.PathLike, device: str | None = None) -> Any:
         raw = f.read()
     if serialization_torch.is_torch_checkpoint(raw):
         try:
-            return serialization_torch.load_torch(path, device)
+            return serialization_torch.load_torch(raw, device)
         except (pickle.UnpicklingError, zipfile.BadZipFile, KeyError, EOFError, ValueError) as e:
             raise CheckpointError(f"{path}: cannot read this PyTorch checkpoint: {e}") from None
     if raw[:2] == b"\x80\x02":  # a pickle: torch.save's format before PyTorch 1.6

@@ -14,6 +14,7 @@ torch < 1.6 is refused with an error saying how to convert it."""
 from __future__ import annotations
 
 import collections
+import io
 import pickle
 import zipfile
 from typing import Any
@@ -44,7 +45,6 @@ class _StorageType:
     """Stands for one of torch's storage classes in the pickle."""
 
     def __init__(self, name: str):
-        self.name = name
         self.np, self.dtype = _STORAGES[name]
 
 
@@ -125,11 +125,11 @@ def is_torch_checkpoint(raw: bytes) -> bool:
     return raw[:4] == ZIP_MAGIC
 
 
-def load_torch(path: str, device: str) -> Any:
-    """The object a PyTorch checkpoint at `path` holds, with its tensors as smolgrad
-    tensors on `device`. Raises pickle.UnpicklingError or zipfile.BadZipFile for a file it
-    cannot read."""
-    with zipfile.ZipFile(path) as archive:
+def load_torch(raw: bytes, device: str) -> Any:
+    """The object a PyTorch checkpoint (the file's bytes, `raw`) holds, with its tensors as
+    smolgrad tensors on `device`. Raises pickle.UnpicklingError or zipfile.BadZipFile for
+    a file it cannot read."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
         pickles = [n for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") <= 1]
         if len(pickles) != 1:
             raise pickle.UnpicklingError("a zip file, but not a PyTorch checkpoint (no single data.pkl in it)")
