@@ -114,11 +114,7 @@ def register_view(parent: Tensor, child: Tensor, *entries: tuple) -> Tensor:
 def alias(target: Tensor, value: Tensor) -> None:
     """Make `target` share `value`'s storage as a detached alias (`target.data = value`),
     keeping target's identity, grad, requires_grad and autograd history."""
-    old = target._storage
-    if old is not None and target._view is None:
-        _reroot(target, old)
-    target.lazydata = value.lazydata
-    target._storage = target._view = None
+    rebind(target, value.lazydata)
     register_view(value, target, ("detach", None))
 
 

@@ -1738,7 +1738,8 @@ def _write_inplace(op: str, input: Tensor, fn) -> Tensor:
 
 def relu_(input: Tensor) -> Tensor:
     """relu, in place."""
-    return _write_inplace("relu_", input, lambda s: s.relu())
+    _check_tensor("relu_", input)
+    return input.relu_()
 
 
 def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
